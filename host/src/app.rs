@@ -1,0 +1,147 @@
+//! An app: its manifest, router and handler registry, loaded and checked
+//! before anything is served.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::engine::{EngineConfig, WasmEngine};
+use crate::manifest::{Manifest, ManifestError};
+use crate::registry::{Linkers, Registry};
+use crate::router::{Route, Router};
+
+/// Server-wide settings; the manifest's `[app]` table and the CLI fill them.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Tornado's `max_body_size`: 100 MB.
+    pub max_body_size: u64,
+    /// A client must send its request headers within this time.
+    pub header_timeout: Duration,
+    /// Connections beyond this many are refused at accept.
+    pub max_connections: usize,
+    /// How long graceful shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+    pub engine: EngineConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
+            max_body_size: 100 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 20_000,
+            shutdown_grace: Duration::from_secs(30),
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Applies the manifest's `[app]` settings (the CLI may override after).
+    pub fn apply_manifest(&mut self, manifest: &Manifest) -> Result<(), ManifestError> {
+        if let Some(listen) = &manifest.app.listen {
+            self.listen = listen
+                .parse()
+                .map_err(|e| manifest.error(None, format!("[app] listen = {listen:?}: {e}")))?;
+        }
+        if let Some(max) = manifest.app.max_body_size {
+            self.max_body_size = max;
+        }
+        if let Some(secs) = manifest.app.header_timeout_secs {
+            self.header_timeout = Duration::from_secs(secs);
+        }
+        Ok(())
+    }
+}
+
+/// Why an app could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{0:#}")]
+    Engine(anyhow::Error),
+}
+
+/// A loaded app, shared by every connection.
+pub struct App {
+    pub dir: PathBuf,
+    pub config: ServerConfig,
+    pub router: ArcSwap<Router>,
+    pub registry: Registry,
+    next_request_id: AtomicU64,
+    // Dropped last: stops the epoch ticker.
+    pub wasm: WasmEngine,
+}
+
+impl App {
+    /// Loads and checks the app in `dir`: every handler is compiled and linked
+    /// now, so a bad component stops start-up rather than a request. Blocking.
+    pub fn load(dir: &Path, mut config: ServerConfig) -> Result<Arc<App>, LoadError> {
+        let manifest = Manifest::load(dir)?;
+        config.apply_manifest(&manifest)?;
+        let max_memory = manifest
+            .handlers
+            .iter()
+            .map(|h| (h.limits.memory_limit_mb as usize) << 20)
+            .max()
+            .unwrap_or(0);
+        config.engine.max_memory_bytes = config.engine.max_memory_bytes.max(max_memory);
+        let wasm = WasmEngine::new(&config.engine).map_err(LoadError::Engine)?;
+        let linkers = Linkers::new(wasm.engine.clone()).map_err(LoadError::Engine)?;
+        let registry = Registry::new(linkers);
+
+        for spec in &manifest.handlers {
+            let bytes = std::fs::read(&spec.wasm).map_err(|e| {
+                manifest.error(
+                    Some(spec.line),
+                    format!(
+                        "handler {:?}: cannot read {}: {e}{}",
+                        spec.name,
+                        spec.wasm.display(),
+                        if spec.build.is_some() {
+                            " (run `waterspout build` or `serve --build` first)"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            })?;
+            let version = registry.build_version(&spec.name, 1, &bytes).map_err(|e| {
+                manifest.error(
+                    Some(spec.line),
+                    format!("handler {:?} ({}): {e}", spec.name, spec.wasm.display()),
+                )
+            })?;
+            registry.install(&spec.name, spec.limits.clone(), Arc::new(version));
+        }
+
+        let routes = manifest
+            .routes
+            .iter()
+            .map(|r| {
+                Route::new(&r.pattern, r.handler.clone(), r.name.clone(), r.settings.clone())
+                    .map_err(|e| manifest.error(Some(r.line), format!("invalid route pattern: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Arc::new(App {
+            dir: manifest.dir.clone(),
+            config,
+            router: ArcSwap::from_pointee(Router::new(routes)),
+            registry,
+            next_request_id: AtomicU64::new(1),
+            wasm,
+        }))
+    }
+
+    pub fn next_request_id(&self) -> u64 {
+        self.next_request_id.fetch_add(1, Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,39 @@
+//! The one place where WIT becomes Rust: `bindgen!` for each world, sealed
+//! here. Everything else imports the few names re-exported below.
+
+/// World `handler`: a Tornado `RequestHandler`.
+pub mod handler {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "handler",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "waterspout:handler/types.request": crate::request::RequestData,
+        },
+    });
+}
+
+/// World `websocket`: a Tornado `WebSocketHandler`. Shares `types` and `log`
+/// with the handler world.
+pub mod websocket {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "websocket",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "waterspout:handler/types": crate::bindings::handler::waterspout::handler::types,
+            "waterspout:handler/log": crate::bindings::handler::waterspout::handler::log,
+        },
+    });
+}
+
+pub use handler::exports::waterspout::handler::request_handler::HttpError;
+pub use handler::waterspout::handler::log::Level as LogLevel;
+pub use handler::waterspout::handler::response::CookieOptions;
+pub use handler::waterspout::handler::types::Method as WitMethod;
+pub use handler::waterspout::handler::types::UploadedFile;
+pub use handler::{Handler as HandlerWorld, HandlerPre};
+pub use websocket::waterspout::handler::websocket_connection::Message as WsMessage;
+pub use websocket::{Websocket as WebsocketWorld, WebsocketPre};

@@ -1,0 +1,431 @@
+//! One HTTP request through a handler component, in Tornado's order:
+//! method supported? → body parsed (malformed → 400) → prepare → verb →
+//! automatic finish → on-finish. Errors go to the guest's `write-error`;
+//! traps and timeouts become a generic 500 / 503 that never shows trap text.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+use wasmtime::component::Resource;
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::app::App;
+use crate::bindings::handler::exports::waterspout::handler::request_handler::Guest as RequestHandler;
+use crate::bindings::{HandlerPre, HttpError};
+use crate::body::Body;
+use crate::guest_log::Tag;
+use crate::registry::{HandlerSlot, HandlerVersion, Prepared};
+use crate::request::RequestData;
+use crate::response::{ResponseHead, ResponseState, error_page};
+use crate::state::HostState;
+
+/// Handles one request; never fails (every failure is a response).
+pub async fn handle(
+    app: Arc<App>,
+    mut req: http::Request<Incoming>,
+    remote: SocketAddr,
+) -> http::Response<Body> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let router = app.router.load();
+    let Some(found) = router.find(uri.path()) else {
+        return logged(error_page(StatusCode::NOT_FOUND), &method, &uri, remote, start);
+    };
+    let Some(slot) = app.registry.get(&found.route.handler) else {
+        tracing::error!(handler = %found.route.handler, "route points at a handler that is not loaded");
+        return logged(
+            error_page(StatusCode::INTERNAL_SERVER_ERROR),
+            &method,
+            &uri,
+            remote,
+            start,
+        );
+    };
+    let version = slot.active();
+    if matches!(version.prepared, Prepared::Websocket(_)) {
+        let settings = found.route.settings.clone();
+        let (path_args, path_kwargs) = (found.path_args, found.path_kwargs);
+        drop(router);
+        let response = crate::websocket::upgrade(
+            &app,
+            &slot,
+            version,
+            settings,
+            &mut req,
+            remote,
+            path_args,
+            path_kwargs,
+        )
+        .await;
+        return logged(response, &method, &uri, remote, start);
+    }
+
+    // Refuse an over-long body before reading it (also skips `100 Continue`).
+    let max = app.config.max_body_size;
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return logged(
+            close(error_page(StatusCode::PAYLOAD_TOO_LARGE)),
+            &method,
+            &uri,
+            remote,
+            start,
+        );
+    }
+    let (parts, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, max as usize).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return logged(
+                close(error_page(StatusCode::PAYLOAD_TOO_LARGE)),
+                &method,
+                &uri,
+                remote,
+                start,
+            );
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "reading the request body failed");
+            return logged(
+                close(error_page(StatusCode::BAD_REQUEST)),
+                &method,
+                &uri,
+                remote,
+                start,
+            );
+        }
+    };
+
+    let settings = found.route.settings.clone();
+    let data = RequestData::new(&parts, body, remote.ip(), found.path_args, found.path_kwargs);
+    drop(router);
+
+    let Prepared::Handler(pre) = &version.prepared else {
+        unreachable!("websocket handled above")
+    };
+    let pre = pre.clone();
+    let (head_tx, head_rx) = oneshot::channel();
+    let request_id = app.next_request_id();
+    let access = AccessLine {
+        method: method.clone(),
+        uri: uri.to_string(),
+        remote,
+        start,
+    };
+    // The guest runs in its own task: the response head may go out (on the
+    // first flush) while the guest keeps running.
+    tokio::spawn(run(
+        app.clone(),
+        slot,
+        version,
+        pre,
+        settings,
+        data,
+        head_tx,
+        request_id,
+        access,
+    ));
+    match head_rx.await {
+        Ok(head) => head,
+        // The task ended without a head: it already logged why.
+        Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// What the access log needs, carried into the guest task.
+struct AccessLine {
+    method: Method,
+    uri: String,
+    remote: SocketAddr,
+    start: Instant,
+}
+
+impl AccessLine {
+    fn log(&self, status: u16) {
+        access_log(status, &self.method, &self.uri, self.remote, self.start);
+    }
+}
+
+/// Tornado's access log line: `200 GET /path (127.0.0.1) 0.52ms`.
+pub fn access_log(status: u16, method: &Method, uri: &str, remote: SocketAddr, start: Instant) {
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let uri = crate::guest_log::sanitize(uri);
+    let ip = remote.ip();
+    if status >= 500 {
+        tracing::error!(target: "waterspout::access", "{status} {method} {uri} ({ip}) {ms:.2}ms");
+    } else if status >= 400 {
+        tracing::warn!(target: "waterspout::access", "{status} {method} {uri} ({ip}) {ms:.2}ms");
+    } else {
+        tracing::info!(target: "waterspout::access", "{status} {method} {uri} ({ip}) {ms:.2}ms");
+    }
+}
+
+fn logged(
+    response: http::Response<Body>,
+    method: &Method,
+    uri: &http::Uri,
+    remote: SocketAddr,
+    start: Instant,
+) -> http::Response<Body> {
+    access_log(
+        response.status().as_u16(),
+        method,
+        &uri.to_string(),
+        remote,
+        start,
+    );
+    response
+}
+
+/// Asks hyper to close the connection after this response (framing in doubt
+/// or a body we chose not to read).
+fn close(mut response: http::Response<Body>) -> http::Response<Body> {
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    response
+}
+
+/// How a guest run ended, when it did not end well.
+enum Fault {
+    Trap(wasmtime::Error),
+    Timeout,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    app: Arc<App>,
+    slot: Arc<HandlerSlot>,
+    version: Arc<HandlerVersion>,
+    pre: HandlerPre<HostState>,
+    settings: Vec<(String, String)>,
+    data: RequestData,
+    head_tx: oneshot::Sender<ResponseHead>,
+    request_id: u64,
+    access: AccessLine,
+) {
+    let limits = &slot.limits;
+    let timeout = Duration::from_millis(limits.timeout_ms);
+    // Waiting for a free instance counts against the time limit too.
+    let Ok(Ok(_permit)) = tokio::time::timeout(timeout, slot.permits.clone().acquire_owned()).await else {
+        tracing::warn!(handler = %slot.name, "no free instance within the time limit");
+        let _ = head_tx.send(error_page(StatusCode::SERVICE_UNAVAILABLE));
+        access.log(503);
+        return;
+    };
+    let tag = Tag {
+        handler: version.name.clone(),
+        version: version.version,
+        request_id,
+    };
+    let is_head = data.method == Method::HEAD;
+    let mut state = HostState::new(
+        tag.clone(),
+        (limits.memory_limit_mb as usize) << 20,
+        Instant::now() + timeout,
+    );
+    state.response = Some(ResponseState::new(head_tx, is_head));
+    let mut store = Store::new(&app.wasm.engine, state);
+    configure_store(&mut store);
+
+    let outcome =
+        match tokio::time::timeout(timeout, lifecycle(&mut store, &pre, &settings, data, &access)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) if store.data().timed_out => Err(Fault::Timeout),
+            Ok(Err(trap)) => Err(Fault::Trap(trap)),
+            Err(_elapsed) => Err(Fault::Timeout),
+        };
+    let state = store.data_mut();
+    let response = state.response.as_mut().expect("http instance has a response");
+    match outcome {
+        Ok(()) => access.log(response.status()),
+        Err(fault) => {
+            let status = match &fault {
+                Fault::Timeout => {
+                    tracing::error!(handler = %tag.handler, version = tag.version, request = tag.request_id,
+                        "handler exceeded its time limit of {} ms", limits.timeout_ms);
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                Fault::Trap(trap) => {
+                    let why = if state.limiter.memory_limit_hit {
+                        format!("memory limit of {} MiB reached; ", limits.memory_limit_mb)
+                    } else {
+                        String::new()
+                    };
+                    tracing::error!(handler = %tag.handler, version = tag.version, request = tag.request_id,
+                        "handler trapped: {why}{trap:#}");
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            };
+            match response.take_unsent_head() {
+                Some(head_tx) => {
+                    let _ = head_tx.send(error_page(status));
+                    access.log(status.as_u16());
+                }
+                None => {
+                    response.abort().await;
+                    access.log(response.status());
+                }
+            }
+        }
+    }
+}
+
+/// Epoch deadline: every tick the guest yields to the event loop; after the
+/// handler's time limit it traps.
+pub fn configure_store(store: &mut Store<HostState>) {
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut ctx| {
+        if Instant::now() >= ctx.data().deadline {
+            ctx.data_mut().timed_out = true;
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+    });
+}
+
+async fn lifecycle(
+    store: &mut Store<HostState>,
+    pre: &HandlerPre<HostState>,
+    settings: &[(String, String)],
+    mut data: RequestData,
+    access: &AccessLine,
+) -> wasmtime::Result<()> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let handler = instance.waterspout_handler_request_handler();
+    handler.call_initialize(&mut *store, settings).await?;
+
+    let body_error = data.parse_body().await.err();
+    let method = data.method.clone();
+    let req: Resource<RequestData> = store.data_mut().table.push(data)?;
+    let borrow = || Resource::<RequestData>::new_borrow(req.rep());
+
+    let outcome: Result<(), HttpError> = if let Some(e) = body_error {
+        Err(HttpError {
+            status: 400,
+            reason: None,
+            log_message: Some(e.to_string()),
+        })
+    } else if !is_supported(&method) {
+        Err(HttpError {
+            status: 405,
+            reason: None,
+            log_message: None,
+        })
+    } else {
+        match handler.call_prepare(&mut *store, borrow()).await? {
+            Err(e) => Err(e),
+            Ok(()) if finished(store) => Ok(()),
+            Ok(()) => {
+                let call = match method {
+                    Method::GET => handler.call_get(&mut *store, borrow()).await,
+                    Method::HEAD => handler.call_head(&mut *store, borrow()).await,
+                    Method::POST => handler.call_post(&mut *store, borrow()).await,
+                    Method::PUT => handler.call_put(&mut *store, borrow()).await,
+                    Method::DELETE => handler.call_delete(&mut *store, borrow()).await,
+                    Method::PATCH => handler.call_patch(&mut *store, borrow()).await,
+                    _ => handler.call_options(&mut *store, borrow()).await,
+                };
+                call?
+            }
+        }
+    };
+
+    if let Err(error) = outcome {
+        send_error(store, handler, req.rep(), access, error).await?;
+    }
+    let response = response(store);
+    if !response.is_finished() {
+        let _ = response.finish().await;
+    }
+    handler.call_on_finish(&mut *store, borrow()).await?;
+    Ok(())
+}
+
+/// Tornado's `send_error`: reset the response, set the status, let the guest
+/// write the page. Once headers are out, all that is left is to finish.
+async fn send_error(
+    store: &mut Store<HostState>,
+    handler: &RequestHandler,
+    req: u32,
+    access: &AccessLine,
+    error: HttpError,
+) -> wasmtime::Result<()> {
+    if let Some(message) = &error.log_message {
+        tracing::warn!(target: "waterspout::access", "{} {} {} ({}): {}", error.status, access.method,
+            crate::guest_log::sanitize(&access.uri), access.remote.ip(), crate::guest_log::sanitize(message));
+    }
+    let response = response(store);
+    if response.headers_sent() {
+        tracing::error!("cannot send error response after headers written");
+        if !response.is_finished() {
+            let _ = response.finish().await;
+        }
+        return Ok(());
+    }
+    response.clear().ok();
+    let (status, reason) = match response.set_status(error.status, error.reason.clone()) {
+        Ok(()) => (error.status, error.reason),
+        Err(_) => {
+            tracing::error!(
+                status = error.status,
+                "handler returned an invalid HTTP status; sending 500"
+            );
+            response.set_status(500, None).ok();
+            (500, None)
+        }
+    };
+    let reason = reason.unwrap_or_else(|| {
+        StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Unknown")
+            .to_owned()
+    });
+    handler
+        .call_write_error(&mut *store, Resource::new_borrow(req), status, &reason)
+        .await
+}
+
+fn response(store: &mut Store<HostState>) -> &mut ResponseState {
+    store
+        .data_mut()
+        .response
+        .as_mut()
+        .expect("http instance has a response")
+}
+
+fn finished(store: &mut Store<HostState>) -> bool {
+    response(store).is_finished()
+}
+
+/// Tornado's `SUPPORTED_METHODS`.
+fn is_supported(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::PATCH
+            | Method::OPTIONS
+    )
+}
+
+/// Used by tests and benchmarks that want the body as bytes.
+pub async fn body_bytes(body: Body) -> Bytes {
+    body.collect().await.map(|c| c.to_bytes()).unwrap_or_default()
+}

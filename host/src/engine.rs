@@ -1,0 +1,96 @@
+//! The one wasmtime `Engine`: component model, pooling allocator, epoch
+//! interruption driven by a ticker thread, and the on-disk compile cache.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. A running guest yields to the event loop at
+/// every tick, so a CPU-bound handler never holds a worker thread longer.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Sizing of the engine, from the server configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How many guest instances may be alive at once (requests in flight plus
+    /// open WebSockets).
+    pub max_instances: u32,
+    /// The largest linear memory any handler may be configured with.
+    pub max_memory_bytes: usize,
+    /// Where compiled components are cached; `None` turns the cache off.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_instances: 1000,
+            max_memory_bytes: 512 << 20,
+            cache_dir: None,
+        }
+    }
+}
+
+/// The engine and the thread that advances its epoch.
+pub struct WasmEngine {
+    pub engine: Engine,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl WasmEngine {
+    pub fn new(cfg: &EngineConfig) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+
+        let mut pool = PoolingAllocationConfig::default();
+        let n = cfg.max_instances;
+        pool.total_component_instances(n);
+        // A Rust component has a few core instances and one memory; leave room.
+        pool.total_core_instances(n.saturating_mul(4));
+        pool.total_memories(n.saturating_mul(2));
+        pool.total_tables(n.saturating_mul(4));
+        pool.total_stacks(n);
+        pool.max_memory_size(cfg.max_memory_bytes);
+        // Keep a little of each slot resident so reuse does not page-fault.
+        pool.linear_memory_keep_resident(64 << 10);
+        pool.table_keep_resident(16 << 10);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+
+        if let Some(dir) = &cfg.cache_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the compile cache {}", dir.display()))?;
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(wasmtime::Cache::new(cache)?));
+        }
+
+        let engine = Engine::new(&config)?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let stop = ticker_stop.clone();
+        std::thread::Builder::new()
+            .name("waterspout-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })?;
+        Ok(WasmEngine { engine, ticker_stop })
+    }
+}
+
+impl Drop for WasmEngine {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}

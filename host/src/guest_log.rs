@@ -1,0 +1,165 @@
+//! The `log` import and the guest's stdout/stderr: both go to the host log,
+//! tagged with handler, version and request id, with control characters
+//! escaped so a guest cannot forge log lines or drive the operator's terminal.
+
+use std::fmt::Write as _;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+
+/// Who is speaking: attached to every log line a guest causes.
+#[derive(Debug, Clone)]
+pub struct Tag {
+    pub handler: Arc<str>,
+    pub version: u64,
+    pub request_id: u64,
+}
+
+/// The longest line we log from a guest; the rest is cut.
+const MAX_LINE: usize = 4096;
+
+/// Escapes control characters (terminal escapes, CR, LF, NUL, C1 controls)
+/// and cuts the line at `MAX_LINE` bytes.
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_LINE));
+    for c in text.chars() {
+        if out.len() >= MAX_LINE {
+            out.push('…');
+            break;
+        }
+        if c.is_control() && c != '\t' {
+            let _ = write!(out, "{}", c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub fn emit(tag: &Tag, level: tracing::Level, stream: &str, message: &str) {
+    let message = sanitize(message);
+    let (handler, version, request) = (&*tag.handler, tag.version, tag.request_id);
+    macro_rules! at {
+        ($lvl:ident) => {
+            tracing::$lvl!(target: "waterspout::guest", handler, version, request, stream, "{message}")
+        };
+    }
+    match level {
+        tracing::Level::ERROR => at!(error),
+        tracing::Level::WARN => at!(warn),
+        tracing::Level::INFO => at!(info),
+        tracing::Level::DEBUG => at!(debug),
+        _ => at!(trace),
+    }
+}
+
+/// A guest's stdout or stderr: split into lines, each logged; never blocks
+/// and never fails, so a chatty guest cannot stall or crash its request.
+#[derive(Clone)]
+pub struct GuestOutput {
+    tag: Tag,
+    stream: &'static str,
+}
+
+impl GuestOutput {
+    pub fn new(tag: Tag, stream: &'static str) -> Self {
+        GuestOutput { tag, stream }
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for GuestOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(LineWriter {
+            out: self.clone(),
+            pending: Vec::new(),
+        })
+    }
+}
+
+struct LineWriter {
+    out: GuestOutput,
+    pending: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit_line(&mut self, line: &[u8]) {
+        let level = if self.out.stream == "stderr" {
+            tracing::Level::WARN
+        } else {
+            tracing::Level::INFO
+        };
+        emit(
+            &self.out.tag,
+            level,
+            self.out.stream,
+            &String::from_utf8_lossy(line),
+        );
+    }
+}
+
+impl AsyncWrite for LineWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        this.pending.extend_from_slice(buf);
+        while let Some(pos) = this.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = this.pending.drain(..=pos).collect();
+            this.emit_line(&line[..line.len() - 1]);
+        }
+        if this.pending.len() > MAX_LINE {
+            let line = std::mem::take(&mut this.pending);
+            this.emit_line(&line);
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            self.emit_line(&line);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            self.emit_line(&line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn escapes_terminal_sequences_and_newlines() {
+        assert_eq!(sanitize("\x1b[31mred\x1b[0m"), "\\u{1b}[31mred\\u{1b}[0m");
+        assert_eq!(sanitize("a\r\nb\0"), "a\\r\\nb\\u{0}");
+        assert_eq!(sanitize("tab\tok é"), "tab\tok é");
+    }
+
+    #[test]
+    fn cuts_long_lines() {
+        let long = "x".repeat(10_000);
+        assert!(sanitize(&long).len() < 4100);
+    }
+}

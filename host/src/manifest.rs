@@ -1,0 +1,370 @@
+//! `waterspout.toml`: an app's routes, handlers and settings. Parsing keeps
+//! source spans so every error names the file, the line and the problem.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The manifest's file name inside an app directory.
+pub const MANIFEST_FILE: &str = "waterspout.toml";
+
+/// A manifest problem a person can fix: file, line (when known), what is wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ManifestError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file.display(), line, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// App-wide settings (`[app]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSettings {
+    /// Address to serve on, e.g. "127.0.0.1:8888".
+    pub listen: Option<String>,
+    /// Largest request body in bytes (Tornado's `max_body_size`, 100 MB default).
+    pub max_body_size: Option<u64>,
+    /// Seconds a client has to send the request headers.
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds an idle keep-alive connection stays open.
+    pub idle_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    #[serde(default)]
+    app: AppSettings,
+    #[serde(default, rename = "route")]
+    routes: Vec<RawRoute>,
+    #[serde(default, rename = "handler")]
+    handlers: BTreeMap<String, Spanned<RawHandler>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    pattern: Spanned<String>,
+    handler: Spanned<String>,
+    name: Option<String>,
+    #[serde(default)]
+    settings: toml::Table,
+}
+
+/// Limits and options of one handler (`[handler.NAME]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerLimits {
+    /// Wall-clock limit per request (or per WebSocket callback), ms.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Linear memory limit, MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_limit_mb: u64,
+    /// Instances of this handler alive at once; more requests wait.
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
+    /// WebSocket: origins allowed besides the request's own host.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// WebSocket: largest message, bytes (Tornado: 10 MiB).
+    #[serde(default = "default_ws_max_message")]
+    pub max_message_size: usize,
+    /// WebSocket: seconds without any frame before the connection is closed.
+    #[serde(default = "default_ws_idle")]
+    pub idle_timeout_secs: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+fn default_memory_mb() -> u64 {
+    64
+}
+fn default_max_instances() -> u32 {
+    1000
+}
+fn default_ws_max_message() -> usize {
+    10 << 20
+}
+fn default_ws_idle() -> u64 {
+    300
+}
+
+impl Default for HandlerLimits {
+    fn default() -> Self {
+        HandlerLimits {
+            timeout_ms: default_timeout_ms(),
+            memory_limit_mb: default_memory_mb(),
+            max_instances: default_max_instances(),
+            allowed_origins: Vec::new(),
+            max_message_size: default_ws_max_message(),
+            idle_timeout_secs: default_ws_idle(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHandler {
+    wasm: Spanned<String>,
+    build: Option<String>,
+    #[serde(flatten)]
+    limits: HandlerLimits,
+}
+
+/// A route as written in the manifest.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub pattern: String,
+    pub handler: String,
+    pub name: Option<String>,
+    pub settings: Vec<(String, String)>,
+    pub line: usize,
+}
+
+/// A handler as written in the manifest, with its wasm path made absolute.
+#[derive(Debug, Clone)]
+pub struct HandlerSpec {
+    pub name: String,
+    pub wasm: PathBuf,
+    pub build: Option<String>,
+    pub limits: HandlerLimits,
+    pub line: usize,
+}
+
+/// A parsed and checked manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub file: PathBuf,
+    pub dir: PathBuf,
+    pub app: AppSettings,
+    pub routes: Vec<RouteSpec>,
+    pub handlers: Vec<HandlerSpec>,
+}
+
+impl Manifest {
+    /// Reads `APP_DIR/waterspout.toml` (or a manifest file given directly).
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let file = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else {
+            path.to_owned()
+        };
+        let text = std::fs::read_to_string(&file).map_err(|e| ManifestError {
+            file: file.clone(),
+            line: None,
+            message: format!("cannot read the manifest: {e}"),
+        })?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parses manifest text; `file` is used for relative paths and errors.
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ManifestError> {
+        let err = |line: Option<usize>, message: String| ManifestError {
+            file: file.to_owned(),
+            line,
+            message,
+        };
+        let line_of = |offset: usize| Some(line_at(text, offset));
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_at(text, s.start));
+            err(line, e.message().trim().to_owned())
+        })?;
+        let dir = file
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("."));
+
+        let mut handlers = Vec::new();
+        for (name, handler) in &raw.handlers {
+            let line = line_at(text, handler.span().start);
+            let h = handler.get_ref();
+            if h.wasm.get_ref().trim().is_empty() {
+                return Err(err(
+                    line_of(h.wasm.span().start),
+                    format!("handler {name:?}: `wasm` is empty"),
+                ));
+            }
+            if h.limits.timeout_ms == 0 || h.limits.memory_limit_mb == 0 || h.limits.max_instances == 0 {
+                return Err(err(
+                    Some(line),
+                    format!(
+                        "handler {name:?}: timeout_ms, memory_limit_mb and max_instances must be positive"
+                    ),
+                ));
+            }
+            handlers.push(HandlerSpec {
+                name: name.clone(),
+                wasm: dir.join(h.wasm.get_ref()),
+                build: h.build.clone(),
+                limits: h.limits.clone(),
+                line: line_at(text, h.wasm.span().start),
+            });
+        }
+
+        let mut routes = Vec::new();
+        for route in &raw.routes {
+            let pattern = route.pattern.get_ref();
+            if let Err(e) = regex::Regex::new(pattern) {
+                return Err(err(
+                    line_of(route.pattern.span().start),
+                    format!(
+                        "invalid route pattern {pattern:?}: {}",
+                        first_line(&e.to_string())
+                    ),
+                ));
+            }
+            let handler = route.handler.get_ref();
+            if !raw.handlers.contains_key(handler) {
+                let known: Vec<&str> = raw.handlers.keys().map(String::as_str).collect();
+                return Err(err(
+                    line_of(route.handler.span().start),
+                    format!("route {pattern:?} names unknown handler {handler:?} (handlers: {known:?})"),
+                ));
+            }
+            routes.push(RouteSpec {
+                pattern: pattern.clone(),
+                handler: handler.clone(),
+                name: route.name.clone(),
+                settings: settings_pairs(&route.settings),
+                line: line_at(text, route.pattern.span().start),
+            });
+        }
+        if routes.is_empty() {
+            return Err(err(
+                None,
+                "no [[route]] entries: nothing would be served".to_owned(),
+            ));
+        }
+        Ok(Manifest {
+            file: file.to_owned(),
+            dir,
+            app: raw.app,
+            routes,
+            handlers,
+        })
+    }
+
+    pub fn handler(&self, name: &str) -> Option<&HandlerSpec> {
+        self.handlers.iter().find(|h| h.name == name)
+    }
+
+    /// An error about this manifest at `line`.
+    pub fn error(&self, line: Option<usize>, message: impl Into<String>) -> ManifestError {
+        ManifestError {
+            file: self.file.clone(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// Settings values reach the guest as strings; non-strings as JSON text.
+fn settings_pairs(table: &toml::Table) -> Vec<(String, String)> {
+    table
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                toml::Value::String(s) => s.clone(),
+                other => serde_json::to_string(other).unwrap_or_default(),
+            };
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().last().unwrap_or(s).trim()
+}
+
+/// 1-based line number of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(Path::new("/app/waterspout.toml"), text)
+    }
+
+    #[test]
+    fn parses_routes_handlers_and_settings() {
+        let m = parse(
+            r#"
+[[route]]
+pattern = "/items/([0-9]+)"
+handler = "items"
+name = "item"
+[route.settings]
+greeting = "hi"
+count = 3
+
+[handler.items]
+wasm = "items.wasm"
+timeout_ms = 500
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.routes[0].settings,
+            [("count".into(), "3".into()), ("greeting".into(), "hi".into())]
+        );
+        assert_eq!(m.handlers[0].wasm, Path::new("/app/items.wasm"));
+        assert_eq!(m.handlers[0].limits.timeout_ms, 500);
+        assert_eq!(m.handlers[0].limits.memory_limit_mb, 64);
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let e = parse("[[route]]\npattern = \"/\"\nhandler = \n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.to_string().starts_with("/app/waterspout.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_handler_names_the_line() {
+        let e = parse("[[route]]\npattern = \"/\"\nhandler = \"nope\"\n\n[handler.h]\nwasm = \"h.wasm\"\n")
+            .unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("unknown handler \"nope\""), "{e}");
+    }
+
+    #[test]
+    fn invalid_regex_names_the_line() {
+        let e =
+            parse("\n[[route]]\npattern = \"/(unclosed\"\nhandler = \"h\"\n[handler.h]\nwasm = \"h.wasm\"\n")
+                .unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("invalid route pattern"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_refused() {
+        let e = parse(
+            "[[route]]\npattern = \"/\"\nhandler = \"h\"\nhandlr = 1\n[handler.h]\nwasm = \"h.wasm\"\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
+        assert!(e.line.is_some());
+    }
+}

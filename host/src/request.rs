@@ -1,0 +1,304 @@
+//! The request a handler sees (WIT resource `request`): parsed once by the
+//! host before the guest runs, read lazily by the guest one field at a time.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+
+use crate::bindings::{UploadedFile, WitMethod};
+
+/// One HTTP request, with its arguments and uploads already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct RequestData {
+    pub method: Method,
+    pub uri: String,
+    pub path: String,
+    pub query: String,
+    pub version: &'static str,
+    pub host: String,
+    pub remote_ip: String,
+    pub protocol: &'static str,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub query_arguments: Vec<(String, String)>,
+    pub body_arguments: Vec<(String, String)>,
+    pub files: Vec<UploadedFile>,
+    pub path_args: Vec<String>,
+    pub path_kwargs: Vec<(String, String)>,
+}
+
+/// Why a body could not be parsed (Tornado answers these with 400).
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("malformed multipart/form-data body: {0}")]
+    Multipart(String),
+    #[error("multipart/form-data without a boundary")]
+    MissingBoundary,
+}
+
+impl RequestData {
+    /// Builds the request from hyper's parts; `path` is already percent-decoded
+    /// by the router only for groups, the path itself stays as sent.
+    pub fn new(
+        parts: &http::request::Parts,
+        body: Bytes,
+        remote_ip: IpAddr,
+        path_args: Vec<String>,
+        path_kwargs: Vec<(String, String)>,
+    ) -> Self {
+        let uri = parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str().to_owned())
+            .unwrap_or_else(|| "/".to_owned());
+        let path = parts.uri.path().to_owned();
+        let query = parts.uri.query().unwrap_or("").to_owned();
+        let query_arguments = parse_urlencoded(query.as_bytes());
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| "127.0.0.1".to_owned());
+        let version = match parts.version {
+            http::Version::HTTP_09 => "HTTP/0.9",
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2.0",
+            http::Version::HTTP_3 => "HTTP/3.0",
+            _ => "HTTP/1.1",
+        };
+        RequestData {
+            method: parts.method.clone(),
+            uri,
+            path,
+            query,
+            version,
+            host,
+            remote_ip: remote_ip.to_string(),
+            protocol: "http",
+            headers: parts.headers.clone(),
+            body,
+            query_arguments,
+            body_arguments: Vec::new(),
+            files: Vec::new(),
+            path_args,
+            path_kwargs,
+        }
+    }
+
+    /// Parses form-urlencoded and multipart bodies into `body_arguments` and
+    /// `files`, as Tornado's `parse_body_arguments` does.
+    pub async fn parse_body(&mut self) -> Result<(), BodyError> {
+        if self.body.is_empty() {
+            return Ok(());
+        }
+        let Some(content_type) = self
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Ok(());
+        };
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match mime.as_str() {
+            "application/x-www-form-urlencoded" => {
+                self.body_arguments = parse_urlencoded(&self.body);
+                Ok(())
+            }
+            "multipart/form-data" => {
+                let boundary =
+                    multer::parse_boundary(content_type).map_err(|_| BodyError::MissingBoundary)?;
+                let body = self.body.clone();
+                let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+                let mut multipart = multer::Multipart::new(stream, boundary);
+                loop {
+                    let field = multipart
+                        .next_field()
+                        .await
+                        .map_err(|e| BodyError::Multipart(e.to_string()))?;
+                    let Some(field) = field else { break };
+                    let name = field.name().unwrap_or("").to_owned();
+                    let filename = field.file_name().map(str::to_owned);
+                    let content_type = field
+                        .content_type()
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| "application/unknown".to_owned());
+                    let data = field
+                        .bytes()
+                        .await
+                        .map_err(|e| BodyError::Multipart(e.to_string()))?;
+                    match filename {
+                        Some(filename) => self.files.push(UploadedFile {
+                            field: name,
+                            filename,
+                            content_type,
+                            body: data.to_vec(),
+                        }),
+                        None => self
+                            .body_arguments
+                            .push((name, String::from_utf8_lossy(&data).into_owned())),
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn wit_method(&self) -> WitMethod {
+        match self.method {
+            Method::GET => WitMethod::Get,
+            Method::HEAD => WitMethod::Head,
+            Method::POST => WitMethod::Post,
+            Method::PUT => WitMethod::Put,
+            Method::DELETE => WitMethod::Delete,
+            Method::PATCH => WitMethod::Patch,
+            Method::OPTIONS => WitMethod::Options,
+            _ => WitMethod::Other,
+        }
+    }
+
+    /// Every header as (lower-case name, value); values that are not UTF-8
+    /// are decoded lossily.
+    pub fn header_list(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+
+    /// Cookies from every `Cookie` header, parsed leniently like Tornado.
+    pub fn cookies(&self) -> Vec<(String, String)> {
+        self.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(cookie::Cookie::split_parse_encoded)
+            .filter_map(Result::ok)
+            .map(|c| (c.name().to_owned(), c.value().to_owned()))
+            .collect()
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    pub fn query_values(&self, name: &str) -> Vec<String> {
+        values(&self.query_arguments, name)
+    }
+
+    pub fn body_values(&self, name: &str) -> Vec<String> {
+        values(&self.body_arguments, name)
+    }
+
+    pub fn argument_values(&self, name: &str) -> Vec<String> {
+        let mut all = self.query_values(name);
+        all.extend(self.body_values(name));
+        all
+    }
+
+    pub fn argument_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for (k, _) in self.query_arguments.iter().chain(&self.body_arguments) {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+        names
+    }
+}
+
+fn values(args: &[(String, String)], name: &str) -> Vec<String> {
+    args.iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// Parses `a=1&b=2`; like Tornado, blank values are kept.
+pub fn parse_urlencoded(input: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(input).into_owned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, headers: &[(&str, &str)], body: &'static [u8]) -> RequestData {
+        let mut builder = http::Request::builder().uri(uri);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        RequestData::new(
+            &parts,
+            Bytes::from_static(body),
+            [127, 0, 0, 1].into(),
+            vec![],
+            vec![],
+        )
+    }
+
+    #[tokio::test]
+    async fn query_and_form_arguments_merge_query_first() {
+        let mut req = request(
+            "/p?a=1&a=2&b=",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            b"a=3&c=%20x",
+        );
+        req.parse_body().await.unwrap();
+        assert_eq!(req.argument_values("a"), ["1", "2", "3"]);
+        assert_eq!(req.query_values("b"), [""]);
+        assert_eq!(req.body_values("c"), [" x"]);
+        assert_eq!(req.argument_names(), ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn multipart_fields_and_files() {
+        let body: &'static [u8] = b"--XX\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nhi\r\n--XX\r\nContent-Disposition: form-data; name=\"up\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nfile body\r\n--XX--\r\n";
+        let mut req = request("/", &[("content-type", "multipart/form-data; boundary=XX")], body);
+        req.parse_body().await.unwrap();
+        assert_eq!(req.body_values("title"), ["hi"]);
+        assert_eq!(req.files.len(), 1);
+        assert_eq!(req.files[0].filename, "a.txt");
+        assert_eq!(req.files[0].body, b"file body");
+    }
+
+    #[tokio::test]
+    async fn malformed_multipart_is_an_error() {
+        let mut req = request(
+            "/",
+            &[("content-type", "multipart/form-data; boundary=XX")],
+            b"--XX\r\nno headers end",
+        );
+        assert!(req.parse_body().await.is_err());
+    }
+
+    #[test]
+    fn cookies_parse_from_header() {
+        let req = request("/", &[("cookie", "a=1; b=two%20words")], b"");
+        assert_eq!(req.cookie("b").as_deref(), Some("two words"));
+        assert_eq!(req.cookie("missing"), None);
+    }
+}

@@ -1,0 +1,291 @@
+//! The response under construction (WIT interface `response`). The host owns
+//! status, headers and the write buffer; `flush` streams a chunk to hyper
+//! through a bounded channel, so a guest that flushes really waits for the
+//! connection, and a slow client cannot make the host buffer without end.
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use http_body_util::BodyExt;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::body::{Body, BodyChunk};
+
+/// What the guest task hands to the hyper service.
+pub type ResponseHead = http::Response<Body>;
+
+/// Headers a guest may not set: the host frames the message itself.
+const HOP_BY_HOP: [HeaderName; 5] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::UPGRADE,
+    header::TRAILER,
+];
+
+/// Status, headers and buffered body of one response, and the way to the client.
+pub struct ResponseState {
+    status: StatusCode,
+    reason: Option<String>,
+    headers: HeaderMap,
+    buffer: Vec<u8>,
+    /// Sends the head (and the whole body, when nothing was flushed) once.
+    head_tx: Option<oneshot::Sender<ResponseHead>>,
+    /// Set once the head has been sent with a streaming body.
+    body_tx: Option<mpsc::Sender<BodyChunk>>,
+    finished: bool,
+    /// HEAD requests get headers but no body.
+    is_head: bool,
+}
+
+/// Why a response call was refused; becomes the guest's `result` error.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    #[error("cannot {0} after finish()")]
+    Finished(&'static str),
+    #[error("cannot {0} after headers have been flushed")]
+    HeadersSent(&'static str),
+    #[error("invalid status code {0}")]
+    InvalidStatus(u16),
+    #[error("unsafe header name {0:?}")]
+    HeaderName(String),
+    #[error("unsafe header value {0:?}")]
+    HeaderValue(String),
+    #[error("the client went away")]
+    ClientGone,
+    #[error("invalid cookie: {0}")]
+    Cookie(String),
+}
+
+impl ResponseState {
+    pub fn new(head_tx: oneshot::Sender<ResponseHead>, is_head: bool) -> Self {
+        let mut state = ResponseState {
+            status: StatusCode::OK,
+            reason: None,
+            headers: HeaderMap::new(),
+            buffer: Vec::new(),
+            head_tx: Some(head_tx),
+            body_tx: None,
+            finished: false,
+            is_head,
+        };
+        state.set_default_headers();
+        state
+    }
+
+    /// Tornado's defaults: HTML in UTF-8 and the server's name.
+    fn set_default_headers(&mut self) {
+        self.headers.clear();
+        self.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=UTF-8"),
+        );
+        self.headers
+            .insert(header::SERVER, HeaderValue::from_static(crate::SERVER_NAME));
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status.as_u16()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    pub fn headers_sent(&self) -> bool {
+        self.head_tx.is_none()
+    }
+
+    pub fn set_status(&mut self, status: u16, reason: Option<String>) -> Result<(), ResponseError> {
+        let code = StatusCode::from_u16(status).map_err(|_| ResponseError::InvalidStatus(status))?;
+        if reason.is_none() && code.canonical_reason().is_none() {
+            // Tornado: "unknown status code" needs an explicit reason.
+            return Err(ResponseError::InvalidStatus(status));
+        }
+        if let Some(reason) = &reason
+            && reason.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+        {
+            return Err(ResponseError::HeaderValue(reason.clone()));
+        }
+        self.status = code;
+        self.reason = reason;
+        Ok(())
+    }
+
+    fn header_pair(name: &str, value: &str) -> Result<Option<(HeaderName, HeaderValue)>, ResponseError> {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ResponseError::HeaderName(name.to_owned()))?;
+        let value = HeaderValue::from_str(value).map_err(|_| ResponseError::HeaderValue(value.to_owned()))?;
+        if HOP_BY_HOP.contains(&name) {
+            tracing::debug!(header = %name, "ignoring a framing header set by the guest");
+            return Ok(None);
+        }
+        Ok(Some((name, value)))
+    }
+
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), ResponseError> {
+        if let Some((name, value)) = Self::header_pair(name, value)? {
+            self.headers.insert(name, value);
+        }
+        Ok(())
+    }
+
+    pub fn add_header(&mut self, name: &str, value: &str) -> Result<(), ResponseError> {
+        if let Some((name, value)) = Self::header_pair(name, value)? {
+            self.headers.append(name, value);
+        }
+        Ok(())
+    }
+
+    pub fn clear_header(&mut self, name: &str) {
+        self.headers.remove(name);
+    }
+
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), ResponseError> {
+        if self.finished {
+            return Err(ResponseError::Finished("write()"));
+        }
+        self.buffer.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Tornado's `clear`: default headers, status 200, empty buffer.
+    pub fn clear(&mut self) -> Result<(), ResponseError> {
+        if self.headers_sent() {
+            return Err(ResponseError::HeadersSent("clear()"));
+        }
+        self.set_default_headers();
+        self.status = StatusCode::OK;
+        self.reason = None;
+        self.buffer.clear();
+        self.finished = false;
+        Ok(())
+    }
+
+    pub fn redirect(&mut self, url: &str, status: Option<u16>) -> Result<(), ResponseError> {
+        if self.headers_sent() {
+            return Err(ResponseError::HeadersSent("redirect()"));
+        }
+        let status = status.unwrap_or(302);
+        if !(300..=399).contains(&status) {
+            return Err(ResponseError::InvalidStatus(status));
+        }
+        self.set_status(status, None)?;
+        self.set_header("Location", url)?;
+        Ok(())
+    }
+
+    pub fn set_cookie(&mut self, cookie: cookie::Cookie<'_>) -> Result<(), ResponseError> {
+        let text = cookie.encoded().to_string();
+        let value = HeaderValue::from_str(&text).map_err(|_| ResponseError::Cookie(text.clone()))?;
+        self.headers.append(header::SET_COOKIE, value);
+        Ok(())
+    }
+
+    fn build_head(&mut self, body: Body) -> ResponseHead {
+        let mut response = http::Response::new(body);
+        *response.status_mut() = self.status;
+        *response.headers_mut() = std::mem::take(&mut self.headers);
+        if let Some(reason) = &self.reason
+            && Some(reason.as_str()) != self.status.canonical_reason()
+        {
+            // hyper writes a custom reason phrase from this extension.
+            if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason.clone().into_bytes()) {
+                response.extensions_mut().insert(reason);
+            }
+        }
+        response
+    }
+
+    /// Sends the headers (first time) and the buffer as one chunk. Waits until
+    /// the connection has taken the previous chunk.
+    pub async fn flush(&mut self) -> Result<(), ResponseError> {
+        if self.finished {
+            return Err(ResponseError::Finished("flush()"));
+        }
+        if let Some(head_tx) = self.head_tx.take() {
+            let (tx, rx) = mpsc::channel(1);
+            let head = self.build_head(crate::body::streaming(rx));
+            head_tx.send(head).map_err(|_| ResponseError::ClientGone)?;
+            self.body_tx = Some(tx);
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        if chunk.is_empty() || self.is_head {
+            return Ok(());
+        }
+        let tx = self.body_tx.as_ref().ok_or(ResponseError::ClientGone)?;
+        tx.send(Ok(chunk)).await.map_err(|_| ResponseError::ClientGone)
+    }
+
+    /// Ends the response: the whole body at once when nothing was flushed,
+    /// otherwise the last chunk and the end of the stream.
+    pub async fn finish(&mut self) -> Result<(), ResponseError> {
+        if self.finished {
+            return Err(ResponseError::Finished("finish()"));
+        }
+        self.finished = true;
+        if let Some(head_tx) = self.head_tx.take() {
+            let body = std::mem::take(&mut self.buffer);
+            let len = body.len();
+            let head = if self.is_head {
+                let mut head = self.build_head(crate::body::empty());
+                head.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                head
+            } else {
+                self.build_head(crate::body::full(body))
+            };
+            // The client may be gone; that is not the guest's problem.
+            let _ = head_tx.send(head);
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        if let Some(tx) = self.body_tx.take()
+            && !chunk.is_empty()
+            && !self.is_head
+        {
+            let _ = tx.send(Ok(chunk)).await;
+        }
+        Ok(())
+    }
+
+    /// After a trap or timeout: if headers are out, end the body abnormally so
+    /// the client sees a broken response rather than a truncated "success".
+    pub async fn abort(&mut self) {
+        self.finished = true;
+        if let Some(tx) = self.body_tx.take() {
+            let _ = tx
+                .send(Err(std::io::Error::other(
+                    "handler failed after the headers were sent",
+                )))
+                .await;
+        }
+    }
+
+    /// The head sender, if the head was never sent (used for error pages
+    /// produced by the host itself).
+    pub fn take_unsent_head(&mut self) -> Option<oneshot::Sender<ResponseHead>> {
+        self.head_tx.take()
+    }
+}
+
+/// A complete host-generated response (404, 500, ...), Tornado's default page.
+pub fn error_page(status: StatusCode) -> ResponseHead {
+    let reason = status.canonical_reason().unwrap_or("Unknown");
+    let code = status.as_u16();
+    let body = format!("<html><title>{code}: {reason}</title><body>{code}: {reason}</body></html>");
+    let mut response = http::Response::new(crate::body::full(body.into_bytes()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
+    headers.insert(header::SERVER, HeaderValue::from_static(crate::SERVER_NAME));
+    response
+}
+
+/// Collects a body into bytes (for tests and small internal uses).
+pub async fn collect(body: Body) -> Result<Bytes, std::io::Error> {
+    Ok(body.collect().await?.to_bytes())
+}
