@@ -22,3 +22,9 @@ test: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+bench: setup
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(CARGO) build --release -p waterspout-bench
+	$(CARGO) run --release -p waterspout -- build examples/hello
+	$(CARGO) run --release -p waterspout-bench -- $(BENCH_ARGS)

@@ -65,6 +65,8 @@ impl WasmEngine {
         if let Some(dir) = &cfg.cache_dir {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the compile cache {}", dir.display()))?;
+            // wasmtime wants an absolute cache path.
+            let dir = std::path::absolute(dir)?;
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);
             config.cache(Some(wasmtime::Cache::new(cache)?));

@@ -1,0 +1,39 @@
+//! The raw bindings generated from `wit/`, one module per world.
+//!
+//! Everything here is an implementation detail of the SDK: the public API wraps
+//! it, and the `export_*!` macros reach it through `$crate`. The websocket world
+//! reuses the handler world's `types` and `log` bindings so that both share one
+//! `Request` type.
+
+/// Bindings of the `handler` world (request handlers).
+pub mod handler {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "handler",
+        pub_export_macro: true,
+        export_macro_name: "export_handler_world",
+        default_bindings_module: "waterspout_sdk::bindings::handler",
+    });
+}
+
+/// Bindings of the `websocket` world (WebSocket handlers).
+pub mod websocket {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "websocket",
+        pub_export_macro: true,
+        export_macro_name: "export_websocket_world",
+        default_bindings_module: "waterspout_sdk::bindings::websocket",
+        with: {
+            "waterspout:handler/types@0.1.0": crate::bindings::handler::waterspout::handler::types,
+            "waterspout:handler/log@0.1.0": crate::bindings::handler::waterspout::handler::log,
+        },
+    });
+}
+
+pub(crate) use handler::exports::waterspout::handler::request_handler as raw_handler;
+pub(crate) use handler::waterspout::handler::log as raw_log;
+pub(crate) use handler::waterspout::handler::response as raw_response;
+pub(crate) use handler::waterspout::handler::types as raw_types;
+pub(crate) use websocket::exports::waterspout::handler::websocket_handler as raw_websocket_handler;
+pub(crate) use websocket::waterspout::handler::websocket_connection as raw_connection;

@@ -1,0 +1,96 @@
+//! Write Waterspout request handlers in Rust, the Tornado way.
+//!
+//! A handler is a WebAssembly component built for `wasm32-wasip2`. Implement
+//! [`RequestHandler`] the way you would subclass Tornado's `RequestHandler`,
+//! then export it:
+//!
+//! ```no_run
+//! use waterspout_sdk::prelude::*;
+//!
+//! #[derive(Default)]
+//! struct MainHandler;
+//!
+//! impl RequestHandler for MainHandler {
+//!     fn get(&mut self, ctx: &mut Context) -> Result<()> {
+//!         ctx.write("Hello, world");
+//!         Ok(())
+//!     }
+//! }
+//!
+//! export_handler!(MainHandler);
+//! ```
+//!
+//! Build it with `cargo build --release --target wasm32-wasip2` (the crate
+//! needs `crate-type = ["cdylib"]`) and route it in `waterspout.toml`.
+//!
+//! The lifecycle is Tornado's: `initialize(settings)` → `prepare` → the verb
+//! → `on_finish`, with `write_error` for error pages. WebSocket handlers
+//! implement [`WebSocketHandler`] and use [`export_websocket_handler!`].
+//!
+//! | Tornado                          | Waterspout                                  |
+//! |----------------------------------|---------------------------------------------|
+//! | `self.get_argument("x")`         | `ctx.get_argument("x")?`                    |
+//! | `self.write(...)` / `write(dict)`| `ctx.write(..)` / `ctx.write_json(&value)`  |
+//! | `raise HTTPError(404)`           | `return Err(HttpError::new(404))`           |
+//! | `self.send_error(403)`           | `ctx.send_error(403)`                       |
+//! | `self.request.headers`           | `ctx.request().headers()`                   |
+//!
+//! The crate also compiles for native targets so that handler code can be
+//! type-checked and unit-tested anywhere, but calls that reach the host
+//! (everything on [`Context`], [`Request`], [`WsContext`] and [`log`]) only
+//! work inside Waterspout.
+
+#![warn(missing_docs)]
+
+#[doc(hidden)]
+#[allow(unsafe_code, missing_docs, clippy::all)]
+pub mod bindings;
+
+mod context;
+mod error;
+mod handler;
+pub mod log;
+mod request;
+mod settings;
+mod status;
+mod websocket;
+
+pub use self::{
+    context::{Context, CookieOptions},
+    error::{HttpError, Result},
+    handler::{RequestHandler, error_page},
+    request::{Method, Request, UploadedFile},
+    settings::Settings,
+    status::reason_phrase,
+    websocket::{Message, WebSocketHandler, WsContext},
+};
+
+/// The names most handlers need, for a glob import.
+///
+/// ```no_run
+/// use waterspout_sdk::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Ping;
+///
+/// impl RequestHandler for Ping {
+///     fn get(&mut self, ctx: &mut Context) -> Result<()> {
+///         ctx.write("pong");
+///         Ok(())
+///     }
+/// }
+/// export_handler!(Ping);
+/// ```
+pub mod prelude {
+    pub use crate::{
+        Context, CookieOptions, HttpError, Message, Request, RequestHandler, Result, Settings,
+        WebSocketHandler, WsContext, export_handler, export_websocket_handler,
+    };
+}
+
+/// Items the export macros use; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::handler::HandlerExport;
+    pub use crate::websocket::WebSocketExport;
+}

@@ -1,0 +1,249 @@
+//! Builds every guest component the integration tests load, so `cargo test`
+//! never runs against stale wasm: the example apps (`examples/`) and the test
+//! guests (`tests/guests/`), each its own cargo workspace built with
+//! `cargo build --release --target wasm32-wasip2`.
+//!
+//! It then writes `$OUT_DIR/guests.rs`, which `lib.rs` includes as
+//! `waterspout_tests::guests`: one `NAME_WASM` constant per component (the
+//! absolute path of the built `.wasm`) and one `NAME_APP` constant per crate
+//! that has a `waterspout.toml` (the app directory to serve).
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// The guest workspaces, relative to the repository root.
+const GUEST_WORKSPACES: &[&str] = &["examples", "tests/guests"];
+
+/// One crate of a guest workspace.
+struct GuestCrate {
+    /// The package name, e.g. `version-a`.
+    name: String,
+    /// The crate's directory (where its `waterspout.toml` lives, if any).
+    dir: PathBuf,
+    /// The built component.
+    wasm: PathBuf,
+}
+
+fn main() {
+    let tests_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = tests_dir
+        .parent()
+        .expect("tests/ lives in the repository root")
+        .to_path_buf();
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+
+    println!("cargo:rerun-if-changed=build.rs");
+    watch(&root.join("wit"));
+    watch(&root.join("guest-sdk/src"));
+    watch(&root.join("guest-sdk/Cargo.toml"));
+
+    let mut guests = Vec::new();
+    for workspace in GUEST_WORKSPACES {
+        let workspace = root.join(workspace);
+        let crates = member_crates(&workspace);
+        watch(&workspace.join("Cargo.toml"));
+        watch(&workspace.join("Cargo.lock"));
+        for guest in &crates {
+            watch(&guest.dir.join("Cargo.toml"));
+            watch(&guest.dir.join("src"));
+            watch(&guest.dir.join("waterspout.toml"));
+        }
+        build_workspace(&cargo, &workspace);
+        for guest in &crates {
+            if !guest.wasm.is_file() {
+                panic!(
+                    "building {} succeeded but {} is missing (is `{}` a cdylib?)",
+                    workspace.display(),
+                    guest.wasm.display(),
+                    guest.name
+                );
+            }
+        }
+        guests.extend(crates);
+    }
+
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let out = out_dir.join("guests.rs");
+    fs::write(&out, constants(&guests)).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+}
+
+/// Tells cargo to rerun this script when `path` changes; a missing path is
+/// skipped, because cargo would treat it as always changed.
+fn watch(path: &Path) {
+    if path.exists() {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+}
+
+/// The crates listed in `members = [...]` of a workspace's Cargo.toml.
+fn member_crates(workspace: &Path) -> Vec<GuestCrate> {
+    let manifest = workspace.join("Cargo.toml");
+    let text = read(&manifest);
+    let members = text
+        .split_once("members")
+        .and_then(|(_, rest)| rest.split_once('['))
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| quoted_strings(list))
+        .unwrap_or_else(|| panic!("{}: expected `members = [...]`", manifest.display()));
+    members
+        .into_iter()
+        .map(|member| {
+            let dir = workspace.join(&member);
+            let name = package_name(&dir.join("Cargo.toml"));
+            let wasm = workspace
+                .join("target")
+                .join(WASM_TARGET)
+                .join("release")
+                .join(format!("{}.wasm", name.replace('-', "_")));
+            GuestCrate { name, dir, wasm }
+        })
+        .collect()
+}
+
+/// The `name = "..."` of a crate's `[package]` table.
+fn package_name(manifest: &Path) -> String {
+    let text = read(manifest);
+    let package = text
+        .split_once("[package]")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("{}: no [package] table", manifest.display()));
+    package
+        .lines()
+        .take_while(|line| !line.trim_start().starts_with('['))
+        .filter_map(|line| line.split_once('='))
+        .find(|(key, _)| key.trim() == "name")
+        .and_then(|(_, value)| quoted_strings(value).into_iter().next())
+        .unwrap_or_else(|| panic!("{}: no `name = \"...\"` in [package]", manifest.display()))
+}
+
+/// Every `"..."` string in `text`, in order.
+fn quoted_strings(text: &str) -> Vec<String> {
+    text.split('"').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Runs `cargo build --release --target wasm32-wasip2` in `workspace`, with
+/// the same cargo but none of the outer build's settings.
+fn build_workspace(cargo: &std::ffi::OsStr, workspace: &Path) {
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args(["build", "--release", "--target", WASM_TARGET]);
+    for (key, _) in env::vars_os() {
+        if let Some(key) = key.to_str()
+            && breaks_nested_cargo(key)
+        {
+            command.env_remove(key);
+        }
+    }
+
+    let output = command.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {} in {}: {e}",
+            cargo.to_string_lossy(),
+            workspace.display()
+        )
+    });
+    if output.status.success() {
+        return;
+    }
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stdout}{stderr}");
+    let target_missing = stderr.contains("may not be installed")
+        || stderr.contains("can't find crate for `core`")
+        || stderr.contains("can't find crate for `std`");
+    if target_missing {
+        panic!(
+            "building the guests in {} failed: the {WASM_TARGET} target is not installed; \
+             run `rustup target add {WASM_TARGET}` (or `make test`)",
+            workspace.display()
+        );
+    }
+    panic!(
+        "`cargo build --release --target {WASM_TARGET}` failed in {} ({}); its output is above",
+        workspace.display(),
+        output.status
+    );
+}
+
+/// Whether an environment variable, set by the outer cargo (or for it), would
+/// leak into the nested build: its target dir, flags, profile overrides,
+/// jobserver, wrappers (clippy-driver) or the build-script variables.
+/// Network, registry and terminal settings are kept; so is `RUSTC`, so the
+/// nested build uses the same compiler.
+fn breaks_nested_cargo(key: &str) -> bool {
+    const KEEP_PREFIXES: &[&str] = &[
+        "CARGO_NET_",
+        "CARGO_HTTP_",
+        "CARGO_REGISTRIES_",
+        "CARGO_REGISTRY_",
+        "CARGO_TERM_",
+    ];
+    if key == "CARGO_HOME" || KEEP_PREFIXES.iter().any(|prefix| key.starts_with(prefix)) {
+        return false;
+    }
+    key.starts_with("CARGO")
+        || key.starts_with("__CARGO")
+        || key.starts_with("RUSTC_")
+        || key.starts_with("RUSTDOC")
+        || matches!(
+            key,
+            "RUSTFLAGS"
+                | "TARGET"
+                | "HOST"
+                | "OUT_DIR"
+                | "PROFILE"
+                | "OPT_LEVEL"
+                | "DEBUG"
+                | "NUM_JOBS"
+                | "MAKEFLAGS"
+                | "MFLAGS"
+        )
+}
+
+/// The text of `guests.rs`.
+fn constants(guests: &[GuestCrate]) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = String::from("// Generated by tests/build.rs: the guest components the tests load.\n\n");
+    let mut all_wasm = String::new();
+    let mut all_apps = String::new();
+    for guest in guests {
+        let ident = guest.name.to_uppercase().replace('-', "_");
+        if !seen.insert(ident.clone()) {
+            panic!(
+                "two guest crates are called `{}`; constant names must be unique",
+                guest.name
+            );
+        }
+        let wasm = guest.wasm.display().to_string();
+        writeln!(out, "/// The built `{}` component.", guest.name).unwrap();
+        writeln!(out, "pub const {ident}_WASM: &str = {wasm:?};").unwrap();
+        writeln!(all_wasm, "    ({:?}, {ident}_WASM),", guest.name).unwrap();
+        if guest.dir.join("waterspout.toml").is_file() {
+            let app = guest.dir.display().to_string();
+            writeln!(
+                out,
+                "/// The `{}` app directory (holds its `waterspout.toml`).",
+                guest.name
+            )
+            .unwrap();
+            writeln!(out, "pub const {ident}_APP: &str = {app:?};").unwrap();
+            writeln!(all_apps, "    ({:?}, {ident}_APP),", guest.name).unwrap();
+        }
+    }
+    writeln!(out, "\n/// Every built component, as `(crate name, wasm path)`.").unwrap();
+    writeln!(out, "pub const ALL_WASM: &[(&str, &str)] = &[\n{all_wasm}];").unwrap();
+    writeln!(out, "\n/// Every app directory, as `(crate name, directory)`.").unwrap();
+    writeln!(out, "pub const ALL_APPS: &[(&str, &str)] = &[\n{all_apps}];").unwrap();
+    out
+}

@@ -1,0 +1,99 @@
+//! A handler that misbehaves on purpose, so tests can check that the host
+//! contains it. The route's `mode` setting picks the fault (see
+//! `waterspout.toml`):
+//!
+//! | mode         | what the guest does                                   | expected answer            |
+//! |--------------|-------------------------------------------------------|----------------------------|
+//! | `trap`       | panics (a wasm trap)                                  | 500                        |
+//! | `loop`       | loops forever                                         | 503 after the timeout      |
+//! | `spin`       | busy-waits `?ms=N` milliseconds (default 100)         | 200 `spun`                 |
+//! | `grow`       | allocates 1 MiB blocks until memory runs out          | 500                        |
+//! | `recurse`    | recurses without end (stack overflow)                 | 500                        |
+//! | `bad-header` | sets a header value containing `\r\nX-Injected: 1`    | 500, no `X-Injected`       |
+//! | `log`        | logs and prints terminal escapes, then writes         | 200 `logged`               |
+//! | `ok`         | nothing wrong                                         | 200 `ok`                   |
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use waterspout_sdk::log;
+use waterspout_sdk::prelude::*;
+
+#[derive(Default)]
+struct Faults {
+    mode: String,
+}
+
+impl RequestHandler for Faults {
+    fn initialize(&mut self, settings: &Settings) {
+        self.mode = settings.get("mode").unwrap_or("ok").to_owned();
+    }
+
+    fn get(&mut self, ctx: &mut Context) -> Result<()> {
+        match self.mode.as_str() {
+            "trap" => panic!("faults: trapping on purpose"),
+            "loop" => endless_loop(),
+            "spin" => {
+                let ms: u64 = ctx.get_argument_or("ms", "100").parse().unwrap_or(100);
+                spin(Duration::from_millis(ms));
+                ctx.write("spun");
+            }
+            "grow" => grow_forever(),
+            "recurse" => {
+                let depth = recurse(black_box(0));
+                ctx.write(format!("recursed {depth}"));
+            }
+            "bad-header" => {
+                // The host refuses the value; the SDK panics, as Tornado raises ValueError.
+                ctx.set_header("X-Test", "ok\r\nX-Injected: 1");
+                ctx.write("header set");
+            }
+            "log" => {
+                let red = "\x1b[31mred\x1b[0m";
+                log::info!("faults: a {red} log line\nwith a forged second line");
+                println!("faults: stdout {red}");
+                eprintln!("faults: stderr {red}");
+                ctx.write("logged");
+            }
+            _ => ctx.write("ok"),
+        }
+        Ok(())
+    }
+}
+
+export_handler!(Faults);
+
+/// Loops forever without returning to the host: only an epoch deadline stops it.
+fn endless_loop() -> ! {
+    let mut n = 0u64;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Burns CPU for `duration`, checking the (WASI) clock as it goes.
+fn spin(duration: Duration) {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < duration {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Keeps allocating and touching 1 MiB blocks until the memory limit stops it.
+fn grow_forever() -> ! {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        blocks.push(black_box(vec![1u8; 1 << 20]));
+        black_box(&blocks);
+    }
+}
+
+/// Recursion the optimizer cannot turn into a loop: every frame keeps a
+/// buffer alive across the call and uses the callee's result.
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 32]);
+    let below = recurse(black_box(depth + 1));
+    below.wrapping_add(frame.iter().sum::<u64>())
+}

@@ -1,0 +1,15 @@
+//! Version B of one handler, for hot-swap tests: `GET /` answers `b`.
+
+use waterspout_sdk::prelude::*;
+
+#[derive(Default)]
+struct Version;
+
+impl RequestHandler for Version {
+    fn get(&mut self, ctx: &mut Context) -> Result<()> {
+        ctx.write("b");
+        Ok(())
+    }
+}
+
+export_handler!(Version);
