@@ -11,6 +11,7 @@
 //! | `recurse`    | recurses without end (stack overflow)                 | 500                        |
 //! | `bad-header` | sets a header value containing `\r\nX-Injected: 1`    | 500, no `X-Injected`       |
 //! | `log`        | logs and prints terminal escapes, then writes         | 200 `logged`               |
+//! | `flush-spin` | writes and flushes `first`, spins `?ms=N`, writes `second` | 200, chunked        |
 //! | `ok`         | nothing wrong                                         | 200 `ok`                   |
 
 use std::hint::black_box;
@@ -37,6 +38,14 @@ impl RequestHandler for Faults {
                 let ms: u64 = ctx.get_argument_or("ms", "100").parse().unwrap_or(100);
                 spin(Duration::from_millis(ms));
                 ctx.write("spun");
+            }
+            "flush-spin" => {
+                // The first chunk must reach the client while the guest still runs.
+                let ms: u64 = ctx.get_argument_or("ms", "1000").parse().unwrap_or(1000);
+                ctx.write("first\n");
+                ctx.flush();
+                spin(Duration::from_millis(ms));
+                ctx.write("second\n");
             }
             "grow" => grow_forever(),
             "recurse" => {

@@ -1,0 +1,509 @@
+//! Core: the real server on 127.0.0.1:0, real HTTP clients, real guests.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use waterspout::ServerConfig;
+use waterspout_tests::guests;
+use waterspout_tests::harness::TestServer;
+
+const TORNADO_500: &str = "<html><title>500: Internal Server Error</title><body>500: Internal Server Error</body></html>";
+
+#[tokio::test]
+async fn hello_says_hello_world() {
+    let server = TestServer::start(guests::HELLO_APP).await;
+    let response = server.get("/").await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=UTF-8");
+    assert!(headers["server"].to_str().unwrap().starts_with("Waterspout/"));
+    assert_eq!(response.text().await.unwrap(), "Hello, world");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_path_is_404_and_unsupported_verb_is_405() {
+    let server = TestServer::start(guests::HELLO_APP).await;
+    let (status, body) = server.get_text("/nope").await;
+    assert_eq!(status, 404);
+    assert_eq!(body, "<html><title>404: Not Found</title><body>404: Not Found</body></html>");
+    // The SDK's default verbs answer 405, as Tornado's do.
+    let r = server.client.post(server.url("/")).body("x").send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    // A method outside Tornado's SUPPORTED_METHODS is 405 before prepare.
+    let r = server
+        .client
+        .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    server.shutdown().await;
+}
+
+// Raw blocking sockets: the server needs its own worker thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_serves_many_requests_on_one_connection() {
+    let server = TestServer::start(guests::HELLO_APP).await;
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for _ in 0..3 {
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let response = read_response(&mut stream);
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        assert!(response.ends_with("Hello, world"), "{response}");
+    }
+    server.shutdown().await;
+}
+
+/// Reads one response with a Content-Length body from a raw stream.
+fn read_response(stream: &mut std::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf.clone()).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    head + &String::from_utf8(body).unwrap()
+}
+
+#[tokio::test]
+async fn requests_example_arguments_json_and_path_args() {
+    let server = TestServer::start(guests::REQUESTS_APP).await;
+    let r = server.get("/greet?name=Ann").await;
+    assert_eq!(r.headers()["x-prepared"], "1");
+    assert_eq!(r.text().await.unwrap(), "Hello, Ann");
+    // get_argument with no default: MissingArgumentError → 400, through the
+    // example's own write_error (JSON).
+    let (status, body) = server.get_text("/greet").await;
+    assert_eq!(status, 400);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["status"], 400);
+    assert_eq!(json["reason"], "Missing argument name");
+
+    let r = server
+        .client
+        .post(server.url("/json"))
+        .header("content-type", "application/json")
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let json: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(json, serde_json::json!({"a": 1, "echoed": true}));
+    let r = server.client.post(server.url("/json")).body("not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    assert_eq!(server.get_text("/items/42").await, (200, "item 42".into()));
+    assert_eq!(server.get_text("/users/j%C3%BCrgen").await, (200, "user jürgen".into()));
+    // Anchored at both ends: no partial matches.
+    assert_eq!(server.get_text("/items/42/more").await.0, 404);
+    assert_eq!(server.get_text("/items/x").await.0, 404);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_example_redirect_cookies_and_error_page() {
+    let server = TestServer::start(guests::REQUESTS_APP).await;
+    let r = server.get("/old").await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "/new");
+    assert_eq!(server.get_text("/new").await, (200, "This is the new page".into()));
+
+    let r = server.get("/cookie/set?value=mint").await;
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set_cookie.starts_with("flavor=mint"), "{set_cookie}");
+    assert!(set_cookie.contains("Path=/"), "{set_cookie}");
+    let r = server
+        .client
+        .get(server.url("/cookie/get"))
+        .header("cookie", "flavor=mint")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "flavor: mint");
+    assert_eq!(server.get_text("/cookie/get").await.1, "no flavor");
+
+    let r = server.get("/fail").await;
+    assert_eq!(r.status(), 418);
+    let json: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(json, serde_json::json!({"status": 418, "reason": "Teapot Refuses Coffee"}));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_example_forms_and_multipart_uploads() {
+    let server = TestServer::start(guests::REQUESTS_APP).await;
+    let r = server
+        .client
+        .post(server.url("/form?q=1"))
+        .form(&[("title", "hi there"), ("tag", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let json: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(json["fields"]["title"], "hi there", "{json}");
+
+    let form = reqwest::multipart::Form::new().text("title", "upload").part(
+        "doc",
+        reqwest::multipart::Part::bytes(b"0123456789".to_vec())
+            .file_name("notes.txt")
+            .mime_str("text/plain")
+            .unwrap(),
+    );
+    let r = server.client.post(server.url("/form")).multipart(form).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let json: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(json["fields"]["title"], "upload", "{json}");
+    assert_eq!(json["files"][0]["filename"], "notes.txt", "{json}");
+    assert_eq!(json["files"][0]["size"], 10, "{json}");
+
+    // A malformed multipart body is a 400 before prepare (the example's JSON error page).
+    let r = server
+        .client
+        .post(server.url("/form"))
+        .header("content-type", "multipart/form-data; boundary=XX")
+        .body("--XX\r\nno end of headers")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let json: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(json["status"], 400);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn streaming_sends_flushed_chunks_with_chunked_encoding() {
+    let server = TestServer::start(guests::REQUESTS_APP).await;
+    let r = server.get("/stream?n=3").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["transfer-encoding"], "chunked");
+    assert!(r.headers().get("content-length").is_none());
+    assert_eq!(r.text().await.unwrap(), "chunk 0\nchunk 1\nchunk 2\n");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn flush_reaches_the_client_before_the_handler_returns() {
+    let server = TestServer::start(guests::FAULTS_APP).await;
+    let start = Instant::now();
+    let mut r = server.get("/flush-spin?ms=1500").await;
+    let first = r.chunk().await.unwrap().unwrap();
+    let first_at = start.elapsed();
+    assert_eq!(&first[..], b"first\n");
+    let mut rest = Vec::new();
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    let done_at = start.elapsed();
+    assert_eq!(rest, b"second\n");
+    // The guest spins 1.5 s after flushing: the first chunk must have come
+    // well before the end.
+    assert!(done_at >= Duration::from_millis(1500), "{done_at:?}");
+    assert!(done_at - first_at >= Duration::from_millis(1000), "first {first_at:?}, done {done_at:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn lifecycle_follows_tornado_order() {
+    let server = TestServer::start(guests::LIFECYCLE_APP).await;
+    let r = server.get("/prepare").await;
+    assert_eq!(r.headers()["x-initialized"], "1");
+    assert_eq!(r.text().await.unwrap(), "prepared;verb ran");
+    // prepare() finishing the request skips the verb.
+    assert_eq!(server.get_text("/prepare?stop=1").await, (200, "stopped in prepare".into()));
+    // send_error from a verb: Tornado's default page.
+    let (status, body) = server.get_text("/forbidden").await;
+    assert_eq!(status, 403);
+    assert_eq!(body, "<html><title>403: Forbidden</title><body>403: Forbidden</body></html>");
+    // A custom reason phrase reaches the status line.
+    let r = server.get("/status").await;
+    assert_eq!(r.status().as_u16(), 299);
+    let r = server.get("/error-return").await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("409: Conflict Here"));
+    // Writes after finish are dropped.
+    assert_eq!(server.get_text("/after-finish").await, (200, "before".into()));
+    let r = server.get("/redirect").await;
+    assert_eq!(r.status(), 301);
+    assert_eq!(r.headers()["location"], "/prepare");
+    server.shutdown().await;
+}
+
+// Raw blocking sockets: the server needs its own worker thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_reason_phrase_is_on_the_wire() {
+    let server = TestServer::start(guests::LIFECYCLE_APP).await;
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let response = read_response(&mut stream);
+    assert!(response.starts_with("HTTP/1.1 299 Custom Reason\r\n"), "{response}");
+    server.shutdown().await;
+}
+
+// Raw blocking sockets: the server needs its own worker thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_manipulation_and_head_without_body() {
+    let server = TestServer::start(guests::LIFECYCLE_APP).await;
+    let r = server.get("/headers").await;
+    let h = r.headers();
+    assert_eq!(h["x-single"], "two");
+    let multi: Vec<_> = h.get_all("x-multi").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert_eq!(multi.len(), 2, "{multi:?}");
+    assert!(h.get("x-gone").is_none());
+
+    assert_eq!(server.get_text("/head").await, (200, "get body".into()));
+    // HEAD: headers, no body, over a raw socket so nothing hides a stray body.
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(b"HEAD /head HTTP/1.1\r\nHost: x\r\n\r\nGET /head HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let n = stream.read(&mut chunk).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if String::from_utf8_lossy(&buf).ends_with("get body") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    // The HEAD response is followed directly by the GET response.
+    let (head, get) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(head.to_ascii_lowercase().contains("x-head: 1"), "{text}");
+    assert!(get.starts_with("HTTP/1.1 200 OK"), "HEAD leaked a body: {text}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn trap_is_a_generic_500_and_the_next_request_is_served() {
+    let server = TestServer::start(guests::FAULTS_APP).await;
+    let (status, body) = server.get_text("/trap").await;
+    assert_eq!(status, 500);
+    assert_eq!(body, TORNADO_500);
+    assert!(!body.contains("panic") && !body.contains("trapping"));
+    assert_eq!(server.get_text("/ok").await, (200, "ok".into()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn endless_loop_is_interrupted_with_503() {
+    let server = TestServer::start(guests::FAULTS_APP).await;
+    let start = Instant::now();
+    let (status, _) = server.get_text("/loop").await;
+    assert_eq!(status, 503);
+    // timeout_ms = 1000 for this handler in the manifest.
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(1000) && took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(server.get_text("/ok").await, (200, "ok".into()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn memory_bomb_and_endless_recursion_are_500() {
+    let server = TestServer::start(guests::FAULTS_APP).await;
+    let (status, body) = server.get_text("/grow").await;
+    assert_eq!(status, 500);
+    assert_eq!(body, TORNADO_500);
+    let (status, body) = server.get_text("/recurse").await;
+    assert_eq!(status, 500);
+    assert_eq!(body, TORNADO_500);
+    assert_eq!(server.get_text("/ok").await, (200, "ok".into()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn guest_header_injection_never_reaches_the_wire() {
+    let server = TestServer::start(guests::FAULTS_APP).await;
+    let r = server.get("/bad-header").await;
+    assert_eq!(r.status(), 500);
+    assert!(r.headers().get("x-injected").is_none());
+    assert!(r.headers().get("x-test").is_none());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn guest_logging_does_not_disturb_the_response() {
+    let server = TestServer::start(guests::FAULTS_APP).await;
+    assert_eq!(server.get_text("/log").await, (200, "logged".into()));
+    server.shutdown().await;
+}
+
+/// The seed's warning about event loops and CPU-bound handlers, answered:
+/// a guest spinning for 2 s yields every epoch tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_handler_does_not_block_other_requests() {
+    let server = TestServer::start(guests::FAULTS_APP).await;
+    // Warm the connection pool and the instance slots.
+    for _ in 0..5 {
+        assert_eq!(server.get_text("/ok").await.0, 200);
+    }
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, url) = (server.client.clone(), server.url("/spin?ms=2000"));
+            tokio::spawn(async move { client.get(url).send().await.unwrap().text().await.unwrap() })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut latencies = Vec::new();
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        let start = Instant::now();
+        assert_eq!(server.get_text("/ok").await, (200, "ok".into()));
+        latencies.push(start.elapsed());
+    }
+    for s in spinners {
+        assert_eq!(s.await.unwrap(), "spun");
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    let worst = *latencies.last().unwrap();
+    // Two spinners on two cores: without yielding no hello could run at all
+    // until they finished (~1.9 s).
+    assert!(latencies.len() >= 10, "only {} requests completed", latencies.len());
+    assert!(median < Duration::from_millis(50), "median {median:?} of {latencies:?}");
+    assert!(worst < Duration::from_millis(250), "worst {worst:?}");
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413() {
+    let config = ServerConfig {
+        max_body_size: 1024,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with(guests::REQUESTS_APP, config).await;
+    let r = server.client.post(server.url("/json")).body(vec![b'x'; 4096]).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    // Chunked, so the size is only known while reading.
+    let stream = futures_util::stream::iter((0..8).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 512])));
+    let r = server
+        .client
+        .post(server.url("/json"))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = server.client.post(server.url("/json")).body(r#"{"ok":true}"#).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    server.shutdown().await;
+}
+
+// Raw blocking sockets: the server needs its own worker thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_off_by_the_header_timeout() {
+    let config = ServerConfig {
+        header_timeout: Duration::from_millis(500),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with(guests::HELLO_APP, config).await;
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    let waited = start.elapsed();
+    // Closed (possibly after a 408) well before our 5 s read timeout.
+    assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).contains("408"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    // A normal request still works.
+    assert_eq!(server.get_text("/").await.0, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_requests_in_flight() {
+    let server = TestServer::start(guests::FAULTS_APP).await;
+    let (client, url) = (server.client.clone(), server.url("/spin?ms=700"));
+    let in_flight = tokio::spawn(async move { client.get(url).send().await.unwrap().text().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let addr = server.addr;
+    server.shutdown().await;
+    assert_eq!(in_flight.await.unwrap(), "spun");
+    // No longer accepting.
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+mod bad_manifests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn load(dir: &Path) -> String {
+        match waterspout::App::load(dir, ServerConfig::default()) {
+            Ok(_) => panic!("a bad manifest loaded"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn app(manifest: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("waterspout.toml"), manifest).unwrap();
+        dir
+    }
+
+    fn handler(name: &str, wasm: &str) -> String {
+        format!("[handler.{name}]\nwasm = {wasm:?}\n")
+    }
+
+    #[test]
+    fn syntax_error() {
+        let dir = app("[[route]]\npattern = \"/\"\nhandler = hello\n");
+        let e = load(dir.path());
+        assert!(e.contains("waterspout.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_handler() {
+        let dir = app(&format!("[[route]]\npattern = \"/\"\nhandler = \"nope\"\n\n{}", handler("hello", guests::HELLO_WASM)));
+        let e = load(dir.path());
+        assert!(e.contains("waterspout.toml:3:") && e.contains("unknown handler \"nope\""), "{e}");
+    }
+
+    #[test]
+    fn invalid_regex() {
+        let dir = app(&format!("[[route]]\npattern = \"/(\"\nhandler = \"hello\"\n{}", handler("hello", guests::HELLO_WASM)));
+        let e = load(dir.path());
+        assert!(e.contains("waterspout.toml:2:") && e.contains("invalid route pattern"), "{e}");
+    }
+
+    #[test]
+    fn missing_wasm_file() {
+        let dir = app(&format!("[[route]]\npattern = \"/\"\nhandler = \"hello\"\n\n{}", handler("hello", "missing.wasm")));
+        let e = load(dir.path());
+        assert!(e.contains("waterspout.toml:6:") && e.contains("missing.wasm"), "{e}");
+    }
+
+    #[test]
+    fn component_of_the_wrong_world() {
+        let dir = app(&format!("[[route]]\npattern = \"/\"\nhandler = \"cmd\"\n\n{}", handler("cmd", guests::COMMAND_WASM)));
+        let e = load(dir.path());
+        assert!(e.contains("waterspout.toml:6:") && e.contains("exports none of the worlds"), "{e}");
+        assert!(e.contains("wasi:cli/run"), "{e}");
+    }
+
+    #[test]
+    fn core_module_instead_of_component() {
+        let dir = app(&format!("[[route]]\npattern = \"/\"\nhandler = \"m\"\n\n{}", handler("m", "m.wasm")));
+        std::fs::write(dir.path().join("m.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        let e = load(dir.path());
+        assert!(e.contains("core WebAssembly module, not a component"), "{e}");
+    }
+}
