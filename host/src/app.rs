@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use crate::admin::AdminToken;
 use crate::engine::{EngineConfig, WasmEngine};
 use crate::manifest::{Manifest, ManifestError};
 use crate::registry::{Linkers, Registry};
-use crate::router::{Route, Router};
+use crate::router::Router;
+use crate::store::Store;
+use crate::swap::SwapControl;
 
 /// Server-wide settings; the manifest's `[app]` table and the CLI fill them.
 #[derive(Debug, Clone)]
@@ -27,6 +30,14 @@ pub struct ServerConfig {
     /// How long graceful shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
     pub engine: EngineConfig,
+    /// Where the admin API listens (never the public port unless set so).
+    pub admin_listen: SocketAddr,
+    /// The admin API's bearer token; `None` turns the admin API off.
+    pub admin_token: Option<AdminToken>,
+    /// The largest component the admin API accepts, bytes.
+    pub max_upload_size: u64,
+    /// The store directory; `None` keeps versions in memory only.
+    pub store_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +49,10 @@ impl Default for ServerConfig {
             max_connections: 20_000,
             shutdown_grace: Duration::from_secs(30),
             engine: EngineConfig::default(),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8889)),
+            admin_token: None,
+            max_upload_size: 100 * 1024 * 1024,
+            store_dir: None,
         }
     }
 }
@@ -67,14 +82,22 @@ pub enum LoadError {
     Manifest(#[from] ManifestError),
     #[error("{0:#}")]
     Engine(anyhow::Error),
+    #[error("{0}")]
+    Store(String),
 }
 
 /// A loaded app, shared by every connection.
 pub struct App {
     pub dir: PathBuf,
     pub config: ServerConfig,
+    /// The manifest as loaded at start (handlers it declares, their files).
+    pub manifest: Manifest,
     pub router: ArcSwap<Router>,
     pub registry: Registry,
+    /// Every version's bytes and metadata, and the active set.
+    pub store: Store,
+    /// Serializes hot-swap operations (see `swap`).
+    pub swap: SwapControl,
     next_request_id: AtomicU64,
     // Dropped last: stops the epoch ticker.
     pub wasm: WasmEngine,
@@ -97,45 +120,22 @@ impl App {
         let linkers = Linkers::new(wasm.engine.clone()).map_err(LoadError::Engine)?;
         let registry = Registry::new(linkers);
 
-        for spec in &manifest.handlers {
-            let bytes = std::fs::read(&spec.wasm).map_err(|e| {
-                manifest.error(
-                    Some(spec.line),
-                    format!(
-                        "handler {:?}: cannot read {}: {e}{}",
-                        spec.name,
-                        spec.wasm.display(),
-                        if spec.build.is_some() {
-                            " (run `waterspout build` or `serve --build` first)"
-                        } else {
-                            ""
-                        }
-                    ),
-                )
-            })?;
-            let version = registry.build_version(&spec.name, 1, &bytes).map_err(|e| {
-                manifest.error(
-                    Some(spec.line),
-                    format!("handler {:?} ({}): {e}", spec.name, spec.wasm.display()),
-                )
-            })?;
-            registry.install(&spec.name, spec.limits.clone(), Arc::new(version));
-        }
-
-        let routes = manifest
-            .routes
-            .iter()
-            .map(|r| {
-                Route::new(&r.pattern, r.handler.clone(), r.name.clone(), r.settings.clone())
-                    .map_err(|e| manifest.error(Some(r.line), format!("invalid route pattern: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let store = match &config.store_dir {
+            Some(dir) => Store::open(dir).map_err(|e| LoadError::Store(e.to_string()))?,
+            None => Store::in_memory(),
+        };
+        crate::metrics::install();
+        // The store's active versions (and route table) win over the manifest.
+        let routes = crate::swap::restore(&manifest, &registry, &store)?;
 
         Ok(Arc::new(App {
             dir: manifest.dir.clone(),
             config,
+            manifest,
             router: ArcSwap::from_pointee(Router::new(routes)),
             registry,
+            store,
+            swap: SwapControl::default(),
             next_request_id: AtomicU64::new(1),
             wasm,
         }))

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::admin::AdminToken;
 use crate::app::{App, ServerConfig};
+use crate::deploy::AdminArgs;
 use crate::manifest::Manifest;
 
 #[derive(Debug, Parser)]
@@ -25,6 +27,48 @@ pub enum Command {
         /// The app directory.
         #[arg(default_value = ".")]
         app: PathBuf,
+    },
+    /// Upload FILE as a new version of handler NAME and activate it.
+    Deploy {
+        /// The handler's name (a new name creates a handler).
+        name: String,
+        /// The component (.wasm).
+        file: PathBuf,
+        /// Store the version without activating it.
+        #[arg(long)]
+        no_activate: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List the server's handlers and their active versions.
+    Handlers {
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List a handler's versions.
+    Versions {
+        name: String,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Make a stored version of a handler the active one.
+    Activate {
+        name: String,
+        version: u64,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Re-activate the version that was active before the current one.
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
 }
 
@@ -48,6 +92,21 @@ pub struct ServeArgs {
     /// Directory of the compiled-code cache [default: APP/.waterspout/cache].
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// Directory of the version store [default: APP/.waterspout/store].
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Where the admin API listens.
+    #[arg(long, default_value = "127.0.0.1:8889")]
+    pub admin_listen: SocketAddr,
+    /// The admin API's bearer token; without one the admin API is off.
+    #[arg(long, env = "WATERSPOUT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Largest component the admin API accepts, bytes [default: 100 MB].
+    #[arg(long)]
+    pub max_upload_size: Option<u64>,
+    /// Swap a handler in process when its wasm file changes on disk.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// Entry point of the binary: parses arguments, runs, returns the exit code.
@@ -79,7 +138,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::build::build_app(&manifest)
         }
         Command::Serve(args) => serve(args),
+        Command::Deploy {
+            name,
+            file,
+            no_activate,
+            admin,
+        } => client(crate::deploy::deploy(&admin, &name, &file, !no_activate)),
+        Command::Handlers { json, admin } => client(crate::deploy::handlers(&admin, json)),
+        Command::Versions { name, json, admin } => client(crate::deploy::versions(&admin, &name, json)),
+        Command::Activate { name, version, admin } => client(crate::deploy::activate(&admin, &name, version)),
+        Command::Rollback { name, admin } => client(crate::deploy::rollback(&admin, &name)),
     }
+}
+
+/// Runs an admin client command on a small runtime.
+fn client(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(command)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -96,14 +173,30 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(max) = args.max_body_size {
         config.max_body_size = max;
     }
+    config.store_dir = Some(
+        args.store
+            .clone()
+            .unwrap_or_else(|| args.app.join(".waterspout").join("store")),
+    );
+    config.admin_listen = args.admin_listen;
+    config.admin_token = args.admin_token.clone().and_then(AdminToken::new);
+    if let Some(max) = args.max_upload_size {
+        config.max_upload_size = max;
+    }
     let app = App::load(&args.app, config)?;
     let listen = args.listen.unwrap_or(app.config.listen);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve_until_signal(app, listen))
+    runtime.block_on(serve_until_signal(app, listen, args.watch))
 }
 
-async fn serve_until_signal(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
-    let server = crate::server::start(app, listen).await?;
+async fn serve_until_signal(app: Arc<App>, listen: SocketAddr, watch: bool) -> anyhow::Result<()> {
+    let server = crate::server::start(app.clone(), listen).await?;
+    let admin = crate::admin::start(app.clone()).await?;
+    let _watch = if watch {
+        Some(crate::watch::start(app.clone())?)
+    } else {
+        None
+    };
     let trigger = server.shutdown_trigger();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -111,6 +204,9 @@ async fn serve_until_signal(app: Arc<App>, listen: SocketAddr) -> anyhow::Result
         let _ = trigger.send(true);
     });
     server.wait().await;
+    if let Some(admin) = admin {
+        admin.shutdown().await;
+    }
     Ok(())
 }
 

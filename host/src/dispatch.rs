@@ -222,8 +222,10 @@ async fn run(
         tracing::warn!(handler = %slot.name, "no free instance within the time limit");
         let _ = head_tx.send(error_page(StatusCode::SERVICE_UNAVAILABLE));
         access.log(503);
+        crate::metrics::request_done(&version, 503, access.start.elapsed());
         return;
     };
+    let _instance = crate::metrics::instance_started(&version);
     let tag = Tag {
         handler: version.name.clone(),
         version: version.version,
@@ -249,15 +251,20 @@ async fn run(
     let state = store.data_mut();
     let response = state.response.as_mut().expect("http instance has a response");
     match outcome {
-        Ok(()) => access.log(response.status()),
+        Ok(()) => {
+            access.log(response.status());
+            crate::metrics::request_done(&version, response.status(), access.start.elapsed());
+        }
         Err(fault) => {
             let status = match &fault {
                 Fault::Timeout => {
+                    crate::metrics::timeout(&version);
                     tracing::error!(handler = %tag.handler, version = tag.version, request = tag.request_id,
                         "handler exceeded its time limit of {} ms", limits.timeout_ms);
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 Fault::Trap(trap) => {
+                    crate::metrics::trap(&version);
                     let why = if state.limiter.memory_limit_hit {
                         format!("memory limit of {} MiB reached; ", limits.memory_limit_mb)
                     } else {
@@ -272,10 +279,12 @@ async fn run(
                 Some(head_tx) => {
                     let _ = head_tx.send(error_page(status));
                     access.log(status.as_u16());
+                    crate::metrics::request_done(&version, status.as_u16(), access.start.elapsed());
                 }
                 None => {
                     response.abort().await;
                     access.log(response.status());
+                    crate::metrics::request_done(&version, response.status(), access.start.elapsed());
                 }
             }
         }

@@ -13,21 +13,27 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod app;
 pub mod bindings;
 pub mod body;
 pub mod build;
 pub mod cli;
+pub mod deploy;
 pub mod dispatch;
 pub mod engine;
 pub mod guest_log;
 pub mod manifest;
+pub mod metrics;
 pub mod registry;
 pub mod request;
 pub mod response;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod store;
+pub mod swap;
+pub mod watch;
 pub mod websocket;
 
 pub use app::{App, LoadError, ServerConfig};

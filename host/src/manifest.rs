@@ -218,22 +218,14 @@ impl Manifest {
         let mut routes = Vec::new();
         for route in &raw.routes {
             let pattern = route.pattern.get_ref();
-            if let Err(e) = regex::Regex::new(pattern) {
-                return Err(err(
-                    line_of(route.pattern.span().start),
-                    format!(
-                        "invalid route pattern {pattern:?}: {}",
-                        first_line(&e.to_string())
-                    ),
-                ));
-            }
             let handler = route.handler.get_ref();
-            if !raw.handlers.contains_key(handler) {
-                let known: Vec<&str> = raw.handlers.keys().map(String::as_str).collect();
-                return Err(err(
-                    line_of(route.handler.span().start),
-                    format!("route {pattern:?} names unknown handler {handler:?} (handlers: {known:?})"),
-                ));
+            let known: Vec<&str> = raw.handlers.keys().map(String::as_str).collect();
+            if let Err((field, message)) = check_route(pattern, handler, &known) {
+                let span = match field {
+                    RouteField::Pattern => route.pattern.span(),
+                    RouteField::Handler => route.handler.span(),
+                };
+                return Err(err(line_of(span.start), message));
             }
             routes.push(RouteSpec {
                 pattern: pattern.clone(),
@@ -270,6 +262,35 @@ impl Manifest {
             message: message.into(),
         }
     }
+}
+
+/// Which field of a route a [`check_route`] error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteField {
+    Pattern,
+    Handler,
+}
+
+/// Checks one route the way the manifest does (the admin API's route replace
+/// uses it too): the pattern must be a valid regex and the handler must be
+/// one of `handlers`. The message names the route and what is wrong.
+pub fn check_route(pattern: &str, handler: &str, handlers: &[&str]) -> Result<(), (RouteField, String)> {
+    if let Err(e) = regex::Regex::new(pattern) {
+        return Err((
+            RouteField::Pattern,
+            format!(
+                "invalid route pattern {pattern:?}: {}",
+                first_line(&e.to_string())
+            ),
+        ));
+    }
+    if !handlers.contains(&handler) {
+        return Err((
+            RouteField::Handler,
+            format!("route {pattern:?} names unknown handler {handler:?} (handlers: {handlers:?})"),
+        ));
+    }
+    Ok(())
 }
 
 /// Settings values reach the guest as strings; non-strings as JSON text.

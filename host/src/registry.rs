@@ -14,10 +14,11 @@ use wasmtime::component::{Component, HasSelf, Linker};
 
 use crate::bindings::{HandlerPre, HandlerWorld, WebsocketPre, WebsocketWorld};
 use crate::manifest::HandlerLimits;
+use crate::metrics::VersionMetrics;
 use crate::state::HostState;
 
 /// Which contract a component implements, told by its exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum World {
     /// `waterspout:handler/handler`: a Tornado RequestHandler.
@@ -53,6 +54,30 @@ pub struct HandlerVersion {
     pub world: World,
     pub uploaded_at: SystemTime,
     pub prepared: Prepared,
+    /// This version's Prometheus series.
+    pub metrics: VersionMetrics,
+}
+
+impl HandlerVersion {
+    /// Version `version` of `name`, from a component [`Linkers::prepare`]d
+    /// out of `bytes`.
+    pub fn new(name: &str, version: u64, bytes: &[u8], world: World, prepared: Prepared) -> Self {
+        HandlerVersion {
+            name: name.into(),
+            version,
+            sha256: sha256_hex(bytes),
+            size: bytes.len(),
+            world,
+            uploaded_at: SystemTime::now(),
+            prepared,
+            metrics: VersionMetrics::new(name, version),
+        }
+    }
+}
+
+/// The lowercase hex SHA-256 of `bytes`: how versions are identified.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// A handler: its limits, its concurrency cap, and the active version.
@@ -81,6 +106,10 @@ impl HandlerSlot {
 pub enum ComponentError {
     #[error("not a WebAssembly component: {0}")]
     Invalid(String),
+    #[error(
+        "this is precompiled native code (a serialized wasmtime artifact, .cwasm); only WebAssembly components (.wasm) are accepted, and the server compiles them itself"
+    )]
+    Precompiled,
     #[error(
         "this is a core WebAssembly module, not a component (build for wasm32-wasip2 or run `wasm-tools component new`)"
     )]
@@ -118,6 +147,11 @@ impl Linkers {
     /// Compiles (or loads from the compile cache) and links `bytes`. Blocking:
     /// call it off the async runtime.
     pub fn prepare(&self, bytes: &[u8]) -> Result<(World, Prepared), ComponentError> {
+        // Native code from a client is never loaded: it would bypass the
+        // sandbox's validation. Name it so the sender knows what to send.
+        if Engine::detect_precompiled(bytes).is_some() || bytes.starts_with(b"\x7fELF") {
+            return Err(ComponentError::Precompiled);
+        }
         if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
             return Err(ComponentError::CoreModule);
         }
@@ -188,15 +222,12 @@ impl Registry {
         bytes: &[u8],
     ) -> Result<HandlerVersion, ComponentError> {
         let (world, prepared) = self.linkers.prepare(bytes)?;
-        Ok(HandlerVersion {
-            name: name.into(),
-            version,
-            sha256: hex::encode(Sha256::digest(bytes)),
-            size: bytes.len(),
-            world,
-            uploaded_at: SystemTime::now(),
-            prepared,
-        })
+        Ok(HandlerVersion::new(name, version, bytes, world, prepared))
+    }
+
+    /// Removes a handler (routes must no longer point at it).
+    pub fn remove(&self, name: &str) -> Option<Arc<HandlerSlot>> {
+        self.slots.write().expect("registry lock").remove(name)
     }
 
     /// Adds a handler with its first active version, or activates `version`

@@ -1,0 +1,182 @@
+//! Prometheus metrics, per handler and version: requests by status class,
+//! latency, traps, timeouts, live instances, swaps and compile time.
+//!
+//! The recorder is process-wide (the `metrics` facade allows one), so
+//! [`install`] is idempotent: every server started in a process shares it.
+//! Each handler version registers its series once ([`VersionMetrics`]), so
+//! the request path only bumps pre-resolved handles.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::registry::HandlerVersion;
+
+const REQUESTS: &str = "waterspout_requests_total";
+const DURATION: &str = "waterspout_request_duration_seconds";
+const TRAPS: &str = "waterspout_traps_total";
+const TIMEOUTS: &str = "waterspout_timeouts_total";
+const INSTANCES: &str = "waterspout_active_instances";
+const SWAPS: &str = "waterspout_swaps_total";
+const ACTIVE_VERSION: &str = "waterspout_active_version";
+const COMPILE: &str = "waterspout_compile_seconds";
+const REFUSED: &str = "waterspout_uploads_refused_total";
+
+/// Latency buckets, seconds: 100 µs to 30 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0,
+];
+/// Compile-time buckets, seconds: a cache hit is milliseconds, a large
+/// component compiled cold is seconds.
+const COMPILE_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process; later calls are no-ops.
+/// Returns `None` when another recorder was installed first (an embedding
+/// program's own), in which case `/metrics` says so.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(DURATION.into()),
+                    LATENCY_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(COMPILE.into()),
+                        COMPILE_BUCKETS,
+                    )
+                });
+            match builder.map(PrometheusBuilder::install_recorder) {
+                Ok(Ok(handle)) => {
+                    describe();
+                    Some(handle)
+                }
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!("metrics recorder not installed: {e}");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(REQUESTS, "Requests served, by handler, version and status class.");
+    describe_histogram!(
+        DURATION,
+        Unit::Seconds,
+        "Request latency, by handler and version."
+    );
+    describe_counter!(TRAPS, "Guest traps (each became a 500).");
+    describe_counter!(TIMEOUTS, "Requests stopped at the handler's time limit (503).");
+    describe_gauge!(INSTANCES, "Guest instances alive now.");
+    describe_counter!(
+        SWAPS,
+        "Active-version changes (upload, activate, rollback, --watch)."
+    );
+    describe_gauge!(ACTIVE_VERSION, "The version new requests get.");
+    describe_histogram!(COMPILE, Unit::Seconds, "Validating and compiling a component.");
+    describe_counter!(REFUSED, "Uploads refused by validation.");
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    match install() {
+        Some(handle) => {
+            handle.run_upkeep();
+            handle.render()
+        }
+        None => "# metrics are unavailable: another metrics recorder was installed first\n".into(),
+    }
+}
+
+/// One version's series, resolved once when the version is built.
+pub struct VersionMetrics {
+    by_class: [Counter; 5],
+    duration: Histogram,
+    traps: Counter,
+    timeouts: Counter,
+    instances: Gauge,
+}
+
+impl VersionMetrics {
+    pub fn new(handler: &str, version: u64) -> Self {
+        install();
+        let labels = [("handler", handler.to_owned()), ("version", version.to_string())];
+        let class = |c: &'static str| {
+            let mut l = labels.to_vec();
+            l.push(("class", c.to_owned()));
+            counter!(REQUESTS, &l)
+        };
+        VersionMetrics {
+            by_class: [
+                class("1xx"),
+                class("2xx"),
+                class("3xx"),
+                class("4xx"),
+                class("5xx"),
+            ],
+            duration: histogram!(DURATION, &labels),
+            traps: counter!(TRAPS, &labels),
+            timeouts: counter!(TIMEOUTS, &labels),
+            instances: gauge!(INSTANCES, &labels),
+        }
+    }
+}
+
+/// A request on `version` ended with `status` after `elapsed`.
+pub fn request_done(version: &HandlerVersion, status: u16, elapsed: Duration) {
+    let m = &version.metrics;
+    let class = usize::from(status / 100).clamp(1, 5) - 1;
+    m.by_class[class].increment(1);
+    m.duration.record(elapsed.as_secs_f64());
+}
+
+/// The guest trapped.
+pub fn trap(version: &HandlerVersion) {
+    version.metrics.traps.increment(1);
+}
+
+/// The guest ran past its time limit.
+pub fn timeout(version: &HandlerVersion) {
+    version.metrics.timeouts.increment(1);
+}
+
+/// Counts a live instance until the guard drops.
+#[must_use = "the instance counts as alive until the guard is dropped"]
+pub struct InstanceGuard(Gauge);
+
+impl Drop for InstanceGuard {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// An instance of `version` is starting; it counts as alive until the guard drops.
+pub fn instance_started(version: &HandlerVersion) -> InstanceGuard {
+    version.metrics.instances.increment(1.0);
+    InstanceGuard(version.metrics.instances.clone())
+}
+
+/// `handler`'s active version became `to`.
+pub fn swapped(handler: &str, to: u64) {
+    counter!(SWAPS, "handler" => handler.to_owned()).increment(1);
+    gauge!(ACTIVE_VERSION, "handler" => handler.to_owned()).set(to as f64);
+}
+
+/// Validating and compiling a component for `handler` took `elapsed`.
+pub fn compiled(handler: &str, elapsed: Duration, ok: bool) {
+    histogram!(COMPILE, "handler" => handler.to_owned()).record(elapsed.as_secs_f64());
+    if !ok {
+        counter!(REFUSED, "handler" => handler.to_owned()).increment(1);
+    }
+}

@@ -1,0 +1,776 @@
+//! Hot swap: the operations behind the admin API and `serve --watch` (deploy
+//! a version, activate, roll back, delete, replace the routes) and, at start,
+//! restoring what the store says was active.
+//!
+//! Every operation validates first and changes nothing when refused. The
+//! order of a change is always: compile (off the async runtime, one at a
+//! time) → write the store (fsync) → swap the in-memory pointer. So when a
+//! call returns success, the change is durable and every request that starts
+//! afterwards sees it; a request already running keeps the version it
+//! started with (it holds its own `Arc`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::app::{App, LoadError};
+use crate::manifest::{HandlerLimits, Manifest, check_route};
+use crate::registry::{ComponentError, HandlerVersion, Prepared, Registry, World, sha256_hex};
+use crate::router::{Route, Router};
+use crate::store::{HandlerRecord, RouteDoc, Source, Store, StoreError, VersionMeta, valid_handler_name};
+
+/// Serializes changes and compiles; remembers the version last swapped out
+/// of each handler so a rollback to it is instant.
+pub struct SwapControl {
+    /// One compile at a time, so uploads never take more than one core from
+    /// serving.
+    compile: Semaphore,
+    /// One change of the active set / routes / store at a time.
+    ops: tokio::sync::Mutex<()>,
+    recent: Mutex<HashMap<String, Arc<HandlerVersion>>>,
+}
+
+impl Default for SwapControl {
+    fn default() -> Self {
+        SwapControl {
+            compile: Semaphore::new(1),
+            ops: tokio::sync::Mutex::new(()),
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Why an operation was refused. Each knows its HTTP status; the message says
+/// what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    #[error("no handler named {0:?} (GET /handlers lists them)")]
+    UnknownHandler(String),
+    #[error("handler {handler:?} has no version {version} (GET /handlers/{handler}/versions lists them)")]
+    UnknownVersion { handler: String, version: u64 },
+    #[error(
+        "invalid handler name {0:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+    )]
+    BadName(String),
+    #[error("component refused: {0}")]
+    Refused(#[from] ComponentError),
+    #[error(
+        "component refused: handler {handler:?} is a {} handler and this component implements the {} world; deploy it under a new name and point a route at it",
+        active.as_str(), uploaded.as_str()
+    )]
+    WorldChange {
+        handler: String,
+        active: World,
+        uploaded: World,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid route table: {0}")]
+    Routes(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SwapError {
+    /// The HTTP status the admin API answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            SwapError::UnknownHandler(_) | SwapError::UnknownVersion { .. } => 404,
+            SwapError::BadName(_) => 400,
+            SwapError::Refused(_) | SwapError::WorldChange { .. } | SwapError::Routes(_) => 422,
+            SwapError::Conflict(_) => 409,
+            SwapError::Store(_) | SwapError::Internal(_) => 500,
+        }
+    }
+}
+
+/// One version, as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    pub handler: String,
+    pub version: u64,
+    pub sha256: String,
+    pub size: u64,
+    pub world: World,
+    pub uploaded_at: String,
+    pub source: Source,
+    pub active: bool,
+    /// How long validating and compiling took (uploads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compile_ms: Option<f64>,
+}
+
+impl VersionInfo {
+    fn new(meta: VersionMeta, active: bool, compile: Option<Duration>) -> Self {
+        VersionInfo {
+            handler: meta.handler,
+            version: meta.version,
+            sha256: meta.sha256,
+            size: meta.size,
+            world: meta.world,
+            uploaded_at: meta.uploaded_at,
+            source: meta.source,
+            active,
+            compile_ms: compile.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
+        }
+    }
+}
+
+/// One handler, as the admin API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandlerInfo {
+    pub name: String,
+    pub active_version: u64,
+    pub sha256: String,
+    pub size: u64,
+    pub world: World,
+    pub uploaded_at: String,
+    pub source: Option<Source>,
+    /// What `rollback` would activate.
+    pub previous_version: Option<u64>,
+    pub versions: usize,
+    /// Patterns of the routes that point at this handler.
+    pub routes: Vec<String>,
+    /// Declared in `waterspout.toml` (such handlers cannot be deleted over the API).
+    pub in_manifest: bool,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, SwapError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SwapError::Internal(format!("background task failed: {e}")))
+}
+
+impl App {
+    /// Validates `bytes` and records them as the next version of `handler`
+    /// (creating the handler, with default limits, if it is new); activates
+    /// it unless `activate` is false. A new handler's first version is
+    /// always activated. A refused component changes nothing.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        handler: &str,
+        bytes: Vec<u8>,
+        activate: bool,
+        source: Source,
+    ) -> Result<VersionInfo, SwapError> {
+        if !valid_handler_name(handler) {
+            return Err(SwapError::BadName(handler.to_owned()));
+        }
+        let bytes = Arc::new(bytes);
+        let (world, prepared, compile_time) = self.compile(handler, bytes.clone()).await?;
+
+        let _ops = self.swap.ops.lock().await;
+        let existing = self.registry.get(handler);
+        if let Some(slot) = &existing {
+            let active = slot.active().world;
+            if active != world {
+                metrics_refused(handler);
+                tracing::warn!(
+                    handler,
+                    "component refused: it implements the {} world, the handler is {}",
+                    world.as_str(),
+                    active.as_str()
+                );
+                return Err(SwapError::WorldChange {
+                    handler: handler.to_owned(),
+                    active,
+                    uploaded: world,
+                });
+            }
+        }
+        let activate = activate || existing.is_none();
+        let meta = {
+            let (app, bytes, name) = (self.clone(), bytes.clone(), handler.to_owned());
+            blocking(move || app.store.record_version(&name, &bytes, world, source)).await??
+        };
+        tracing::info!(handler, version = meta.version, sha256 = %meta.sha256, size = meta.size,
+            "recorded a new version ({source:?}, compiled in {:.1} ms)", compile_time.as_secs_f64() * 1e3);
+        if activate {
+            let mut version = HandlerVersion::new(handler, meta.version, &bytes, world, prepared);
+            version.uploaded_at = meta.uploaded_at_time();
+            let from_manifest_file = source == Source::Watch;
+            self.activate_locked(Arc::new(version), from_manifest_file)
+                .await?;
+        }
+        Ok(VersionInfo::new(meta, activate, Some(compile_time)))
+    }
+
+    /// Makes `version` of `handler` the active one.
+    pub async fn activate(self: &Arc<Self>, handler: &str, version: u64) -> Result<VersionInfo, SwapError> {
+        let _ops = self.swap.ops.lock().await;
+        let slot = self
+            .registry
+            .get(handler)
+            .ok_or_else(|| SwapError::UnknownHandler(handler.to_owned()))?;
+        let meta = self
+            .store
+            .meta(handler, version)
+            .ok_or(SwapError::UnknownVersion {
+                handler: handler.to_owned(),
+                version,
+            })?;
+        if slot.active().version != version {
+            let loaded = self.load_version(&meta).await?;
+            self.activate_locked(loaded, false).await?;
+        }
+        Ok(VersionInfo::new(meta, true, None))
+    }
+
+    /// Activates the version that was active before the current one. Repeated
+    /// rollbacks walk further back; activating pushes onto that history.
+    pub async fn rollback(self: &Arc<Self>, handler: &str) -> Result<VersionInfo, SwapError> {
+        let _ops = self.swap.ops.lock().await;
+        let slot = self
+            .registry
+            .get(handler)
+            .ok_or_else(|| SwapError::UnknownHandler(handler.to_owned()))?;
+        let current = slot.active().version;
+        let record = self.store.state().handlers.get(handler).cloned();
+        let Some(target) = record.and_then(|r| r.previous.last().copied()) else {
+            return Err(SwapError::Conflict(format!(
+                "handler {handler:?} has no earlier active version to roll back to (version {current} is active; \
+                 POST /handlers/{handler}/versions/N/activate picks any version)"
+            )));
+        };
+        let meta = self
+            .store
+            .meta(handler, target)
+            .ok_or(SwapError::UnknownVersion {
+                handler: handler.to_owned(),
+                version: target,
+            })?;
+        let version = self.load_version(&meta).await?;
+        let (app, name) = (self.clone(), handler.to_owned());
+        blocking(move || {
+            app.store.update(|s| {
+                let record = s.handlers.get_mut(&name).expect("checked above");
+                record.previous.pop();
+                record.active = target;
+                Ok::<_, SwapError>(())
+            })
+        })
+        .await??;
+        self.swap_in(version);
+        Ok(VersionInfo::new(meta, true, None))
+    }
+
+    /// Deletes a version that is not active (its bytes and metadata).
+    pub async fn delete_version(self: &Arc<Self>, handler: &str, version: u64) -> Result<(), SwapError> {
+        let _ops = self.swap.ops.lock().await;
+        let slot = self
+            .registry
+            .get(handler)
+            .ok_or_else(|| SwapError::UnknownHandler(handler.to_owned()))?;
+        if self.store.meta(handler, version).is_none() {
+            return Err(SwapError::UnknownVersion {
+                handler: handler.to_owned(),
+                version,
+            });
+        }
+        if slot.active().version == version {
+            return Err(SwapError::Conflict(format!(
+                "version {version} of {handler:?} is active; activate or roll back to another version first"
+            )));
+        }
+        let (app, name) = (self.clone(), handler.to_owned());
+        blocking(move || {
+            app.store.update(|s| {
+                if let Some(record) = s.handlers.get_mut(&name) {
+                    record.previous.retain(|&v| v != version);
+                }
+                Ok::<_, SwapError>(())
+            })?;
+            app.store.forget_version(&name, version)?;
+            Ok::<_, SwapError>(())
+        })
+        .await??;
+        let mut recent = self.swap.recent.lock().expect("recent lock");
+        if recent.get(handler).is_some_and(|v| v.version == version) {
+            recent.remove(handler);
+        }
+        tracing::info!(handler, version, "deleted a version");
+        Ok(())
+    }
+
+    /// Deletes a handler created over the API, with all its versions. Refused
+    /// while a route points at it, and for handlers the manifest declares.
+    pub async fn delete_handler(self: &Arc<Self>, handler: &str) -> Result<(), SwapError> {
+        let _ops = self.swap.ops.lock().await;
+        if self.registry.get(handler).is_none() {
+            return Err(SwapError::UnknownHandler(handler.to_owned()));
+        }
+        if self.manifest.handler(handler).is_some() {
+            return Err(SwapError::Conflict(format!(
+                "handler {handler:?} is declared in {}; remove it there rather than over the API",
+                self.manifest.file.display()
+            )));
+        }
+        let routed = self.routes_of(handler);
+        if !routed.is_empty() {
+            return Err(SwapError::Conflict(format!(
+                "handler {handler:?} is still routed from {routed:?}; replace the route table without it first (PUT /routes)"
+            )));
+        }
+        let (app, name) = (self.clone(), handler.to_owned());
+        blocking(move || {
+            app.store.update(|s| {
+                s.handlers.remove(&name);
+                Ok::<_, SwapError>(())
+            })?;
+            app.store.forget_handler(&name)?;
+            Ok::<_, SwapError>(())
+        })
+        .await??;
+        self.registry.remove(handler);
+        self.swap.recent.lock().expect("recent lock").remove(handler);
+        tracing::info!(handler, "deleted the handler");
+        Ok(())
+    }
+
+    /// Replaces the route table, checked as the manifest's is. Saved in the
+    /// store, where it wins over the manifest's routes from then on.
+    pub async fn replace_routes(self: &Arc<Self>, docs: Vec<RouteDoc>) -> Result<(), SwapError> {
+        let _ops = self.swap.ops.lock().await;
+        let names = self.registry.names();
+        let routes = routes_from_docs(&docs, &names).map_err(SwapError::Routes)?;
+        let app = self.clone();
+        let count = docs.len();
+        blocking(move || {
+            app.store.update(|s| {
+                s.routes = Some(docs);
+                Ok::<_, SwapError>(())
+            })
+        })
+        .await??;
+        self.router.store(Arc::new(Router::new(routes)));
+        tracing::info!("route table replaced ({count} routes)");
+        Ok(())
+    }
+
+    /// The route table as the admin API spells it.
+    pub fn route_docs(&self) -> Vec<RouteDoc> {
+        self.router
+            .load()
+            .routes()
+            .iter()
+            .map(|r| RouteDoc {
+                pattern: r.pattern.clone(),
+                handler: r.handler.clone(),
+                name: r.name.clone(),
+                settings: r
+                    .settings
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Every handler, by name.
+    pub fn handler_infos(&self) -> Vec<HandlerInfo> {
+        let state = self.store.state();
+        self.registry
+            .names()
+            .into_iter()
+            .filter_map(|name| {
+                let active = self.registry.get(&name)?.active();
+                let meta = self.store.meta(&name, active.version);
+                let record = state.handlers.get(&name);
+                Some(HandlerInfo {
+                    active_version: active.version,
+                    sha256: active.sha256.clone(),
+                    size: active.size as u64,
+                    world: active.world,
+                    uploaded_at: crate::store::rfc3339(active.uploaded_at),
+                    source: meta.map(|m| m.source),
+                    previous_version: record.and_then(|r| r.previous.last().copied()),
+                    versions: self.store.versions(&name).len(),
+                    routes: self.routes_of(&name),
+                    in_manifest: self.manifest.handler(&name).is_some(),
+                    name,
+                })
+            })
+            .collect()
+    }
+
+    /// One handler's versions, oldest first.
+    pub fn version_infos(&self, handler: &str) -> Result<Vec<VersionInfo>, SwapError> {
+        let slot = self
+            .registry
+            .get(handler)
+            .ok_or_else(|| SwapError::UnknownHandler(handler.to_owned()))?;
+        let active = slot.active().version;
+        Ok(self
+            .store
+            .versions(handler)
+            .into_iter()
+            .map(|m| {
+                let is_active = m.version == active;
+                VersionInfo::new(m, is_active, None)
+            })
+            .collect())
+    }
+
+    fn routes_of(&self, handler: &str) -> Vec<String> {
+        self.router
+            .load()
+            .routes()
+            .iter()
+            .filter(|r| r.handler == handler)
+            .map(|r| r.pattern.clone())
+            .collect()
+    }
+
+    /// Validates and compiles off the async runtime, one compile at a time.
+    async fn compile(
+        self: &Arc<Self>,
+        handler: &str,
+        bytes: Arc<Vec<u8>>,
+    ) -> Result<(World, Prepared, Duration), SwapError> {
+        let _permit = self
+            .swap
+            .compile
+            .acquire()
+            .await
+            .map_err(|e| SwapError::Internal(e.to_string()))?;
+        let start = Instant::now();
+        let app = self.clone();
+        let result = blocking(move || app.registry.linkers.prepare(&bytes)).await?;
+        let elapsed = start.elapsed();
+        crate::metrics::compiled(handler, elapsed, result.is_ok());
+        match result {
+            Ok((world, prepared)) => Ok((world, prepared, elapsed)),
+            Err(e) => {
+                tracing::warn!(handler, "component refused: {e}");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A stored version, compiled (the compile cache makes this quick) or
+    /// taken from the version last swapped out.
+    async fn load_version(self: &Arc<Self>, meta: &VersionMeta) -> Result<Arc<HandlerVersion>, SwapError> {
+        if let Some(v) = self.swap.recent.lock().expect("recent lock").get(&meta.handler)
+            && v.version == meta.version
+        {
+            return Ok(v.clone());
+        }
+        let (app, name, number) = (self.clone(), meta.handler.clone(), meta.version);
+        let bytes = Arc::new(blocking(move || app.store.read_version(&name, number)).await??);
+        let (world, prepared, _) = self.compile(&meta.handler, bytes.clone()).await?;
+        let mut version = HandlerVersion::new(&meta.handler, meta.version, &bytes, world, prepared);
+        version.uploaded_at = meta.uploaded_at_time();
+        Ok(Arc::new(version))
+    }
+
+    /// Saves `version` as active in the store, then swaps it in. Called with
+    /// the ops lock held.
+    async fn activate_locked(
+        self: &Arc<Self>,
+        version: Arc<HandlerVersion>,
+        from_manifest_file: bool,
+    ) -> Result<(), SwapError> {
+        let (app, name, number, sha) = (
+            self.clone(),
+            version.name.to_string(),
+            version.version,
+            version.sha256.clone(),
+        );
+        blocking(move || {
+            app.store.update(|s| {
+                let record = s.handlers.entry(name).or_insert_with(|| HandlerRecord {
+                    active: number,
+                    previous: Vec::new(),
+                    manifest_sha256: None,
+                });
+                set_active(record, number);
+                if from_manifest_file {
+                    // So a restart does not take the same file for a new deploy.
+                    record.manifest_sha256 = Some(sha);
+                }
+                Ok::<_, SwapError>(())
+            })
+        })
+        .await??;
+        self.swap_in(version);
+        Ok(())
+    }
+
+    /// The atomic part: new requests get `version` from now on.
+    fn swap_in(&self, version: Arc<HandlerVersion>) {
+        let name = version.name.to_string();
+        let number = version.version;
+        let previous = match self.registry.get(&name) {
+            Some(slot) => {
+                let old = slot.swap(version);
+                let was = old.version;
+                self.swap
+                    .recent
+                    .lock()
+                    .expect("recent lock")
+                    .insert(name.clone(), old);
+                Some(was)
+            }
+            None => {
+                self.registry.install(&name, HandlerLimits::default(), version);
+                None
+            }
+        };
+        crate::metrics::swapped(&name, number);
+        match previous {
+            Some(was) => tracing::info!(handler = %name, "version {number} is active (was {was})"),
+            None => tracing::info!(handler = %name, "new handler: version {number} is active"),
+        }
+    }
+}
+
+fn metrics_refused(handler: &str) {
+    crate::metrics::compiled(handler, Duration::ZERO, false);
+}
+
+/// Activating `version` pushes the current one onto the rollback history
+/// (each version at most once in it).
+fn set_active(record: &mut HandlerRecord, version: u64) {
+    if record.active != version {
+        record.previous.retain(|&v| v != version);
+        let current = record.active;
+        record.previous.retain(|&v| v != current);
+        record.previous.push(current);
+        record.active = version;
+    }
+}
+
+/// Checks and compiles a route table given over the API (or saved in the
+/// store) the way the manifest's is checked.
+pub fn routes_from_docs(docs: &[RouteDoc], handlers: &[String]) -> Result<Vec<Route>, String> {
+    if docs.is_empty() {
+        return Err("it is empty, so nothing would be served; send at least one route".into());
+    }
+    let known: Vec<&str> = handlers.iter().map(String::as_str).collect();
+    docs.iter()
+        .enumerate()
+        .map(|(i, doc)| {
+            check_route(&doc.pattern, &doc.handler, &known).map_err(|(_, m)| format!("route {i}: {m}"))?;
+            let settings = doc
+                .settings
+                .iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), value)
+                })
+                .collect();
+            Route::new(&doc.pattern, doc.handler.clone(), doc.name.clone(), settings)
+                .map_err(|e| format!("route {i}: invalid route pattern {:?}: {e}", doc.pattern))
+        })
+        .collect()
+}
+
+/// At start: installs every handler's version in `registry` (the store's
+/// active version wins; a manifest wasm file that changed since it was last
+/// recorded counts as a new deploy) and returns the routes (the store's, once
+/// replaced over the API, else the manifest's). Blocking.
+pub(crate) fn restore(
+    manifest: &Manifest,
+    registry: &Registry,
+    store: &Store,
+) -> Result<Vec<Route>, LoadError> {
+    let state = store.state();
+    let store_err = |e: StoreError| LoadError::Store(e.to_string());
+    for spec in &manifest.handlers {
+        if store.dir().is_some() && !valid_handler_name(&spec.name) {
+            return Err(manifest
+                .error(
+                    Some(spec.line),
+                    format!(
+                        "handler name {:?} cannot be kept in the store: use letters, digits, '-', '_' or '.'",
+                        spec.name
+                    ),
+                )
+                .into());
+        }
+        let bytes = std::fs::read(&spec.wasm).map_err(|e| {
+            manifest.error(
+                Some(spec.line),
+                format!(
+                    "handler {:?}: cannot read {}: {e}{}",
+                    spec.name,
+                    spec.wasm.display(),
+                    if spec.build.is_some() {
+                        " (run `waterspout build` or `serve --build` first)"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+        })?;
+        let sha = sha256_hex(&bytes);
+        let compile_file = || {
+            registry.linkers.prepare(&bytes).map_err(|e| {
+                manifest.error(
+                    Some(spec.line),
+                    format!("handler {:?} ({}): {e}", spec.name, spec.wasm.display()),
+                )
+            })
+        };
+        let record_file = |world, prepared| -> Result<HandlerVersion, LoadError> {
+            let meta = store
+                .record_version(&spec.name, &bytes, world, Source::Manifest)
+                .map_err(store_err)?;
+            store
+                .update(|s| {
+                    let record = s.handlers.entry(spec.name.clone()).or_insert(HandlerRecord {
+                        active: meta.version,
+                        previous: Vec::new(),
+                        manifest_sha256: None,
+                    });
+                    set_active(record, meta.version);
+                    record.manifest_sha256 = Some(sha.clone());
+                    Ok::<_, StoreError>(())
+                })
+                .map_err(store_err)?;
+            let mut version = HandlerVersion::new(&spec.name, meta.version, &bytes, world, prepared);
+            version.uploaded_at = meta.uploaded_at_time();
+            Ok(version)
+        };
+
+        let version = match state.handlers.get(&spec.name) {
+            None => {
+                let (world, prepared) = compile_file()?;
+                record_file(world, prepared)?
+            }
+            Some(record) => {
+                let active_sha = store.meta(&spec.name, record.active).map(|m| m.sha256);
+                let file_changed =
+                    record.manifest_sha256.as_deref() != Some(&sha) && active_sha.as_deref() != Some(&sha);
+                if file_changed {
+                    match compile_file() {
+                        Ok((world, prepared)) => {
+                            tracing::info!(handler = %spec.name, file = %spec.wasm.display(),
+                                "the manifest's wasm file changed since it was last recorded: deploying it");
+                            record_file(world, prepared)?
+                        }
+                        Err(e) => {
+                            tracing::error!(handler = %spec.name, "{e}; serving the stored active version {}", record.active);
+                            load_stored(registry, store, &spec.name, record)
+                                .map_err(|_| LoadError::Manifest(e))?
+                        }
+                    }
+                } else {
+                    if record.manifest_sha256.as_deref() != Some(&sha) {
+                        store
+                            .update(|s| {
+                                if let Some(r) = s.handlers.get_mut(&spec.name) {
+                                    r.manifest_sha256 = Some(sha.clone());
+                                }
+                                Ok::<_, StoreError>(())
+                            })
+                            .map_err(store_err)?;
+                    }
+                    match load_stored(registry, store, &spec.name, record) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            tracing::error!(handler = %spec.name, "{e}; falling back to the manifest's file");
+                            let (world, prepared) = compile_file()?;
+                            record_file(world, prepared)?
+                        }
+                    }
+                }
+            }
+        };
+        tracing::debug!(handler = %spec.name, version = version.version, "loaded");
+        registry.install(&spec.name, spec.limits.clone(), Arc::new(version));
+    }
+
+    // Handlers created over the API.
+    for (name, record) in &state.handlers {
+        if manifest.handler(name).is_some() {
+            continue;
+        }
+        let version = load_stored(registry, store, name, record).map_err(LoadError::Store)?;
+        registry.install(name, HandlerLimits::default(), Arc::new(version));
+    }
+
+    let names = registry.names();
+    match &state.routes {
+        Some(docs) => routes_from_docs(docs, &names).map_err(|e| {
+            LoadError::Store(format!(
+                "{}: the route table saved over the admin API is no longer valid: {e} \
+                 (fix it there, or remove its \"routes\" entry to use the manifest's)",
+                store
+                    .dir()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join(crate::store::STATE_FILE)
+                    .display()
+            ))
+        }),
+        None => manifest
+            .routes
+            .iter()
+            .map(|r| {
+                Route::new(&r.pattern, r.handler.clone(), r.name.clone(), r.settings.clone()).map_err(|e| {
+                    manifest
+                        .error(Some(r.line), format!("invalid route pattern: {e}"))
+                        .into()
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The store's active version of `name`, or, if that cannot be loaded, the
+/// most recent earlier one that can (and the state is corrected to it).
+fn load_stored(
+    registry: &Registry,
+    store: &Store,
+    name: &str,
+    record: &HandlerRecord,
+) -> Result<HandlerVersion, String> {
+    let candidates = std::iter::once(record.active).chain(record.previous.iter().rev().copied());
+    let mut problems = Vec::new();
+    for (i, number) in candidates.enumerate() {
+        let loaded = store
+            .read_version(name, number)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                let (world, prepared) = registry.linkers.prepare(&bytes).map_err(|e| e.to_string())?;
+                let mut version = HandlerVersion::new(name, number, &bytes, world, prepared);
+                if let Some(meta) = store.meta(name, number) {
+                    version.uploaded_at = meta.uploaded_at_time();
+                }
+                Ok(version)
+            });
+        match loaded {
+            Ok(version) => {
+                if i > 0 {
+                    tracing::error!(
+                        handler = name,
+                        "stored version {} cannot be loaded ({}); serving version {number}",
+                        record.active,
+                        problems.join("; ")
+                    );
+                    let _ = store.update(|s| {
+                        if let Some(r) = s.handlers.get_mut(name) {
+                            r.previous.truncate(r.previous.len() - i);
+                            r.active = number;
+                        }
+                        Ok::<_, StoreError>(())
+                    });
+                }
+                return Ok(version);
+            }
+            Err(e) => problems.push(format!("version {number}: {e}")),
+        }
+    }
+    Err(format!(
+        "handler {name:?}: no stored version can be loaded: {}",
+        problems.join("; ")
+    ))
+}
