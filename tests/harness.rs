@@ -4,7 +4,21 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use waterspout::admin::{AdminHandle, AdminToken};
 use waterspout::{App, ServerConfig, ServerHandle};
+
+/// The admin token of [`admin_config`].
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Default settings plus the admin API on a free loopback port with
+/// [`ADMIN_TOKEN`]; versions are kept in memory unless `store_dir` is set.
+pub fn admin_config() -> ServerConfig {
+    ServerConfig {
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        admin_token: AdminToken::new(ADMIN_TOKEN),
+        ..ServerConfig::default()
+    }
+}
 
 /// A server running in this process on a free loopback port.
 pub struct TestServer {
@@ -12,6 +26,8 @@ pub struct TestServer {
     handle: Option<ServerHandle>,
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    /// The admin API, when the config has a token.
+    pub admin: Option<AdminHandle>,
 }
 
 impl TestServer {
@@ -31,6 +47,9 @@ impl TestServer {
             .await
             .expect("binding 127.0.0.1:0");
         let addr = handle.local_addr();
+        let admin = waterspout::admin::start(app.clone())
+            .await
+            .expect("binding the admin API");
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(60))
@@ -41,7 +60,21 @@ impl TestServer {
             handle: Some(handle),
             addr,
             client,
+            admin,
         }
+    }
+
+    /// A URL on the admin API (panics if it is off).
+    pub fn admin_url(&self, path: &str) -> String {
+        let admin = self.admin.as_ref().expect("the admin API is on");
+        format!("http://{}{}", admin.local_addr(), path)
+    }
+
+    /// An admin API request carrying [`ADMIN_TOKEN`].
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.admin_url(path))
+            .bearer_auth(ADMIN_TOKEN)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -60,6 +93,9 @@ impl TestServer {
     }
 
     pub async fn shutdown(mut self) {
+        if let Some(admin) = self.admin.take() {
+            admin.shutdown().await;
+        }
         if let Some(handle) = self.handle.take() {
             handle.shutdown().await;
         }
