@@ -115,7 +115,7 @@ pub async fn handle(
         unreachable!("websocket handled above")
     };
     let pre = pre.clone();
-    let (head_tx, head_rx) = oneshot::channel();
+    let (head_tx, mut head_rx) = oneshot::channel();
     let request_id = app.next_request_id();
     let access = AccessLine {
         method: method.clone(),
@@ -123,9 +123,10 @@ pub async fn handle(
         remote,
         start,
     };
-    // The guest runs in its own task: the response head may go out (on the
-    // first flush) while the guest keeps running.
-    tokio::spawn(run(
+    // The guest runs inside this request's future (no task hand-off, no
+    // cross-thread wake-up). If it flushes, the head must reach hyper while
+    // the guest keeps running: then the rest of the run moves to its own task.
+    let mut guest = Box::pin(run(
         app.clone(),
         slot,
         version,
@@ -136,11 +137,16 @@ pub async fn handle(
         request_id,
         access,
     ));
-    match head_rx.await {
-        Ok(head) => head,
-        // The task ended without a head: it already logged why.
-        Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR),
-    }
+    let head = tokio::select! {
+        biased;
+        head = &mut head_rx => {
+            tokio::spawn(guest);
+            head
+        }
+        () = &mut guest => head_rx.await,
+    };
+    // Without a head the run already logged why.
+    head.unwrap_or_else(|_| error_page(StatusCode::INTERNAL_SERVER_ERROR))
 }
 
 /// What the access log needs, carried into the guest task.
@@ -217,8 +223,13 @@ async fn run(
 ) {
     let limits = &slot.limits;
     let timeout = Duration::from_millis(limits.timeout_ms);
-    // Waiting for a free instance counts against the time limit too.
-    let Ok(Ok(_permit)) = tokio::time::timeout(timeout, slot.permits.clone().acquire_owned()).await else {
+    // Waiting for a free instance counts against the time limit too (the
+    // timer is only armed when there is something to wait for).
+    let permit = match slot.permits.clone().try_acquire_owned() {
+        Ok(permit) => Ok(Ok(permit)),
+        Err(_) => tokio::time::timeout(timeout, slot.permits.clone().acquire_owned()).await,
+    };
+    let Ok(Ok(_permit)) = permit else {
         tracing::warn!(handler = %slot.name, "no free instance within the time limit");
         let _ = head_tx.send(error_page(StatusCode::SERVICE_UNAVAILABLE));
         access.log(503);

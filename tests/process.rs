@@ -1,0 +1,137 @@
+//! The `waterspout` binary as a process: access log format, guest output in
+//! the host log, graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use waterspout_tests::guests;
+
+/// A server process and everything it has written to stderr so far.
+struct Process {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Process {
+    fn serve(app: &str) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"))
+            .args(["serve", app, "--listen", "127.0.0.1:0"])
+            .env("WATERSPOUT_LOG", "info")
+            .env_remove("WATERSPOUT_ADMIN_TOKEN")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the server");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("serving on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+        Process { child, addr, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Waits until the log contains `needle` (or panics after 10 s).
+    fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "log never contained {needle:?}:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn access_log_uses_tornado_format_and_guest_output_is_tagged_and_escaped() {
+    let server = Process::serve(guests::FAULTS_APP);
+    let body = reqwest::blocking::get(server.url("/log?x=1")).unwrap().text().unwrap();
+    assert_eq!(body, "logged");
+    let log = server.wait_for_log("GET /log?x=1");
+    let access = log.lines().find(|l| l.contains("GET /log?x=1")).unwrap();
+    // `200 GET /log?x=1 (127.0.0.1) 0.52ms`
+    let tail = access.split("waterspout::access: ").nth(1).unwrap_or(access);
+    let re = regex_lite(tail);
+    assert!(re, "access line not in Tornado's format: {access:?}");
+
+    // The guest's log import, stdout and stderr all reach the host log,
+    // tagged with handler and request id, with escapes neutralised.
+    let guest: Vec<&str> = log.lines().filter(|l| l.contains("waterspout::guest")).collect();
+    assert!(guest.iter().any(|l| l.contains("a \\u{1b}[31mred") && l.contains("stream=\"log\"")), "{log}");
+    assert!(guest.iter().any(|l| l.contains("faults: stdout") && l.contains("stream=\"stdout\"")), "{log}");
+    assert!(guest.iter().any(|l| l.contains("faults: stderr") && l.contains("stream=\"stderr\"")), "{log}");
+    assert!(guest.iter().all(|l| l.contains("handler=\"faults\"") && l.contains("request=")), "{log}");
+    // The forged second line stayed on the first one.
+    assert!(!log.lines().any(|l| l.starts_with("with a forged second line")), "{log}");
+    assert!(!log.contains('\x1b'), "raw escape sequence in the log");
+}
+
+/// `200 GET /log?x=1 (127.0.0.1) 0.52ms`, checked without a regex crate.
+fn regex_lite(line: &str) -> bool {
+    let parts: Vec<&str> = line.split(' ').collect();
+    parts.len() == 5
+        && parts[0] == "200"
+        && parts[1] == "GET"
+        && parts[2] == "/log?x=1"
+        && parts[3] == "(127.0.0.1)"
+        && parts[4].ends_with("ms")
+        && parts[4].trim_end_matches("ms").split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b.len() == 2 && b.bytes().all(|c| c.is_ascii_digit())
+        })
+}
+
+#[test]
+fn sigterm_finishes_requests_in_flight_then_exits() {
+    let mut server = Process::serve(guests::FAULTS_APP);
+    let url = server.url("/spin?ms=1000");
+    let in_flight = std::thread::spawn(move || reqwest::blocking::get(url).map(|r| (r.status().as_u16(), r.text().unwrap())));
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("TERM");
+    let (status, body) = in_flight.join().unwrap().expect("in-flight request failed");
+    assert_eq!((status, body.as_str()), (200, "spun"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    server.wait_for_log("shutting down");
+}
