@@ -107,14 +107,25 @@ pub async fn handle(
         }
     };
 
+    let pre = match &version.prepared {
+        Prepared::Handler(pre) => pre.clone(),
+        Prepared::WasiHttp(pre) => {
+            let pre = pre.clone();
+            drop(router);
+            let access = AccessLine {
+                method: method.clone(),
+                uri: uri.to_string(),
+                remote,
+                start,
+            };
+            return crate::proxy::serve(app.clone(), slot, version, pre, parts, body, access).await;
+        }
+        Prepared::Websocket(_) => unreachable!("websocket handled above"),
+    };
     let settings = found.route.settings.clone();
     let data = RequestData::new(&parts, body, remote.ip(), found.path_args, found.path_kwargs);
     drop(router);
 
-    let Prepared::Handler(pre) = &version.prepared else {
-        unreachable!("websocket handled above")
-    };
-    let pre = pre.clone();
     let (head_tx, mut head_rx) = oneshot::channel();
     let request_id = app.next_request_id();
     let access = AccessLine {
@@ -150,15 +161,15 @@ pub async fn handle(
 }
 
 /// What the access log needs, carried into the guest task.
-struct AccessLine {
-    method: Method,
-    uri: String,
-    remote: SocketAddr,
-    start: Instant,
+pub(crate) struct AccessLine {
+    pub(crate) method: Method,
+    pub(crate) uri: String,
+    pub(crate) remote: SocketAddr,
+    pub(crate) start: Instant,
 }
 
 impl AccessLine {
-    fn log(&self, status: u16) {
+    pub(crate) fn log(&self, status: u16) {
         access_log(status, &self.method, &self.uri, self.remote, self.start);
     }
 }

@@ -25,6 +25,7 @@ pub mod engine;
 pub mod guest_log;
 pub mod manifest;
 pub mod metrics;
+pub mod proxy;
 pub mod registry;
 pub mod request;
 pub mod response;

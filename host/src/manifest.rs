@@ -76,6 +76,9 @@ pub struct HandlerLimits {
     /// Instances of this handler alive at once; more requests wait.
     #[serde(default = "default_max_instances")]
     pub max_instances: u32,
+    /// wasi:http components: hosts outbound requests may go to (none by default).
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
     /// WebSocket: origins allowed besides the request's own host.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
@@ -109,6 +112,7 @@ impl Default for HandlerLimits {
             timeout_ms: default_timeout_ms(),
             memory_limit_mb: default_memory_mb(),
             max_instances: default_max_instances(),
+            allowed_outbound_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             max_message_size: default_ws_max_message(),
             idle_timeout_secs: default_ws_idle(),

@@ -12,6 +12,8 @@ use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
 use crate::bindings::{HandlerPre, HandlerWorld, WebsocketPre, WebsocketWorld};
 use crate::manifest::HandlerLimits;
 use crate::metrics::VersionMetrics;
@@ -25,6 +27,8 @@ pub enum World {
     Handler,
     /// `waterspout:handler/websocket`: a Tornado WebSocketHandler.
     Websocket,
+    /// `wasi:http/proxy`: a standard wasi:http component, served unchanged.
+    WasiHttp,
 }
 
 impl World {
@@ -32,17 +36,21 @@ impl World {
         match self {
             World::Handler => "handler",
             World::Websocket => "websocket",
+            World::WasiHttp => "wasi-http",
         }
     }
 }
 
 const HANDLER_EXPORT: &str = "waterspout:handler/request-handler@0.1.0";
 const WEBSOCKET_EXPORT: &str = "waterspout:handler/websocket-handler@0.1.0";
+/// Any 0.2.x version of wasi:http's handler export.
+const WASI_HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2";
 
 /// A compiled, linked component ready to instantiate.
 pub enum Prepared {
     Handler(HandlerPre<HostState>),
     Websocket(WebsocketPre<HostState>),
+    WasiHttp(ProxyPre<HostState>),
 }
 
 /// One immutable version of a handler.
@@ -60,13 +68,21 @@ pub struct HandlerVersion {
 
 impl HandlerVersion {
     /// Version `version` of `name`, from a component [`Linkers::prepare`]d
-    /// out of `bytes`.
-    pub fn new(name: &str, version: u64, bytes: &[u8], world: World, prepared: Prepared) -> Self {
+    /// out of bytes whose SHA-256 and size are given (hashing a large
+    /// component once is enough).
+    pub fn new(
+        name: &str,
+        version: u64,
+        sha256: String,
+        size: usize,
+        world: World,
+        prepared: Prepared,
+    ) -> Self {
         HandlerVersion {
             name: name.into(),
             version,
-            sha256: sha256_hex(bytes),
-            size: bytes.len(),
+            sha256,
+            size,
             world,
             uploaded_at: SystemTime::now(),
             prepared,
@@ -115,7 +131,7 @@ pub enum ComponentError {
     )]
     CoreModule,
     #[error(
-        "the component exports none of the worlds served here (expected an export of `{HANDLER_EXPORT}` or `{WEBSOCKET_EXPORT}`; found: {0})"
+        "the component exports none of the worlds served here (expected an export of `{HANDLER_EXPORT}`, `{WEBSOCKET_EXPORT}` or `{WASI_HTTP_EXPORT}.x`; found: {0})"
     )]
     UnknownWorld(String),
     #[error("the component's imports cannot be satisfied: {0}")]
@@ -127,6 +143,7 @@ pub struct Linkers {
     pub engine: Engine,
     handler: Linker<HostState>,
     websocket: Linker<HostState>,
+    wasi_http: Linker<HostState>,
 }
 
 impl Linkers {
@@ -137,10 +154,14 @@ impl Linkers {
         let mut websocket = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut websocket)?;
         WebsocketWorld::add_to_linker::<HostState, HasSelf<HostState>>(&mut websocket, |s| s)?;
+        let mut wasi_http = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut wasi_http)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut wasi_http)?;
         Ok(Linkers {
             engine,
             handler,
             websocket,
+            wasi_http,
         })
     }
 
@@ -174,6 +195,10 @@ impl Linkers {
             let pre = self.websocket.instantiate_pre(&component).map_err(link)?;
             let pre = WebsocketPre::new(pre).map_err(link)?;
             Ok((World::Websocket, Prepared::Websocket(pre)))
+        } else if exports.iter().any(|e| e.starts_with(WASI_HTTP_EXPORT)) {
+            let pre = self.wasi_http.instantiate_pre(&component).map_err(link)?;
+            let pre = ProxyPre::new(pre).map_err(link)?;
+            Ok((World::WasiHttp, Prepared::WasiHttp(pre)))
         } else {
             Err(ComponentError::UnknownWorld(if exports.is_empty() {
                 "no exports".into()
@@ -222,7 +247,14 @@ impl Registry {
         bytes: &[u8],
     ) -> Result<HandlerVersion, ComponentError> {
         let (world, prepared) = self.linkers.prepare(bytes)?;
-        Ok(HandlerVersion::new(name, version, bytes, world, prepared))
+        Ok(HandlerVersion::new(
+            name,
+            version,
+            sha256_hex(bytes),
+            bytes.len(),
+            world,
+            prepared,
+        ))
     }
 
     /// Removes a handler (routes must no longer point at it).

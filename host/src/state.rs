@@ -6,6 +6,7 @@ use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::handler::waterspout::handler::{log, response, types};
 use crate::bindings::{CookieOptions, LogLevel, UploadedFile, WitMethod};
@@ -51,6 +52,9 @@ pub struct HostState {
     pub response: Option<ResponseState>,
     /// The WebSocket connection's outbound side (None for HTTP instances).
     pub websocket: Option<crate::websocket::Outbound>,
+    /// wasi:http state (used by `wasi:http/proxy` components only).
+    pub http: WasiHttpCtx,
+    pub http_hooks: crate::proxy::OutboundPolicy,
 }
 
 impl HostState {
@@ -76,6 +80,8 @@ impl HostState {
             timed_out: false,
             response: None,
             websocket: None,
+            http: WasiHttpCtx::new(),
+            http_hooks: crate::proxy::OutboundPolicy::default(),
         }
     }
 
@@ -95,6 +101,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }
