@@ -266,12 +266,14 @@ impl Store {
         self.lock().versions.get(handler)?.get(&version).cloned()
     }
 
-    /// Saves `bytes` as the next version of `handler` (not activating it).
-    /// Blocking (writes and fsyncs); callers serialize writes.
+    /// Saves `bytes` (whose SHA-256 is `sha256`) as the next version of
+    /// `handler`, not activating it. Blocking (writes and fsyncs); callers
+    /// serialize writes.
     pub fn record_version(
         &self,
         handler: &str,
         bytes: &[u8],
+        sha256: &str,
         world: World,
         source: Source,
     ) -> Result<VersionMeta, StoreError> {
@@ -287,7 +289,7 @@ impl Store {
         let meta = VersionMeta {
             handler: handler.to_owned(),
             version,
-            sha256: sha256_hex(bytes),
+            sha256: sha256.to_owned(),
             size: bytes.len() as u64,
             world,
             uploaded_at: rfc3339(now),
@@ -544,10 +546,22 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert!(!store.has_state());
         let v1 = store
-            .record_version("hello", b"\0asm one", World::Handler, Source::Manifest)
+            .record_version(
+                "hello",
+                b"\0asm one",
+                &sha256_hex(b"\0asm one"),
+                World::Handler,
+                Source::Manifest,
+            )
             .unwrap();
         let v2 = store
-            .record_version("hello", b"\0asm two", World::Handler, Source::Upload)
+            .record_version(
+                "hello",
+                b"\0asm two",
+                &sha256_hex(b"\0asm two"),
+                World::Handler,
+                Source::Upload,
+            )
             .unwrap();
         assert_eq!((v1.version, v2.version), (1, 2));
         store
@@ -571,7 +585,13 @@ mod tests {
         assert_eq!(store.versions("hello").len(), 2);
         assert_eq!(store.read_version("hello", 1).unwrap(), b"\0asm one");
         let v3 = store
-            .record_version("hello", b"\0asm three", World::Handler, Source::Upload)
+            .record_version(
+                "hello",
+                b"\0asm three",
+                &sha256_hex(b"\0asm three"),
+                World::Handler,
+                Source::Upload,
+            )
             .unwrap();
         assert_eq!(v3.version, 3);
     }
@@ -581,7 +601,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store
-            .record_version("h", b"\0asm ok", World::Handler, Source::Manifest)
+            .record_version(
+                "h",
+                b"\0asm ok",
+                &sha256_hex(b"\0asm ok"),
+                World::Handler,
+                Source::Manifest,
+            )
             .unwrap();
         drop(store);
         let hdir = dir.path().join("handlers/h");

@@ -163,6 +163,10 @@ impl App {
         }
         let bytes = Arc::new(bytes);
         let (world, prepared, compile_time) = self.compile(handler, bytes.clone()).await?;
+        let sha = {
+            let bytes = bytes.clone();
+            blocking(move || sha256_hex(&bytes)).await?
+        };
 
         let _ops = self.swap.ops.lock().await;
         let existing = self.registry.get(handler);
@@ -185,13 +189,13 @@ impl App {
         }
         let activate = activate || existing.is_none();
         let meta = {
-            let (app, bytes, name) = (self.clone(), bytes.clone(), handler.to_owned());
-            blocking(move || app.store.record_version(&name, &bytes, world, source)).await??
+            let (app, bytes, name, sha) = (self.clone(), bytes.clone(), handler.to_owned(), sha.clone());
+            blocking(move || app.store.record_version(&name, &bytes, &sha, world, source)).await??
         };
         tracing::info!(handler, version = meta.version, sha256 = %meta.sha256, size = meta.size,
             "recorded a new version ({source:?}, compiled in {:.1} ms)", compile_time.as_secs_f64() * 1e3);
         if activate {
-            let mut version = HandlerVersion::new(handler, meta.version, &bytes, world, prepared);
+            let mut version = HandlerVersion::new(handler, meta.version, sha, bytes.len(), world, prepared);
             version.uploaded_at = meta.uploaded_at_time();
             let from_manifest_file = source == Source::Watch;
             self.activate_locked(Arc::new(version), from_manifest_file)
@@ -463,7 +467,14 @@ impl App {
         let (app, name, number) = (self.clone(), meta.handler.clone(), meta.version);
         let bytes = Arc::new(blocking(move || app.store.read_version(&name, number)).await??);
         let (world, prepared, _) = self.compile(&meta.handler, bytes.clone()).await?;
-        let mut version = HandlerVersion::new(&meta.handler, meta.version, &bytes, world, prepared);
+        let mut version = HandlerVersion::new(
+            &meta.handler,
+            meta.version,
+            meta.sha256.clone(),
+            bytes.len(),
+            world,
+            prepared,
+        );
         version.uploaded_at = meta.uploaded_at_time();
         Ok(Arc::new(version))
     }
@@ -622,7 +633,7 @@ pub(crate) fn restore(
         };
         let record_file = |world, prepared| -> Result<HandlerVersion, LoadError> {
             let meta = store
-                .record_version(&spec.name, &bytes, world, Source::Manifest)
+                .record_version(&spec.name, &bytes, &sha, world, Source::Manifest)
                 .map_err(store_err)?;
             store
                 .update(|s| {
@@ -636,7 +647,14 @@ pub(crate) fn restore(
                     Ok::<_, StoreError>(())
                 })
                 .map_err(store_err)?;
-            let mut version = HandlerVersion::new(&spec.name, meta.version, &bytes, world, prepared);
+            let mut version = HandlerVersion::new(
+                &spec.name,
+                meta.version,
+                sha.clone(),
+                bytes.len(),
+                world,
+                prepared,
+            );
             version.uploaded_at = meta.uploaded_at_time();
             Ok(version)
         };
@@ -674,7 +692,30 @@ pub(crate) fn restore(
                             })
                             .map_err(store_err)?;
                     }
-                    match load_stored(registry, store, &spec.name, record) {
+                    // The file holds the active version's very bytes: no
+                    // need to read them back from the store.
+                    let same_bytes = active_sha.as_deref() == Some(&sha);
+                    let from_file = same_bytes
+                        .then(|| registry.linkers.prepare(&bytes).ok())
+                        .flatten()
+                        .map(|(world, prepared)| {
+                            let mut version = HandlerVersion::new(
+                                &spec.name,
+                                record.active,
+                                sha.clone(),
+                                bytes.len(),
+                                world,
+                                prepared,
+                            );
+                            if let Some(meta) = store.meta(&spec.name, record.active) {
+                                version.uploaded_at = meta.uploaded_at_time();
+                            }
+                            version
+                        });
+                    match from_file
+                        .ok_or(())
+                        .or_else(|()| load_stored(registry, store, &spec.name, record))
+                    {
                         Ok(v) => v,
                         Err(e) => {
                             tracing::error!(handler = %spec.name, "{e}; falling back to the manifest's file");
@@ -741,10 +782,10 @@ fn load_stored(
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
                 let (world, prepared) = registry.linkers.prepare(&bytes).map_err(|e| e.to_string())?;
-                let mut version = HandlerVersion::new(name, number, &bytes, world, prepared);
-                if let Some(meta) = store.meta(name, number) {
-                    version.uploaded_at = meta.uploaded_at_time();
-                }
+                let meta = store.meta(name, number).expect("read_version checked it");
+                let mut version =
+                    HandlerVersion::new(name, number, meta.sha256.clone(), bytes.len(), world, prepared);
+                version.uploaded_at = meta.uploaded_at_time();
                 Ok(version)
             });
         match loaded {
