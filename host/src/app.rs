@@ -99,6 +99,8 @@ pub struct App {
     /// Serializes hot-swap operations (see `swap`).
     pub swap: SwapControl,
     next_request_id: AtomicU64,
+    /// Open WebSocket connections (graceful shutdown closes them).
+    pub websockets: crate::websocket::Connections,
     // Dropped last: stops the epoch ticker.
     pub wasm: WasmEngine,
 }
@@ -137,6 +139,7 @@ impl App {
             store,
             swap: SwapControl::default(),
             next_request_id: AtomicU64::new(1),
+            websockets: Default::default(),
             wasm,
         }))
     }
