@@ -317,6 +317,18 @@ async fn rollback_activate_and_store_only_uploads() {
 }
 
 #[tokio::test]
+async fn an_http_handler_swaps_to_a_wasi_http_component_and_back() {
+    let server = start_version_a(admin_config()).await;
+    let (status, info) = upload(&server, "version", wasm(guests::WASI_HELLO_WASM)).await;
+    assert_eq!((status, &info["world"]), (201, &json!("wasi-http")), "{info}");
+    assert_eq!(server.get_text("/").await, (200, "Hello, world".into()));
+    let (status, info) = call(server.admin(Method::POST, "/handlers/version/rollback")).await;
+    assert_eq!((status, &info["world"]), (200, &json!("handler")), "{info}");
+    assert_eq!(server.get_text("/").await, (200, "a".into()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn delete_versions_and_api_created_handlers() {
     let server = start_version_a(admin_config()).await;
     upload(&server, "version", wasm(guests::VERSION_B_WASM)).await;

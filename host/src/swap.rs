@@ -172,7 +172,10 @@ impl App {
         let existing = self.registry.get(handler);
         if let Some(slot) = &existing {
             let active = slot.active().world;
-            if active != world {
+            // HTTP handlers (ours or wasi:http) replace each other freely; a
+            // route that upgrades to WebSocket must stay a WebSocket route.
+            let is_websocket = |w: World| w == World::Websocket;
+            if is_websocket(active) != is_websocket(world) {
                 metrics_refused(handler);
                 tracing::warn!(
                     handler,
