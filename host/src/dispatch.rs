@@ -26,14 +26,23 @@ use crate::response::{ResponseHead, ResponseState, error_page};
 use crate::state::HostState;
 
 /// Handles one request; never fails (every failure is a response).
-pub async fn handle(
+pub async fn handle<B>(
     app: Arc<App>,
-    mut req: http::Request<Incoming>,
+    mut req: http::Request<B>,
     remote: SocketAddr,
-) -> http::Response<Body> {
+) -> http::Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let start = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
+    // Request-head checks hyper leaves to us (docs/SECURITY.md); the
+    // connection closes after the answer, as the body stays unread.
+    if let Some(status) = refuse_head(&req) {
+        return logged(close(error_page(status)), &method, &uri, remote, start);
+    }
     let router = app.router.load();
     let Some(found) = router.find(uri.path()) else {
         return logged(error_page(StatusCode::NOT_FOUND), &method, &uri, remote, start);
@@ -53,17 +62,14 @@ pub async fn handle(
         let settings = found.route.settings.clone();
         let (path_args, path_kwargs) = (found.path_args, found.path_kwargs);
         drop(router);
-        let response = crate::websocket::upgrade(
-            &app,
-            &slot,
-            version,
-            settings,
-            &mut req,
-            remote,
-            path_args,
-            path_kwargs,
-        )
-        .await;
+        // Upgrades need hyper's connection; in-process callers (benchmarks)
+        // have none.
+        let Some(req) = (&mut req as &mut dyn std::any::Any).downcast_mut::<http::Request<Incoming>>() else {
+            return logged(error_page(StatusCode::BAD_REQUEST), &method, &uri, remote, start);
+        };
+        let response =
+            crate::websocket::upgrade(&app, &slot, version, settings, req, remote, path_args, path_kwargs)
+                .await;
         return logged(response, &method, &uri, remote, start);
     }
 
@@ -84,7 +90,18 @@ pub async fn handle(
         );
     }
     let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, max as usize).collect().await {
+    // hyper times out slow headers, never a slow body: bound the whole read.
+    let collect = http_body_util::Limited::new(body, max as usize).collect();
+    let Ok(collected) = tokio::time::timeout(app.config.body_timeout, collect).await else {
+        return logged(
+            close(error_page(StatusCode::REQUEST_TIMEOUT)),
+            &method,
+            &uri,
+            remote,
+            start,
+        );
+    };
+    let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return logged(
@@ -212,6 +229,35 @@ fn close(mut response: http::Response<Body>) -> http::Response<Body> {
         .headers_mut()
         .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     response
+}
+
+/// The longest request target (path and query) served; longer ones get 414.
+/// hyper alone only stops at its 64 KiB head buffer (431).
+pub const MAX_URI_LEN: usize = 8 * 1024;
+
+/// What hyper accepts but we refuse before routing (RFC 9112 §3.2, §6.1):
+/// an over-long target (414), HTTP/1.1 without exactly one `Host` (400), and a
+/// `Transfer-Encoding` other than a single `chunked` (400; hyper decodes
+/// `gzip, chunked` or `chunked, chunked` as plain chunked, which a proxy in
+/// front may read differently).
+fn refuse_head<B>(req: &http::Request<B>) -> Option<StatusCode> {
+    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_LEN {
+        return Some(StatusCode::URI_TOO_LONG);
+    }
+    let headers = req.headers();
+    let hosts = headers.get_all(http::header::HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && req.version() == http::Version::HTTP_11) {
+        return Some(StatusCode::BAD_REQUEST);
+    }
+    let mut codings = headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','));
+    match (codings.next(), codings.next()) {
+        (None, _) => None,
+        (Some(only), None) if only.trim_ascii().eq_ignore_ascii_case(b"chunked") => None,
+        _ => Some(StatusCode::BAD_REQUEST),
+    }
 }
 
 /// How a guest run ended, when it did not end well.
