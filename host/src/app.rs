@@ -23,8 +23,11 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Tornado's `max_body_size`: 100 MB.
     pub max_body_size: u64,
-    /// A client must send its request headers within this time.
+    /// A client must send its request headers within this time; hyper also
+    /// closes a keep-alive connection idle this long between requests.
     pub header_timeout: Duration,
+    /// A client must send the whole request body within this time (→ 408).
+    pub body_timeout: Duration,
     /// Connections beyond this many are refused at accept.
     pub max_connections: usize,
     /// How long graceful shutdown waits for requests in flight.
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
             max_body_size: 100 * 1024 * 1024,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
             max_connections: 20_000,
             shutdown_grace: Duration::from_secs(30),
             engine: EngineConfig::default(),
@@ -70,6 +74,9 @@ impl ServerConfig {
         }
         if let Some(secs) = manifest.app.header_timeout_secs {
             self.header_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = manifest.app.body_timeout_secs {
+            self.body_timeout = Duration::from_secs(secs);
         }
         Ok(())
     }

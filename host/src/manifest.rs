@@ -38,6 +38,8 @@ pub struct AppSettings {
     pub max_body_size: Option<u64>,
     /// Seconds a client has to send the request headers.
     pub header_timeout_secs: Option<u64>,
+    /// Seconds a client has to send the whole request body.
+    pub body_timeout_secs: Option<u64>,
     /// Seconds an idle keep-alive connection stays open.
     pub idle_timeout_secs: Option<u64>,
 }
