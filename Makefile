@@ -8,7 +8,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup serve test bench bench-quick fuzz lint
+.PHONY: setup serve test bench bench-quick bench-deps lint
 
 setup:
 	rustup target add wasm32-wasip2
@@ -18,13 +18,23 @@ serve: setup
 
 test: setup
 	$(CARGO) test --workspace
+	$(MAKE) bench-quick
 
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench: setup
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(CARGO) build --release -p waterspout-bench
-	$(CARGO) run --release -p waterspout -- build examples/hello
+# The full benchmark (minutes): scenarios a–d, writes BENCHMARKS.md and bench/chart.svg.
+bench: setup bench-deps
+	$(CARGO) build --release -p waterspout -p waterspout-bench
 	$(CARGO) run --release -p waterspout-bench -- $(BENCH_ARGS)
+
+# One short pass of scenario a: a smoke test (no thresholds), part of `make test`.
+bench-quick: bench-deps
+	$(CARGO) run -p waterspout-bench -- --quick
+
+# wrk from apt; the guests the benchmark serves.
+bench-deps:
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	cd examples && $(CARGO) build --release --target wasm32-wasip2
+	cd tests/guests && $(CARGO) build --release --target wasm32-wasip2

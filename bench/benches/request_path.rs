@@ -19,19 +19,30 @@ use waterspout::registry::Prepared;
 use waterspout::{App, ServerConfig};
 
 fn load(example: &str) -> Arc<App> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(example);
-    App::load(&dir, ServerConfig::default())
-        .unwrap_or_else(|e| panic!("{e} (build the examples first: `cargo run -p waterspout -- build {}`)", dir.display()))
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(example);
+    App::load(&dir, ServerConfig::default()).unwrap_or_else(|e| {
+        panic!(
+            "{e} (build the examples first: `cargo run -p waterspout -- build {}`)",
+            dir.display()
+        )
+    })
 }
 
 fn request_path(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let remote = "127.0.0.1:40000".parse().unwrap();
     let mut group = c.benchmark_group("request_path");
 
     let hello = load("hello");
     let version = hello.registry.get("hello").unwrap().active();
-    let Prepared::Handler(pre) = &version.prepared else { panic!("hello is a handler") };
+    let Prepared::Handler(pre) = &version.prepared else {
+        panic!("hello is a handler")
+    };
     group.bench_function("instantiate", |b| {
         b.to_async(&rt).iter(|| async {
             let tag = waterspout::guest_log::Tag {
@@ -39,7 +50,11 @@ fn request_path(c: &mut Criterion) {
                 version: 1,
                 request_id: 1,
             };
-            let state = waterspout::state::HostState::new(tag, 64 << 20, Instant::now() + std::time::Duration::from_secs(30));
+            let state = waterspout::state::HostState::new(
+                tag,
+                64 << 20,
+                Instant::now() + std::time::Duration::from_secs(30),
+            );
             let mut store = wasmtime::Store::new(&hello.wasm.engine, state);
             waterspout::dispatch::configure_store(&mut store);
             black_box(pre.instantiate_async(&mut store).await.unwrap());
@@ -50,7 +65,10 @@ fn request_path(c: &mut Criterion) {
         let app = load(example);
         group.bench_function(example, |b| {
             b.to_async(&rt).iter(|| async {
-                let req = http::Request::get(path).header("host", "bench").body(Full::new(Bytes::new())).unwrap();
+                let req = http::Request::get(path)
+                    .header("host", "bench")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
                 let response = waterspout::dispatch::handle(app.clone(), req, remote).await;
                 assert_eq!(response.status(), 200);
                 black_box(response.into_body().collect().await.unwrap().to_bytes());

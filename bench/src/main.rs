@@ -1,164 +1,387 @@
-//! `waterspout-bench`: starts each server itself on loopback, drives it with
-//! `wrk`, and prints requests/sec with ratios measured in the same run.
+//! `waterspout-bench`: one command that starts every server itself on
+//! loopback, warms up, measures with `wrk` (or its own WebSocket client),
+//! stops them, and writes BENCHMARKS.md and bench/chart.svg — ratios are
+//! always to baselines measured in the same run.
 //!
-//! Run: `make bench` (release build, installs wrk with apt if missing), or
-//! `cargo run --release -p waterspout-bench -- --quick` for one short pass.
+//! Run: `make bench` (release build; installs wrk with apt and, on first use,
+//! wasmtime-cli 48.0.8 and Tornado 6 into target/bench-tools), or
+//! `make bench-quick` for one short pass of scenario a (the CI smoke test).
+//!
+//! Scenarios: a (HTTP hello vs hyper, wasmtime serve, Tornado), b (request
+//! path µs, criterion), c (WebSocket echo vs tokio-tungstenite; RSS with
+//! 10,000 idle WebSockets), d (hot swap). A scenario is a function returning
+//! markdown; new ones (long polling, other languages) slot into `main`.
 
-use std::net::SocketAddr;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 
 mod baseline;
+mod chart;
+mod peers;
+mod swap;
+mod wrk;
+mod ws;
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// One short pass (CI smoke test): 1 s per server, concurrency 64 only.
+    /// One short pass of scenario a (CI smoke test): 2 s, 64 connections,
+    /// in-process servers only; writes nothing.
     #[arg(long)]
     quick: bool,
+    /// Scenarios to run.
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d")]
+    scenarios: Vec<String>,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
     duration: u64,
-    /// Concurrency levels (open connections).
+    /// Concurrency levels for scenario a.
     #[arg(long, value_delimiter = ',', default_value = "1,64,256")]
     connections: Vec<u32>,
-    /// Write the results as markdown to this file as well.
+    /// Idle WebSockets for scenario c.
+    #[arg(long, default_value_t = 10_000)]
+    idle_websockets: usize,
+    /// Skip the peers that must be installed (wasmtime serve, Tornado).
     #[arg(long)]
-    markdown: Option<std::path::PathBuf>,
+    no_peers: bool,
+    /// Where to write the report (default: BENCHMARKS.md at the root).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
-/// One measurement: a server at a concurrency.
+/// One scenario-a measurement.
 #[derive(Debug, Clone)]
-struct Sample {
-    server: &'static str,
-    connections: u32,
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub struct HttpSample {
+    pub server: String,
+    pub connections: u32,
+    pub result: wrk::WrkResult,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     if args.quick {
-        args.duration = 1;
+        args.duration = 2;
         args.connections = vec![64];
+        args.scenarios = vec!["a".into()];
+        args.no_peers = true;
     }
-    which_wrk()?;
+    let root = root();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let hello_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello");
-
-    let mut samples = Vec::new();
-    // The physical limit: plain hyper answering "Hello, world".
-    {
-        let (addr, stop) = runtime.block_on(baseline::start())?;
-        for &c in &args.connections {
-            samples.push(measure("hyper", addr, "/", c, args.duration)?);
-        }
-        let _ = stop.send(());
+    let mut report = header(&root)?;
+    let mut http = Vec::new();
+    for scenario in &args.scenarios {
+        let section = match scenario.as_str() {
+            "a" => scenario_a(&runtime, &root, &args, &mut http)?,
+            "b" => scenario_b(&root)?,
+            "c" => scenario_c(&runtime, &root, &args)?,
+            "d" => swap::scenario_d(&runtime, &root, args.duration)?,
+            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d)"),
+        };
+        println!("{section}");
+        report.push_str(&section);
     }
-    // Waterspout with the Rust hello guest, a fresh instance per request.
-    {
-        let app = waterspout::App::load(&hello_dir, waterspout::ServerConfig::default())
-            .with_context(|| format!("loading {} (build it with `make serve` or `cargo test` first)", hello_dir.display()))?;
-        let server = runtime.block_on(waterspout::server::start(app, "127.0.0.1:0".parse()?))?;
-        let addr = server.local_addr();
-        for &c in &args.connections {
-            samples.push(measure("waterspout", addr, "/", c, args.duration)?);
-        }
-        runtime.block_on(server.shutdown());
+    if args.quick {
+        // A smoke test: it must have measured something, and nothing failed.
+        let errors: u64 = http.iter().map(|s| s.result.errors).sum();
+        anyhow::ensure!(
+            http.iter().all(|s| s.result.rps > 0.0),
+            "a server answered nothing"
+        );
+        anyhow::ensure!(errors == 0, "{errors} failed requests");
+        println!("bench: 1 passed, 0 failed");
+        return Ok(());
     }
-
-    let report = render(&samples);
-    println!("{report}");
-    if let Some(path) = args.markdown {
-        std::fs::write(&path, &report)?;
+    let out = args.out.unwrap_or_else(|| root.join("BENCHMARKS.md"));
+    if !http.is_empty() {
+        let svg = root.join("bench/chart.svg");
+        chart::http_chart(&http, &svg)?;
+        report.push_str("\n![requests/sec per server](bench/chart.svg)\n");
     }
+    std::fs::write(&out, report)?;
+    eprintln!("written to {}", out.display());
     Ok(())
 }
 
-fn which_wrk() -> anyhow::Result<()> {
-    match Command::new("wrk").arg("--version").output() {
-        Ok(_) => Ok(()),
-        Err(_) => bail!("wrk is not installed: run `make bench` (it installs wrk) or `apt-get install wrk`"),
-    }
-}
-
-/// Runs wrk against `addr` and parses its summary.
-fn measure(server: &'static str, addr: SocketAddr, path: &str, connections: u32, secs: u64) -> anyhow::Result<Sample> {
-    let url = format!("http://{addr}{path}");
-    // Warm up: fills the pooling allocator's slots and the connection pool.
-    run_wrk(&url, connections, 1)?;
-    let out = run_wrk(&url, connections, secs)?;
-    let rps = field(&out, "Requests/sec:").context("wrk printed no Requests/sec")?;
-    let p50_ms = latency(&out, "50%").unwrap_or(f64::NAN);
-    let p99_ms = latency(&out, "99%").unwrap_or(f64::NAN);
-    let errors = out.contains("Non-2xx") || out.contains("Socket errors");
-    if errors {
-        eprintln!("warning: {server} c={connections}: wrk reported errors:\n{out}");
-    }
-    eprintln!("{server:>12} c={connections:<4} {rps:>10.0} req/s  p50 {p50_ms:.3} ms  p99 {p99_ms:.3} ms");
-    Ok(Sample {
-        server,
-        connections,
-        rps,
-        p50_ms,
-        p99_ms,
-    })
-}
-
-fn run_wrk(url: &str, connections: u32, secs: u64) -> anyhow::Result<String> {
-    let out = Command::new("wrk")
-        .args(["-t1", &format!("-c{connections}"), &format!("-d{secs}s"), "--latency", url])
-        .output()
-        .context("running wrk")?;
-    if !out.status.success() {
-        bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn field(out: &str, name: &str) -> Option<f64> {
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix(name))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// wrk prints latency percentiles as `50%  1.23ms` (or us / s).
-fn latency(out: &str, pct: &str) -> Option<f64> {
-    let line = out.lines().find(|l| l.trim_start().starts_with(pct))?;
-    let value = line.split_whitespace().nth(1)?;
-    let (num, unit) = value.split_at(value.find(|c: char| c.is_ascii_alphabetic())?);
-    let num: f64 = num.parse().ok()?;
-    Some(match unit {
-        "us" => num / 1000.0,
-        "ms" => num,
-        "s" => num * 1000.0,
-        _ => return None,
-    })
-}
-
-fn render(samples: &[Sample]) -> String {
-    let mut out = String::from(
-        "| server | connections | req/s | p50 ms | p99 ms | vs hyper |\n| --- | --- | --- | --- | --- | --- |\n",
+fn header(root: &Path) -> anyhow::Result<String> {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split(':')
+                    .nth(1)
+                    .map(|m| m.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0);
+    let kernel = command_output("uname", &["-r"]);
+    let rustc = command_output("rustc", &["--version"]);
+    let wrk = command_output("wrk", &["--version"])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let commit = command_output(
+        "git",
+        &["-C", &root.display().to_string(), "rev-parse", "--short", "HEAD"],
     );
-    for s in samples {
-        let base = samples
-            .iter()
-            .find(|b| b.server == "hyper" && b.connections == s.connections)
-            .map(|b| b.rps)
-            .unwrap_or(f64::NAN);
-        out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.3} | {:.3} | {:.0}% |\n",
+    let mut out = String::new();
+    writeln!(out, "# Benchmarks\n")?;
+    writeln!(
+        out,
+        "Written by `make bench` (`cargo run --release -p waterspout-bench`). Every server is started by the tool on loopback, warmed up for 1 s, then measured; every ratio compares numbers taken in the same run, because these machines are noisy.\n"
+    )?;
+    writeln!(out, "| | |\n| --- | --- |")?;
+    writeln!(out, "| date | {date} |")?;
+    writeln!(out, "| commit | {commit} |")?;
+    writeln!(
+        out,
+        "| machine | {cpu}, {cores} cores, {:.1} GiB, Linux {kernel} |",
+        mem as f64 / 1048576.0
+    )?;
+    writeln!(out, "| toolchain | {rustc}; wasmtime 48.0.8; release profile |")?;
+    writeln!(
+        out,
+        "| load generator | {wrk}, one thread (`wrk -t1 -cN -dDs --latency`) on the same 2 cores |\n"
+    )?;
+    Ok(out)
+}
+
+fn command_output(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn load_app(root: &Path, example: &str) -> anyhow::Result<std::sync::Arc<waterspout::App>> {
+    let dir = root.join("examples").join(example);
+    waterspout::App::load(&dir, waterspout::ServerConfig::default()).with_context(|| {
+        format!(
+            "loading {} (build the examples first: `make bench` does)",
+            dir.display()
+        )
+    })
+}
+
+/// Scenario a: HTTP hello at each concurrency for every server.
+fn scenario_a(
+    runtime: &tokio::runtime::Runtime,
+    root: &Path,
+    args: &Args,
+    samples: &mut Vec<HttpSample>,
+) -> anyhow::Result<String> {
+    wrk::check_installed()?;
+    let mut measure = |server: &str, url: String| -> anyhow::Result<()> {
+        for &c in &args.connections {
+            let result = wrk::measure(&url, c, args.duration)?;
+            eprintln!(
+                "{server:>22} c={c:<4} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+                result.rps, result.p50_ms, result.p99_ms, result.errors
+            );
+            samples.push(HttpSample {
+                server: server.to_owned(),
+                connections: c,
+                result,
+            });
+        }
+        Ok(())
+    };
+    {
+        let (addr, stop) = runtime.block_on(baseline::start())?;
+        measure("hyper (baseline)", format!("http://{addr}/"))?;
+        let _ = stop.send(());
+    }
+    for (label, example) in [
+        ("waterspout (Rust guest)", "hello"),
+        ("waterspout (wasi:http)", "wasi-hello"),
+    ] {
+        let app = load_app(root, example)?;
+        let server = runtime.block_on(waterspout::server::start(app, "127.0.0.1:0".parse()?))?;
+        measure(label, format!("http://{}/", server.local_addr()))?;
+        runtime.block_on(server.shutdown());
+    }
+    let mut notes = Vec::new();
+    if !args.no_peers {
+        let component = root.join("examples/target/wasm32-wasip2/release/wasi_hello.wasm");
+        match peers::wasmtime_serve(root, &component) {
+            Ok(peer) => measure("wasmtime serve 48", format!("http://{}/", peer.addr))?,
+            Err(e) => notes.push(format!("wasmtime serve skipped: {e:#}")),
+        }
+        match peers::tornado(root) {
+            Ok((peer, version)) => measure(&format!("Tornado {version}"), format!("http://{}/", peer.addr))?,
+            Err(e) => notes.push(format!("Tornado skipped: {e:#}")),
+        }
+    }
+    let mut out = String::from("## a. HTTP hello\n\n");
+    writeln!(
+        out,
+        "`GET /` → `Hello, world`. Waterspout makes a fresh instance per request. `wasmtime serve` runs the very same wasi:http component as the wasi:http row; Tornado runs the seed's hello world (one process).\n"
+    )?;
+    writeln!(
+        out,
+        "| server | connections | req/s | p50 ms | p99 ms | errors | vs hyper | vs wasmtime serve | vs Tornado |"
+    )?;
+    writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")?;
+    for s in samples.iter() {
+        let base = |prefix: &str| {
+            samples
+                .iter()
+                .find(|b| b.server.starts_with(prefix) && b.connections == s.connections)
+                .map(|b| b.result.rps)
+        };
+        let ratio = |b: Option<f64>| {
+            b.map(|b| format!("{:.2}×", s.result.rps / b))
+                .unwrap_or_else(|| "–".into())
+        };
+        writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {:.0}% | {} | {} |",
             s.server,
             s.connections,
-            s.rps,
-            s.p50_ms,
-            s.p99_ms,
-            100.0 * s.rps / base
-        ));
+            s.result.rps,
+            s.result.p50_ms,
+            s.result.p99_ms,
+            s.result.errors,
+            100.0 * s.result.rps / base("hyper").unwrap_or(f64::NAN),
+            ratio(base("wasmtime serve")),
+            ratio(base("Tornado")),
+        )?;
     }
-    out
+    for note in notes {
+        writeln!(out, "\n_{note}_")?;
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// Scenario b: the criterion microbenchmark of the request path.
+fn scenario_b(root: &Path) -> anyhow::Result<String> {
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .args([
+            "bench",
+            "-p",
+            "waterspout-bench",
+            "--bench",
+            "request_path",
+            "--",
+            "--warm-up-time",
+            "2",
+            "--measurement-time",
+            "5",
+        ])
+        .status()
+        .context("running cargo bench")?;
+    anyhow::ensure!(status.success(), "cargo bench failed");
+    let mut out = String::from("## b. Per-request overhead (no sockets)\n\n");
+    writeln!(
+        out,
+        "Criterion (`cargo bench -p waterspout-bench --bench request_path`), current-thread runtime, one request at a time through `dispatch::handle`.\n"
+    )?;
+    writeln!(out, "| what | mean µs | 95% CI µs |\n| --- | --- | --- |")?;
+    for (name, what) in [
+        (
+            "instantiate",
+            "new Store (WASI ctx, limits, epoch callback) + instantiate",
+        ),
+        (
+            "hello",
+            "whole request, Rust guest: route, instantiate, initialize, prepare, get, finish, on-finish, body",
+        ),
+        (
+            "wasi-hello",
+            "whole request, wasi:http guest: route, instantiate, handle, body",
+        ),
+    ] {
+        let path = root.join(format!("target/criterion/request_path/{name}/new/estimates.json"));
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        let mean = &json["mean"];
+        let us = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN) / 1000.0;
+        writeln!(
+            out,
+            "| {what} | {:.2} | {:.2}–{:.2} |",
+            us(&mean["point_estimate"]),
+            us(&mean["confidence_interval"]["lower_bound"]),
+            us(&mean["confidence_interval"]["upper_bound"])
+        )?;
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// Scenario c: WebSocket echo rate and idle-connection memory.
+fn scenario_c(runtime: &tokio::runtime::Runtime, root: &Path, args: &Args) -> anyhow::Result<String> {
+    let connections = 64;
+    let (addr, task) = runtime.block_on(ws::baseline_echo())?;
+    let baseline = ws::echo_rate(format!("ws://{addr}/"), connections, args.duration)?;
+    task.abort();
+    eprintln!("tokio-tungstenite echo: {baseline:.0} msgs/s");
+    let app = load_app(root, "echo")?;
+    let server = runtime.block_on(waterspout::server::start(app, "127.0.0.1:0".parse()?))?;
+    let ours = ws::echo_rate(
+        format!("ws://{}/echo", server.local_addr()),
+        connections,
+        args.duration,
+    )?;
+    runtime.block_on(server.shutdown());
+    eprintln!("waterspout echo: {ours:.0} msgs/s");
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = ws::idle_rss(root, args.idle_websockets);
+
+    let mut out = String::from("## c. WebSockets\n\n");
+    writeln!(
+        out,
+        "Echo: {connections} connections, each sending a 32-byte text message and waiting for the echo (round trips/s), client on its own thread in the same process.\n"
+    )?;
+    writeln!(
+        out,
+        "| server | msgs/s | vs tokio-tungstenite |\n| --- | --- | --- |"
+    )?;
+    writeln!(
+        out,
+        "| tokio-tungstenite echo (baseline) | {baseline:.0} | 100% |"
+    )?;
+    writeln!(
+        out,
+        "| waterspout `examples/echo` (one instance per connection) | {ours:.0} | {:.0}% |\n",
+        100.0 * ours / baseline
+    )?;
+    match idle {
+        Ok(idle) => {
+            writeln!(
+                out,
+                "Idle: {} WebSockets open to `waterspout serve` on the echo component (a separate process): RSS {:.0} MiB before, {:.0} MiB with all open — {:.1} KiB per connection (host + guest instance).\n",
+                idle.connections,
+                idle.rss_before_mib,
+                idle.rss_after_mib,
+                (idle.rss_after_mib - idle.rss_before_mib) * 1024.0 / idle.connections as f64
+            )?;
+        }
+        Err(e) => writeln!(out, "Idle WebSockets: failed: {e:#}\n")?,
+    }
+    Ok(out)
 }
