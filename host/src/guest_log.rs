@@ -77,10 +77,23 @@ impl wasmtime_wasi::cli::IsTerminal for GuestOutput {
 
 impl wasmtime_wasi::cli::StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
+        Box::new(self.line_writer())
+    }
+
+    /// Writes synchronously: the default adapter spawns a tokio task per
+    /// stream, and `get-stdout` makes a new stream on every call, so a guest
+    /// calling it in a loop would flood the scheduler.
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::OutputStream> {
+        Box::new(self.line_writer())
+    }
+}
+
+impl GuestOutput {
+    fn line_writer(&self) -> LineWriter {
+        LineWriter {
             out: self.clone(),
             pending: Vec::new(),
-        })
+        }
     }
 }
 
@@ -103,6 +116,19 @@ impl LineWriter {
             &String::from_utf8_lossy(line),
         );
     }
+
+    /// Logs every complete line of `buf`; keeps the rest (at most `MAX_LINE`).
+    fn write_bytes(&mut self, buf: &[u8]) {
+        self.pending.extend_from_slice(buf);
+        while let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=pos).collect();
+            self.emit_line(&line[..line.len() - 1]);
+        }
+        if self.pending.len() > MAX_LINE {
+            let line = std::mem::take(&mut self.pending);
+            self.emit_line(&line);
+        }
+    }
 }
 
 impl AsyncWrite for LineWriter {
@@ -111,16 +137,7 @@ impl AsyncWrite for LineWriter {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let this = &mut *self;
-        this.pending.extend_from_slice(buf);
-        while let Some(pos) = this.pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = this.pending.drain(..=pos).collect();
-            this.emit_line(&line[..line.len() - 1]);
-        }
-        if this.pending.len() > MAX_LINE {
-            let line = std::mem::take(&mut this.pending);
-            this.emit_line(&line);
-        }
+        self.write_bytes(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -134,6 +151,33 @@ impl AsyncWrite for LineWriter {
             self.emit_line(&line);
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+/// The WASI stream: never blocks, never fails, always ready.
+impl wasmtime_wasi::p2::Pollable for LineWriter {
+    // `#[async_trait]`'s signature, written out (no dependency for one method).
+    fn ready<'a, 'b>(&'a mut self) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+impl wasmtime_wasi::p2::OutputStream for LineWriter {
+    fn write(&mut self, bytes: bytes::Bytes) -> wasmtime_wasi::p2::StreamResult<()> {
+        self.write_bytes(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> wasmtime_wasi::p2::StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> wasmtime_wasi::p2::StreamResult<usize> {
+        Ok(64 * 1024)
     }
 }
 

@@ -39,6 +39,11 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// Host resources (streams, pollables, wasi:http fields…) one instance may
+/// hold at once. wasmtime's default (1,000,000) would let one guest that
+/// never drops its handles hold hundreds of MiB of host memory.
+pub const MAX_RESOURCES: usize = 10_000;
+
 /// The data of one store: one request (or one WebSocket connection).
 pub struct HostState {
     pub wasi: WasiCtx,
@@ -68,9 +73,11 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         HostState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter: Limiter {
                 memory_limit,
                 memory_limit_hit: false,

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How long a test waits for the server to say or do anything.
@@ -65,7 +65,7 @@ pub async fn exchange(addr: SocketAddr, request: &[u8], quiet: Duration) -> Outc
 }
 
 /// Reads from `stream` until it closes or is quiet for `quiet`.
-pub async fn read_until_quiet(stream: &mut TcpStream, quiet: Duration) -> Outcome {
+pub async fn read_until_quiet(stream: &mut (impl AsyncRead + Unpin), quiet: Duration) -> Outcome {
     let deadline = Instant::now() + PATIENCE;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
@@ -89,7 +89,7 @@ pub async fn read_until_quiet(stream: &mut TcpStream, quiet: Duration) -> Outcom
 
 /// Reads exactly one response (bounded by [`PATIENCE`]); `None` if the
 /// connection ended first.
-pub async fn read_reply(stream: &mut TcpStream) -> Option<Reply> {
+pub async fn read_reply(stream: &mut (impl AsyncRead + Unpin)) -> Option<Reply> {
     let deadline = Instant::now() + PATIENCE;
     let mut buf = Vec::new();
     let mut byte = [0u8; 4096];
@@ -107,7 +107,7 @@ pub async fn read_reply(stream: &mut TcpStream) -> Option<Reply> {
 
 /// Whether the server closes `stream` within `within` (reading and dropping
 /// anything it still sends).
-pub async fn closes_within(stream: &mut TcpStream, within: Duration) -> bool {
+pub async fn closes_within(stream: &mut (impl AsyncRead + Unpin), within: Duration) -> bool {
     let deadline = Instant::now() + within;
     let mut chunk = [0u8; 4096];
     loop {
