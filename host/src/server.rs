@@ -2,12 +2,16 @@
 //! a connection cap and graceful shutdown that lets requests in flight finish.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -93,6 +97,7 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let stream = FirstBytesDeadline::new(stream, app.config.header_timeout);
         let app = app.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
@@ -115,5 +120,99 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
         .is_err()
     {
         tracing::warn!("grace period over; closing remaining connections");
+    }
+}
+
+/// The HTTP/2 connection preface; its first bytes decide the protocol.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A connection's protocol must be decided within the header timeout.
+///
+/// hyper-util's auto builder reads up to the 24-byte HTTP/2 preface to pick
+/// HTTP/1 or HTTP/2 without any timeout, and hyper's header-read timer only
+/// starts after that: a client that connects and sends nothing (or part of
+/// the preface) would hold a slot under the connection cap forever. Once a
+/// byte differs from the preface (any HTTP/1 request) or the whole preface
+/// has arrived, this wrapper is a plain pass-through.
+struct FirstBytesDeadline<S> {
+    io: S,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    seen: usize,
+}
+
+impl<S> FirstBytesDeadline<S> {
+    fn new(io: S, within: Duration) -> Self {
+        FirstBytesDeadline {
+            io,
+            deadline: Some(Box::pin(tokio::time::sleep(within))),
+            seen: 0,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstBytesDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.io).poll_read(cx, buf);
+        let Some(deadline) = &mut this.deadline else {
+            return result;
+        };
+        match &result {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                let start = this.seen.min(H2_PREFACE.len());
+                let end = (this.seen + new.len()).min(H2_PREFACE.len());
+                this.seen += new.len();
+                let differs = new[..end - start] != H2_PREFACE[start..end];
+                if new.is_empty() || differs || this.seen >= H2_PREFACE.len() {
+                    this.deadline = None;
+                }
+            }
+            Poll::Ready(Err(_)) => {}
+            Poll::Pending => {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no request within the header timeout",
+                    )));
+                }
+            }
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytesDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
