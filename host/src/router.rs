@@ -26,14 +26,15 @@ pub struct RouteMatch<'a> {
 
 impl Route {
     /// Compiles `pattern` anchored at both ends (Tornado appends `$` and
-    /// matches from the start).
+    /// matches from the start). The pattern is wrapped, not trimmed: its own
+    /// `^`/`$` are harmless inside, and trimming broke an escaped `\$`.
     pub fn new(
         pattern: &str,
         handler: impl Into<String>,
         name: Option<String>,
         settings: Vec<(String, String)>,
     ) -> Result<Self, regex::Error> {
-        let anchored = format!("^(?:{})$", pattern.trim_start_matches('^').trim_end_matches('$'));
+        let anchored = format!("^(?:{pattern})$");
         Ok(Route {
             pattern: pattern.to_owned(),
             regex: Regex::new(&anchored)?,
@@ -166,6 +167,14 @@ mod tests {
         let m = r.find("/users/j%C3%BCrgen").unwrap();
         assert_eq!(m.path_kwargs, [("name".to_owned(), "jürgen".to_owned())]);
         assert!(m.path_args.is_empty());
+    }
+
+    #[test]
+    fn explicit_anchors_and_an_escaped_dollar() {
+        let r = router(&[("^/a$", "anchored"), (r"/price\$", "dollar")]);
+        assert_eq!(r.find("/a").unwrap().route.handler, "anchored");
+        assert_eq!(r.find("/price$").unwrap().route.handler, "dollar");
+        assert!(r.find("/price").is_none());
     }
 
     #[test]
