@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use wasmtime::component::Resource;
 use wasmtime::{Store, UpdateDeadline};
 
@@ -20,17 +20,14 @@ use crate::bindings::handler::exports::waterspout::handler::request_handler::Gue
 use crate::bindings::{HandlerPre, HttpError};
 use crate::body::Body;
 use crate::guest_log::Tag;
+use crate::manifest::HandlerLimits;
 use crate::registry::{HandlerSlot, HandlerVersion, Prepared};
 use crate::request::RequestData;
 use crate::response::{ResponseHead, ResponseState, error_page};
 use crate::state::HostState;
 
 /// Handles one request; never fails (every failure is a response).
-pub async fn handle<B>(
-    app: Arc<App>,
-    mut req: http::Request<B>,
-    remote: SocketAddr,
-) -> http::Response<Body>
+pub async fn handle<B>(app: Arc<App>, mut req: http::Request<B>, remote: SocketAddr) -> http::Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -67,9 +64,17 @@ where
         let Some(req) = (&mut req as &mut dyn std::any::Any).downcast_mut::<http::Request<Incoming>>() else {
             return logged(error_page(StatusCode::BAD_REQUEST), &method, &uri, remote, start);
         };
-        let response =
-            crate::websocket::upgrade(&app, &slot, version, settings, req, remote, path_args, path_kwargs)
-                .await;
+        let response = crate::websocket::upgrade(
+            &app,
+            &slot,
+            version,
+            settings,
+            req,
+            remote,
+            path_args,
+            path_kwargs,
+        )
+        .await;
         return logged(response, &method, &uri, remote, start);
     }
 
@@ -280,13 +285,7 @@ async fn run(
 ) {
     let limits = &slot.limits;
     let timeout = Duration::from_millis(limits.timeout_ms);
-    // Waiting for a free instance counts against the time limit too (the
-    // timer is only armed when there is something to wait for).
-    let permit = match slot.permits.clone().try_acquire_owned() {
-        Ok(permit) => Ok(Ok(permit)),
-        Err(_) => tokio::time::timeout(timeout, slot.permits.clone().acquire_owned()).await,
-    };
-    let Ok(Ok(_permit)) = permit else {
+    let Some(_permit) = instance_permit(&slot, timeout).await else {
         tracing::warn!(handler = %slot.name, "no free instance within the time limit");
         let _ = head_tx.send(error_page(StatusCode::SERVICE_UNAVAILABLE));
         access.log(503);
@@ -294,20 +293,10 @@ async fn run(
         return;
     };
     let _instance = crate::metrics::instance_started(&version);
-    let tag = Tag {
-        handler: version.name.clone(),
-        version: version.version,
-        request_id,
-    };
     let is_head = data.method == Method::HEAD;
-    let mut state = HostState::new(
-        tag.clone(),
-        (limits.memory_limit_mb as usize) << 20,
-        Instant::now() + timeout,
-    );
-    state.response = Some(ResponseState::new(head_tx, is_head));
-    let mut store = Store::new(&app.wasm.engine, state);
-    configure_store(&mut store);
+    let (mut store, tag) = new_store(&app, &version, limits, request_id, |state| {
+        state.response = Some(ResponseState::new(head_tx, is_head));
+    });
 
     let outcome =
         match tokio::time::timeout(timeout, lifecycle(&mut store, &pre, &settings, data, &access)).await {
@@ -357,6 +346,44 @@ async fn run(
             }
         }
     }
+}
+
+/// A permit to run one more instance of `slot`. Waiting for one counts
+/// against the time limit (the timer is only armed when there is a wait).
+pub(crate) async fn instance_permit(slot: &HandlerSlot, timeout: Duration) -> Option<OwnedSemaphorePermit> {
+    match slot.permits.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) => tokio::time::timeout(timeout, slot.permits.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok(),
+    }
+}
+
+/// A fresh store for one request (or WebSocket connection) of `version`:
+/// its tag, memory limit, deadline and epoch yield; `setup` adds what the
+/// kind of handler needs (response, websocket, outbound policy).
+pub(crate) fn new_store(
+    app: &App,
+    version: &HandlerVersion,
+    limits: &HandlerLimits,
+    request_id: u64,
+    setup: impl FnOnce(&mut HostState),
+) -> (Store<HostState>, Tag) {
+    let tag = Tag {
+        handler: version.name.clone(),
+        version: version.version,
+        request_id,
+    };
+    let mut state = HostState::new(
+        tag.clone(),
+        (limits.memory_limit_mb as usize) << 20,
+        Instant::now() + Duration::from_millis(limits.timeout_ms),
+    );
+    setup(&mut state);
+    let mut store = Store::new(&app.wasm.engine, state);
+    configure_store(&mut store);
+    (store, tag)
 }
 
 /// Epoch deadline: every tick the guest yields to the event loop; after the

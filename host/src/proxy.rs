@@ -4,13 +4,12 @@
 //! unless the handler's `allowed_outbound_hosts` lists the host.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use tokio::sync::oneshot;
-use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -18,8 +17,7 @@ use wasmtime_wasi_http::{WasiHttpHooks, WasiHttpView};
 
 use crate::app::App;
 use crate::body::Body;
-use crate::dispatch::{AccessLine, configure_store};
-use crate::guest_log::Tag;
+use crate::dispatch::{AccessLine, instance_permit, new_store};
 use crate::registry::{HandlerSlot, HandlerVersion};
 use crate::response::error_page;
 use crate::state::HostState;
@@ -116,30 +114,16 @@ async fn run(
 ) {
     let limits = &slot.limits;
     let timeout = Duration::from_millis(limits.timeout_ms);
-    let permit = match slot.permits.clone().try_acquire_owned() {
-        Ok(permit) => Ok(Ok(permit)),
-        Err(_) => tokio::time::timeout(timeout, slot.permits.clone().acquire_owned()).await,
-    };
-    let Ok(Ok(_permit)) = permit else {
+    let Some(_permit) = instance_permit(&slot, timeout).await else {
         let _ = head_tx.send(error_page(StatusCode::SERVICE_UNAVAILABLE));
         access.log(503);
         crate::metrics::request_done(&version, 503, access.start.elapsed());
         return;
     };
     let _instance = crate::metrics::instance_started(&version);
-    let tag = Tag {
-        handler: version.name.clone(),
-        version: version.version,
-        request_id: app.next_request_id(),
-    };
-    let mut state = HostState::new(
-        tag.clone(),
-        (limits.memory_limit_mb as usize) << 20,
-        Instant::now() + timeout,
-    );
-    state.http_hooks = OutboundPolicy::new(&limits.allowed_outbound_hosts);
-    let mut store = Store::new(&app.wasm.engine, state);
-    configure_store(&mut store);
+    let (mut store, tag) = new_store(&app, &version, limits, app.next_request_id(), |state| {
+        state.http_hooks = OutboundPolicy::new(&limits.allowed_outbound_hosts);
+    });
 
     let (response_tx, response_rx) = oneshot::channel();
     let request = http::Request::from_parts(
@@ -147,10 +131,16 @@ async fn run(
         http_body_util::Full::new(body).map_err(|never| -> wasmtime_wasi_http::Error { match never {} }),
     );
     let call = async {
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
         let out = store.data_mut().http().new_response_outparam(response_tx)?;
         let proxy = pre.instantiate_async(&mut store).await?;
-        proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, req, out)
+            .await
     };
     // The head goes to hyper as soon as the guest sets it, body streaming after.
     // If the guest never sets it, the sender comes back for an error page.
@@ -221,5 +211,6 @@ async fn run(
 }
 
 fn outgoing_body(body: HyperOutgoingBody) -> Body {
-    body.map_err(|e| std::io::Error::other(e.to_string())).boxed_unsync()
+    body.map_err(|e| std::io::Error::other(e.to_string()))
+        .boxed_unsync()
 }

@@ -449,20 +449,11 @@ async fn handshake(
 
     let limits = &slot.limits;
     let timeout = Duration::from_millis(limits.timeout_ms);
-    let tag = Tag {
-        handler: version.name.clone(),
-        version: version.version,
-        request_id: app.next_request_id(),
-    };
-    let mut state = HostState::new(
-        tag.clone(),
-        (limits.memory_limit_mb as usize) << 20,
-        Instant::now() + timeout,
-    );
     let (outbound, out_rx, budget) = Outbound::new(limits.max_message_size.max(MIN_WRITE_BUFFER));
-    state.websocket = Some(outbound);
-    let mut store = Store::new(&app.wasm.engine, state);
-    crate::dispatch::configure_store(&mut store);
+    let (mut store, tag) =
+        crate::dispatch::new_store(app, &version, limits, app.next_request_id(), |state| {
+            state.websocket = Some(outbound);
+        });
     let instance_guard = crate::metrics::instance_started(&version);
 
     let data = request_data(req, remote, path_args, path_kwargs);
