@@ -8,7 +8,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup serve test bench bench-quick bench-deps lint
+.PHONY: setup serve test bench bench-quick bench-deps lint load fuzz
 
 setup:
 	rustup target add wasm32-wasip2
@@ -38,3 +38,11 @@ bench-deps:
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	cd examples && $(CARGO) build --release --target wasm32-wasip2
 	cd tests/guests && $(CARGO) build --release --target wasm32-wasip2
+
+# The long runs of docs/SECURITY.md, outside `make test`: load (30 s, 256
+# connections) and every fuzz target for FUZZ_SECONDS (nightly).
+load: setup
+	$(CARGO) test -p waterspout-tests --test security_load -- --ignored --nocapture
+
+fuzz: setup
+	scripts/fuzz.sh

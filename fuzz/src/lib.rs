@@ -94,8 +94,11 @@ fn linkers() -> &'static waterspout::registry::Linkers {
     linkers
 }
 
+/// What a fuzz target calls with one input.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, for the regression replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
     ("router", router),
     ("body", body),

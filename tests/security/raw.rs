@@ -87,8 +87,8 @@ pub async fn read_until_quiet(stream: &mut (impl AsyncRead + Unpin), quiet: Dura
     }
 }
 
-/// Reads exactly one response (bounded by [`PATIENCE`]); `None` if the
-/// connection ended first.
+/// Reads exactly one response (bounded by [`PATIENCE`]); if the connection
+/// ends first, what arrived of it (`None` if nothing did).
 pub async fn read_reply(stream: &mut (impl AsyncRead + Unpin)) -> Option<Reply> {
     let deadline = Instant::now() + PATIENCE;
     let mut buf = Vec::new();
@@ -99,7 +99,9 @@ pub async fn read_reply(stream: &mut (impl AsyncRead + Unpin)) -> Option<Reply> 
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, stream.read(&mut byte)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            // Closed: what arrived, if anything (a body cut short is marked).
+            Ok(Ok(0)) | Ok(Err(_)) => return parse_one(&buf, true).map(|(reply, _)| reply),
+            Err(_) => return None,
             Ok(Ok(n)) => buf.extend_from_slice(&byte[..n]),
         }
     }
@@ -171,10 +173,7 @@ fn parse_one(buf: &[u8], partial: bool) -> Option<(Reply, usize)> {
         .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
     {
         let mut at = 0;
-        loop {
-            let Some(line_end) = body[at..].windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(line_end) = body[at..].windows(2).position(|w| w == b"\r\n") {
             let size_text = String::from_utf8_lossy(&body[at..at + line_end]).into_owned();
             let Ok(size) = usize::from_str_radix(size_text.split(';').next()?.trim(), 16) else {
                 break;
