@@ -28,6 +28,9 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// A client must send the whole request body within this time (→ 408).
     pub body_timeout: Duration,
+    /// An HTTP/2 connection with no request in flight and no traffic for this
+    /// long is closed (HTTP/1 keep-alive is bounded by `header_timeout`).
+    pub idle_timeout: Duration,
     /// Connections beyond this many are refused at accept.
     pub max_connections: usize,
     /// How long graceful shutdown waits for requests in flight.
@@ -50,6 +53,7 @@ impl Default for ServerConfig {
             max_body_size: 100 * 1024 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
             max_connections: 20_000,
             shutdown_grace: Duration::from_secs(30),
             engine: EngineConfig::default(),
@@ -74,6 +78,9 @@ impl ServerConfig {
         }
         if let Some(secs) = manifest.app.header_timeout_secs {
             self.header_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = manifest.app.idle_timeout_secs {
+            self.idle_timeout = Duration::from_secs(secs);
         }
         if let Some(secs) = manifest.app.body_timeout_secs {
             self.body_timeout = Duration::from_secs(secs);

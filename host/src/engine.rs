@@ -61,8 +61,10 @@ impl WasmEngine {
         // `madvise` on a 2-core VM is an IPI). With PAGEMAP_SCAN (Linux 6.7+)
         // wasmtime finds the pages a request dirtied and resets just those with
         // memset, up to this many bytes; older kernels fall back to madvise.
+        // 2 MiB covers what a small handler dirties and bounds what an idle
+        // slot keeps resident (1000 slots × 2 MiB; 8 MiB allowed 8 GiB).
         pool.pagemap_scan(wasmtime::Enabled::Auto);
-        pool.linear_memory_keep_resident(8 << 20);
+        pool.linear_memory_keep_resident(2 << 20);
         pool.table_keep_resident(1 << 20);
         // What still needs decommitting goes in batches: fewer IPIs.
         pool.decommit_batch_size(32);

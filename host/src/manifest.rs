@@ -40,7 +40,7 @@ pub struct AppSettings {
     pub header_timeout_secs: Option<u64>,
     /// Seconds a client has to send the whole request body.
     pub body_timeout_secs: Option<u64>,
-    /// Seconds an idle keep-alive connection stays open.
+    /// Seconds an idle HTTP/2 connection stays open (HTTP/1 keep-alive: header_timeout_secs).
     pub idle_timeout_secs: Option<u64>,
 }
 

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -97,11 +98,22 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let stream = FirstBytesDeadline::new(stream, app.config.header_timeout);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let stream = ConnDeadline::new(
+            stream,
+            app.config.header_timeout,
+            app.config.idle_timeout,
+            in_flight.clone(),
+        );
         let app = app.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(crate::dispatch::handle(app, req, remote).await) }
+            let in_flight = InFlight::enter(&in_flight);
+            async move {
+                let response = crate::dispatch::handle(app, req, remote).await;
+                drop(in_flight);
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
@@ -123,34 +135,92 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
     }
 }
 
+/// Counts a request on its connection until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The HTTP/2 connection preface; its first bytes decide the protocol.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// A connection's protocol must be decided within the header timeout.
+/// Deadlines hyper does not enforce on its own, per connection.
 ///
-/// hyper-util's auto builder reads up to the 24-byte HTTP/2 preface to pick
-/// HTTP/1 or HTTP/2 without any timeout, and hyper's header-read timer only
-/// starts after that: a client that connects and sends nothing (or part of
-/// the preface) would hold a slot under the connection cap forever. Once a
-/// byte differs from the preface (any HTTP/1 request) or the whole preface
-/// has arrived, this wrapper is a plain pass-through.
-struct FirstBytesDeadline<S> {
+/// First, the protocol must be decided within the header timeout: hyper-util's
+/// auto builder reads up to the 24-byte HTTP/2 preface to pick HTTP/1 or
+/// HTTP/2 without any timeout, and hyper's header-read timer only starts after
+/// that, so a client that connects and sends nothing (or part of the preface)
+/// would hold a slot under the connection cap forever. HTTP/1 then needs
+/// nothing more (hyper's header-read timer also closes idle keep-alive
+/// connections). An HTTP/2 connection has no such timer: it is closed after
+/// `idle` without reads or writes while no request is in flight.
+struct ConnDeadline<S> {
     io: S,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    phase: Phase,
+    deadline: Pin<Box<tokio::time::Sleep>>,
     seen: usize,
+    idle: Duration,
+    in_flight: Arc<AtomicUsize>,
 }
 
-impl<S> FirstBytesDeadline<S> {
-    fn new(io: S, within: Duration) -> Self {
-        FirstBytesDeadline {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the bytes that decide the protocol.
+    Preface,
+    /// HTTP/2: closed when idle.
+    Http2,
+    /// HTTP/1: hyper's own timers apply.
+    PassThrough,
+}
+
+impl<S> ConnDeadline<S> {
+    fn new(io: S, header_timeout: Duration, idle: Duration, in_flight: Arc<AtomicUsize>) -> Self {
+        ConnDeadline {
             io,
-            deadline: Some(Box::pin(tokio::time::sleep(within))),
+            phase: Phase::Preface,
+            deadline: Box::pin(tokio::time::sleep(header_timeout)),
             seen: 0,
+            idle,
+            in_flight,
+        }
+    }
+
+    /// Activity on an HTTP/2 connection pushes the idle deadline back.
+    fn touch(&mut self) {
+        if self.phase == Phase::Http2 {
+            let at = tokio::time::Instant::now() + self.idle;
+            self.deadline.as_mut().reset(at);
+        }
+    }
+
+    /// Whether the deadline has passed with nothing to wait for (registers a
+    /// wake-up otherwise).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if self.phase == Phase::Http2 && self.in_flight.load(Ordering::Relaxed) > 0 {
+                // Requests are running: check again one idle period later.
+                self.touch();
+                continue;
+            }
+            return true;
         }
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for FirstBytesDeadline<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for ConnDeadline<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -159,27 +229,30 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstBytesDeadline<S> {
         let this = &mut *self;
         let before = buf.filled().len();
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
-        let Some(deadline) = &mut this.deadline else {
-            return result;
-        };
-        match &result {
-            Poll::Ready(Ok(())) => {
+        match (&result, this.phase) {
+            (_, Phase::PassThrough) | (Poll::Ready(Err(_)), _) => {}
+            (Poll::Ready(Ok(())), Phase::Preface) => {
                 let new = &buf.filled()[before..];
                 let start = this.seen.min(H2_PREFACE.len());
                 let end = (this.seen + new.len()).min(H2_PREFACE.len());
                 this.seen += new.len();
                 let differs = new[..end - start] != H2_PREFACE[start..end];
-                if new.is_empty() || differs || this.seen >= H2_PREFACE.len() {
-                    this.deadline = None;
+                if new.is_empty() || differs {
+                    this.phase = Phase::PassThrough;
+                } else if this.seen >= H2_PREFACE.len() {
+                    this.phase = Phase::Http2;
+                    this.touch();
                 }
             }
-            Poll::Ready(Err(_)) => {}
-            Poll::Pending => {
-                if deadline.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "no request within the header timeout",
-                    )));
+            (Poll::Ready(Ok(())), Phase::Http2) => this.touch(),
+            (Poll::Pending, _) => {
+                if this.expired(cx) {
+                    let why = if this.phase == Phase::Preface {
+                        "no request within the header timeout"
+                    } else {
+                        "HTTP/2 connection idle"
+                    };
+                    return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why)));
                 }
             }
         }
@@ -187,13 +260,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstBytesDeadline<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytesDeadline<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for ConnDeadline<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let result = Pin::new(&mut self.io).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        result
     }
 
     fn poll_write_vectored(
@@ -201,7 +278,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytesDeadline<S> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        result
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -297,3 +297,50 @@ fn rss_kib() -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap()
 }
+
+/// HTTP/2 has no header-read timer between requests: an idle connection is
+/// closed after `idle_timeout`, but never while a request is in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_are_closed_but_not_while_a_request_runs() {
+    use tokio::io::AsyncReadExt;
+
+    let server = start(ServerConfig {
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(1),
+        ..ServerConfig::default()
+    })
+    .await;
+
+    // Preface + an empty SETTINGS frame, then silence.
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed_after = loop {
+        match tokio::time::timeout(Duration::from_secs(8), idle.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break start.elapsed(),
+            Ok(Ok(_)) => continue, // the server's SETTINGS, its ACK, a GOAWAY
+            Err(_) => panic!("idle HTTP/2 connection still open after 8 s"),
+        }
+    };
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "closed too early: {closed_after:?}"
+    );
+    assert!(
+        closed_after < Duration::from_secs(5),
+        "closed late: {closed_after:?}"
+    );
+
+    // A request that runs longer than the idle timeout is not cut.
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = client.get(server.url("/spin?ms=2500")).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.text().await.unwrap(), "spun");
+    server.shutdown().await;
+}
