@@ -7,7 +7,8 @@ use waterspout::ServerConfig;
 use waterspout_tests::guests;
 use waterspout_tests::harness::TestServer;
 
-const TORNADO_500: &str = "<html><title>500: Internal Server Error</title><body>500: Internal Server Error</body></html>";
+const TORNADO_500: &str =
+    "<html><title>500: Internal Server Error</title><body>500: Internal Server Error</body></html>";
 
 #[tokio::test]
 async fn hello_says_hello_world() {
@@ -26,9 +27,18 @@ async fn unknown_path_is_404_and_unsupported_verb_is_405() {
     let server = TestServer::start(guests::HELLO_APP).await;
     let (status, body) = server.get_text("/nope").await;
     assert_eq!(status, 404);
-    assert_eq!(body, "<html><title>404: Not Found</title><body>404: Not Found</body></html>");
+    assert_eq!(
+        body,
+        "<html><title>404: Not Found</title><body>404: Not Found</body></html>"
+    );
     // The SDK's default verbs answer 405, as Tornado's do.
-    let r = server.client.post(server.url("/")).body("x").send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
     // A method outside Tornado's SUPPORTED_METHODS is 405 before prepare.
     let r = server
@@ -67,7 +77,11 @@ fn read_response(stream: &mut std::net::TcpStream) -> String {
     let head = String::from_utf8(buf.clone()).unwrap();
     let len: usize = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
         .unwrap_or(0);
     let mut body = vec![0u8; len];
     stream.read_exact(&mut body).unwrap();
@@ -97,14 +111,28 @@ async fn requests_example_arguments_json_and_path_args() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let json: serde_json::Value = r.json().await.unwrap();
     assert_eq!(json, serde_json::json!({"a": 1, "echoed": true}));
-    let r = server.client.post(server.url("/json")).body("not json").send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/json"))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 
     assert_eq!(server.get_text("/items/42").await, (200, "item 42".into()));
-    assert_eq!(server.get_text("/users/j%C3%BCrgen").await, (200, "user jürgen".into()));
+    assert_eq!(
+        server.get_text("/users/j%C3%BCrgen").await,
+        (200, "user jürgen".into())
+    );
     // Anchored at both ends: no partial matches.
     assert_eq!(server.get_text("/items/42/more").await.0, 404);
     assert_eq!(server.get_text("/items/x").await.0, 404);
@@ -117,7 +145,10 @@ async fn requests_example_redirect_cookies_and_error_page() {
     let r = server.get("/old").await;
     assert_eq!(r.status(), 302);
     assert_eq!(r.headers()["location"], "/new");
-    assert_eq!(server.get_text("/new").await, (200, "This is the new page".into()));
+    assert_eq!(
+        server.get_text("/new").await,
+        (200, "This is the new page".into())
+    );
 
     let r = server.get("/cookie/set?value=mint").await;
     let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
@@ -136,7 +167,10 @@ async fn requests_example_redirect_cookies_and_error_page() {
     let r = server.get("/fail").await;
     assert_eq!(r.status(), 418);
     let json: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(json, serde_json::json!({"status": 418, "reason": "Teapot Refuses Coffee"}));
+    assert_eq!(
+        json,
+        serde_json::json!({"status": 418, "reason": "Teapot Refuses Coffee"})
+    );
     server.shutdown().await;
 }
 
@@ -161,7 +195,13 @@ async fn requests_example_forms_and_multipart_uploads() {
             .mime_str("text/plain")
             .unwrap(),
     );
-    let r = server.client.post(server.url("/form")).multipart(form).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/form"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let json: serde_json::Value = r.json().await.unwrap();
     assert_eq!(json["fields"]["title"], "upload", "{json}");
@@ -211,7 +251,10 @@ async fn flush_reaches_the_client_before_the_handler_returns() {
     // The guest spins 1.5 s after flushing: the first chunk must have come
     // well before the end.
     assert!(done_at >= Duration::from_millis(1500), "{done_at:?}");
-    assert!(done_at - first_at >= Duration::from_millis(1000), "first {first_at:?}, done {done_at:?}");
+    assert!(
+        done_at - first_at >= Duration::from_millis(1000),
+        "first {first_at:?}, done {done_at:?}"
+    );
     server.shutdown().await;
 }
 
@@ -222,11 +265,17 @@ async fn lifecycle_follows_tornado_order() {
     assert_eq!(r.headers()["x-initialized"], "1");
     assert_eq!(r.text().await.unwrap(), "prepared;verb ran");
     // prepare() finishing the request skips the verb.
-    assert_eq!(server.get_text("/prepare?stop=1").await, (200, "stopped in prepare".into()));
+    assert_eq!(
+        server.get_text("/prepare?stop=1").await,
+        (200, "stopped in prepare".into())
+    );
     // send_error from a verb: Tornado's default page.
     let (status, body) = server.get_text("/forbidden").await;
     assert_eq!(status, 403);
-    assert_eq!(body, "<html><title>403: Forbidden</title><body>403: Forbidden</body></html>");
+    assert_eq!(
+        body,
+        "<html><title>403: Forbidden</title><body>403: Forbidden</body></html>"
+    );
     // A custom reason phrase reaches the status line.
     let r = server.get("/status").await;
     assert_eq!(r.status().as_u16(), 299);
@@ -247,9 +296,14 @@ async fn custom_reason_phrase_is_on_the_wire() {
     let server = TestServer::start(guests::LIFECYCLE_APP).await;
     let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let response = read_response(&mut stream);
-    assert!(response.starts_with("HTTP/1.1 299 Custom Reason\r\n"), "{response}");
+    assert!(
+        response.starts_with("HTTP/1.1 299 Custom Reason\r\n"),
+        "{response}"
+    );
     server.shutdown().await;
 }
 
@@ -260,7 +314,11 @@ async fn header_manipulation_and_head_without_body() {
     let r = server.get("/headers").await;
     let h = r.headers();
     assert_eq!(h["x-single"], "two");
-    let multi: Vec<_> = h.get_all("x-multi").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let multi: Vec<_> = h
+        .get_all("x-multi")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
     assert_eq!(multi.len(), 2, "{multi:?}");
     assert!(h.get("x-gone").is_none());
 
@@ -268,7 +326,9 @@ async fn header_manipulation_and_head_without_body() {
     // HEAD: headers, no body, over a raw socket so nothing hides a stray body.
     let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    stream.write_all(b"HEAD /head HTTP/1.1\r\nHost: x\r\n\r\nGET /head HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream
+        .write_all(b"HEAD /head HTTP/1.1\r\nHost: x\r\n\r\nGET /head HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -310,7 +370,10 @@ async fn endless_loop_is_interrupted_with_503() {
     assert_eq!(status, 503);
     // timeout_ms = 1000 for this handler in the manifest.
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(1000) && took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
     assert_eq!(server.get_text("/ok").await, (200, "ok".into()));
     server.shutdown().await;
 }
@@ -352,7 +415,13 @@ async fn body_over_the_limit_is_413() {
         ..ServerConfig::default()
     };
     let server = TestServer::start_with(guests::REQUESTS_APP, config).await;
-    let r = server.client.post(server.url("/json")).body(vec![b'x'; 4096]).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/json"))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     // Chunked, so the size is only known while reading.
     let stream = futures_util::stream::iter((0..8).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 512])));
@@ -364,7 +433,13 @@ async fn body_over_the_limit_is_413() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
-    let r = server.client.post(server.url("/json")).body(r#"{"ok":true}"#).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/json"))
+        .body(r#"{"ok":true}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     server.shutdown().await;
 }
@@ -385,7 +460,11 @@ async fn slow_headers_are_cut_off_by_the_header_timeout() {
     let n = stream.read(&mut buf).unwrap_or(0);
     let waited = start.elapsed();
     // Closed (possibly after a 408) well before our 5 s read timeout.
-    assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).contains("408"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        n == 0 || String::from_utf8_lossy(&buf[..n]).contains("408"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     assert!(waited < Duration::from_secs(3), "{waited:?}");
     // A normal request still works.
     assert_eq!(server.get_text("/").await.0, 200);
@@ -436,36 +515,63 @@ mod bad_manifests {
 
     #[test]
     fn unknown_handler() {
-        let dir = app(&format!("[[route]]\npattern = \"/\"\nhandler = \"nope\"\n\n{}", handler("hello", guests::HELLO_WASM)));
+        let dir = app(&format!(
+            "[[route]]\npattern = \"/\"\nhandler = \"nope\"\n\n{}",
+            handler("hello", guests::HELLO_WASM)
+        ));
         let e = load(dir.path());
-        assert!(e.contains("waterspout.toml:3:") && e.contains("unknown handler \"nope\""), "{e}");
+        assert!(
+            e.contains("waterspout.toml:3:") && e.contains("unknown handler \"nope\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn invalid_regex() {
-        let dir = app(&format!("[[route]]\npattern = \"/(\"\nhandler = \"hello\"\n{}", handler("hello", guests::HELLO_WASM)));
+        let dir = app(&format!(
+            "[[route]]\npattern = \"/(\"\nhandler = \"hello\"\n{}",
+            handler("hello", guests::HELLO_WASM)
+        ));
         let e = load(dir.path());
-        assert!(e.contains("waterspout.toml:2:") && e.contains("invalid route pattern"), "{e}");
+        assert!(
+            e.contains("waterspout.toml:2:") && e.contains("invalid route pattern"),
+            "{e}"
+        );
     }
 
     #[test]
     fn missing_wasm_file() {
-        let dir = app(&format!("[[route]]\npattern = \"/\"\nhandler = \"hello\"\n\n{}", handler("hello", "missing.wasm")));
+        let dir = app(&format!(
+            "[[route]]\npattern = \"/\"\nhandler = \"hello\"\n\n{}",
+            handler("hello", "missing.wasm")
+        ));
         let e = load(dir.path());
-        assert!(e.contains("waterspout.toml:6:") && e.contains("missing.wasm"), "{e}");
+        assert!(
+            e.contains("waterspout.toml:6:") && e.contains("missing.wasm"),
+            "{e}"
+        );
     }
 
     #[test]
     fn component_of_the_wrong_world() {
-        let dir = app(&format!("[[route]]\npattern = \"/\"\nhandler = \"cmd\"\n\n{}", handler("cmd", guests::COMMAND_WASM)));
+        let dir = app(&format!(
+            "[[route]]\npattern = \"/\"\nhandler = \"cmd\"\n\n{}",
+            handler("cmd", guests::COMMAND_WASM)
+        ));
         let e = load(dir.path());
-        assert!(e.contains("waterspout.toml:6:") && e.contains("exports none of the worlds"), "{e}");
+        assert!(
+            e.contains("waterspout.toml:6:") && e.contains("exports none of the worlds"),
+            "{e}"
+        );
         assert!(e.contains("wasi:cli/run"), "{e}");
     }
 
     #[test]
     fn core_module_instead_of_component() {
-        let dir = app(&format!("[[route]]\npattern = \"/\"\nhandler = \"m\"\n\n{}", handler("m", "m.wasm")));
+        let dir = app(&format!(
+            "[[route]]\npattern = \"/\"\nhandler = \"m\"\n\n{}",
+            handler("m", "m.wasm")
+        ));
         std::fs::write(dir.path().join("m.wasm"), b"\0asm\x01\0\0\0").unwrap();
         let e = load(dir.path());
         assert!(e.contains("core WebAssembly module, not a component"), "{e}");

@@ -38,8 +38,14 @@ async fn a_spinning_handler_does_not_block_other_requests() {
     let worst = *latencies.last().unwrap();
     // Two spinners on two cores: without yielding no hello could run at all
     // until they finished (~1.9 s).
-    assert!(latencies.len() >= 10, "only {} requests completed", latencies.len());
-    assert!(median < Duration::from_millis(50), "median {median:?} of {latencies:?}");
+    assert!(
+        latencies.len() >= 10,
+        "only {} requests completed",
+        latencies.len()
+    );
+    assert!(
+        median < Duration::from_millis(50),
+        "median {median:?} of {latencies:?}"
+    );
     assert!(worst < Duration::from_millis(250), "worst {worst:?}");
 }
-

@@ -56,7 +56,10 @@ impl Process {
             if log.contains(needle) {
                 return log;
             }
-            assert!(Instant::now() < deadline, "log never contained {needle:?}:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "log never contained {needle:?}:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -80,7 +83,10 @@ impl Drop for Process {
 #[test]
 fn access_log_uses_tornado_format_and_guest_output_is_tagged_and_escaped() {
     let server = Process::serve(guests::FAULTS_APP);
-    let body = reqwest::blocking::get(server.url("/log?x=1")).unwrap().text().unwrap();
+    let body = reqwest::blocking::get(server.url("/log?x=1"))
+        .unwrap()
+        .text()
+        .unwrap();
     assert_eq!(body, "logged");
     let log = server.wait_for_log("GET /log?x=1");
     let access = log.lines().find(|l| l.contains("GET /log?x=1")).unwrap();
@@ -92,12 +98,35 @@ fn access_log_uses_tornado_format_and_guest_output_is_tagged_and_escaped() {
     // The guest's log import, stdout and stderr all reach the host log,
     // tagged with handler and request id, with escapes neutralised.
     let guest: Vec<&str> = log.lines().filter(|l| l.contains("waterspout::guest")).collect();
-    assert!(guest.iter().any(|l| l.contains("a \\u{1b}[31mred") && l.contains("stream=\"log\"")), "{log}");
-    assert!(guest.iter().any(|l| l.contains("faults: stdout") && l.contains("stream=\"stdout\"")), "{log}");
-    assert!(guest.iter().any(|l| l.contains("faults: stderr") && l.contains("stream=\"stderr\"")), "{log}");
-    assert!(guest.iter().all(|l| l.contains("handler=\"faults\"") && l.contains("request=")), "{log}");
+    assert!(
+        guest
+            .iter()
+            .any(|l| l.contains("a \\u{1b}[31mred") && l.contains("stream=\"log\"")),
+        "{log}"
+    );
+    assert!(
+        guest
+            .iter()
+            .any(|l| l.contains("faults: stdout") && l.contains("stream=\"stdout\"")),
+        "{log}"
+    );
+    assert!(
+        guest
+            .iter()
+            .any(|l| l.contains("faults: stderr") && l.contains("stream=\"stderr\"")),
+        "{log}"
+    );
+    assert!(
+        guest
+            .iter()
+            .all(|l| l.contains("handler=\"faults\"") && l.contains("request=")),
+        "{log}"
+    );
     // The forged second line stayed on the first one.
-    assert!(!log.lines().any(|l| l.starts_with("with a forged second line")), "{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("with a forged second line")),
+        "{log}"
+    );
     assert!(!log.contains('\x1b'), "raw escape sequence in the log");
 }
 
@@ -110,16 +139,24 @@ fn regex_lite(line: &str) -> bool {
         && parts[2] == "/log?x=1"
         && parts[3] == "(127.0.0.1)"
         && parts[4].ends_with("ms")
-        && parts[4].trim_end_matches("ms").split_once('.').is_some_and(|(a, b)| {
-            !a.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b.len() == 2 && b.bytes().all(|c| c.is_ascii_digit())
-        })
+        && parts[4]
+            .trim_end_matches("ms")
+            .split_once('.')
+            .is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && a.bytes().all(|c| c.is_ascii_digit())
+                    && b.len() == 2
+                    && b.bytes().all(|c| c.is_ascii_digit())
+            })
 }
 
 #[test]
 fn sigterm_finishes_requests_in_flight_then_exits() {
     let mut server = Process::serve(guests::FAULTS_APP);
     let url = server.url("/spin?ms=1000");
-    let in_flight = std::thread::spawn(move || reqwest::blocking::get(url).map(|r| (r.status().as_u16(), r.text().unwrap())));
+    let in_flight = std::thread::spawn(move || {
+        reqwest::blocking::get(url).map(|r| (r.status().as_u16(), r.text().unwrap()))
+    });
     std::thread::sleep(Duration::from_millis(300));
     server.signal("TERM");
     let (status, body) = in_flight.join().unwrap().expect("in-flight request failed");

@@ -76,7 +76,9 @@ async fn a_trapping_wasi_http_component_is_a_500_and_the_next_request_works() {
     let (status, body) = server.get_text("/panic").await;
     assert_eq!(status, 500);
     assert!(!body.contains("panicking"), "{body}");
-    let r = tokio::time::timeout(Duration::from_secs(10), server.get_text("/")).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), server.get_text("/"))
+        .await
+        .unwrap();
     assert_eq!(r, (200, "wasi-fetch".into()));
     server.shutdown().await;
 }
