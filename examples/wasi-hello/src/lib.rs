@@ -12,13 +12,16 @@ struct Hello;
 
 impl wasi::exports::http::incoming_handler::Guest for Hello {
     fn handle(_request: IncomingRequest, response_out: ResponseOutparam) {
-        let headers = Fields::from_list(&[("content-type".to_owned(), b"text/plain; charset=utf-8".to_vec())])
-            .expect("valid header");
+        let headers =
+            Fields::from_list(&[("content-type".to_owned(), b"text/plain; charset=utf-8".to_vec())])
+                .expect("valid header");
         let response = OutgoingResponse::new(headers);
         let body = response.body().expect("first call to body()");
         ResponseOutparam::set(response_out, Ok(response));
         let stream = body.write().expect("first call to write()");
-        stream.blocking_write_and_flush(b"Hello, world").expect("writing the body");
+        stream
+            .blocking_write_and_flush(b"Hello, world")
+            .expect("writing the body");
         drop(stream);
         OutgoingBody::finish(body, None).expect("finishing the body");
     }

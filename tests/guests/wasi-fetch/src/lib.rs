@@ -36,7 +36,10 @@ impl wasi::exports::http::incoming_handler::Guest for Fetch {
 /// GETs `http://AUTHORITY/PATH` (the url without its scheme).
 fn fetch(url: &str) -> String {
     let rest = url.strip_prefix("http://").unwrap_or(url);
-    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (authority, path) = rest
+        .split_once('/')
+        .map(|(a, p)| (a, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let request = OutgoingRequest::new(Fields::new());
     request.set_scheme(Some(&Scheme::Http)).expect("scheme");
     request.set_authority(Some(authority)).expect("authority");
