@@ -43,6 +43,19 @@ fn request_path(c: &mut Criterion) {
     let Prepared::Handler(pre) = &version.prepared else {
         panic!("hello is a handler")
     };
+    group.bench_function("store", |b| {
+        b.iter(|| {
+            let tag = waterspout::guest_log::Tag {
+                handler: "hello".into(),
+                version: 1,
+                request_id: 1,
+            };
+            let state = waterspout::state::HostState::new(tag, 64 << 20, Instant::now());
+            let mut store = wasmtime::Store::new(&hello.wasm.engine, state);
+            waterspout::dispatch::configure_store(&mut store);
+            black_box(store);
+        })
+    });
     group.bench_function("instantiate", |b| {
         b.to_async(&rt).iter(|| async {
             let tag = waterspout::guest_log::Tag {
