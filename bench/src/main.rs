@@ -105,6 +105,11 @@ fn main() -> anyhow::Result<()> {
         chart::http_chart(&http, &svg)?;
         report.push_str("\n![requests/sec per server](bench/chart.svg)\n");
     }
+    // What profiling found and what was tried: kept by hand in bench/NOTES.md.
+    if let Ok(notes) = std::fs::read_to_string(root.join("bench/NOTES.md")) {
+        report.push('\n');
+        report.push_str(&notes);
+    }
     std::fs::write(&out, report)?;
     eprintln!("written to {}", out.display());
     Ok(())
