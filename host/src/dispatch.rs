@@ -528,8 +528,3 @@ fn is_supported(method: &Method) -> bool {
             | Method::OPTIONS
     )
 }
-
-/// Used by tests and benchmarks that want the body as bytes.
-pub async fn body_bytes(body: Body) -> Bytes {
-    body.collect().await.map(|c| c.to_bytes()).unwrap_or_default()
-}

@@ -6,7 +6,6 @@
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
-use http_body_util::BodyExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::body::{Body, BodyChunk};
@@ -283,9 +282,4 @@ pub fn error_page(status: StatusCode) -> ResponseHead {
     );
     headers.insert(header::SERVER, HeaderValue::from_static(crate::SERVER_NAME));
     response
-}
-
-/// Collects a body into bytes (for tests and small internal uses).
-pub async fn collect(body: Body) -> Result<Bytes, std::io::Error> {
-    Ok(body.collect().await?.to_bytes())
 }
