@@ -101,3 +101,55 @@ impl TestServer {
         }
     }
 }
+
+/// A `waterspout` process started by a test: its addresses, and everything it
+/// has written to stderr so far.
+pub struct Spawned {
+    pub child: std::process::Child,
+    pub addr: String,
+    pub admin: Option<String>,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Spawns `command` (a `waterspout serve …` the caller prepared), drains its
+/// stderr into a log for the process's whole life (or it would block), and
+/// waits up to 60 s until it has printed its public address and, when
+/// `expect_admin`, its admin address.
+pub fn spawn_server(mut command: std::process::Command, expect_admin: bool) -> Spawned {
+    use std::io::BufRead;
+
+    let mut child = command
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the server");
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for (marker, public) in [("serving on http://", true), ("admin API on http://", false)] {
+                if let Some(addr) = line.split(marker).nth(1) {
+                    let _ = tx.send((public, addr.trim().to_owned()));
+                }
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let (mut addr, mut admin) = (None, None);
+    while addr.is_none() || (expect_admin && admin.is_none()) {
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok((true, a)) => addr = Some(a),
+            Ok((false, a)) => admin = Some(a),
+            Err(_) => panic!("the server did not start:\n{}", log.lock().unwrap()),
+        }
+    }
+    Spawned {
+        child,
+        addr: addr.unwrap(),
+        admin,
+        log,
+    }
+}

@@ -1,9 +1,8 @@
 //! Hot swap under load, crash safety of the store (kill -9 during uploads),
 //! and `serve --watch`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::Value;
 use waterspout_tests::guests;
-use waterspout_tests::harness::{ADMIN_TOKEN, TestServer, admin_config};
+use waterspout_tests::harness::{ADMIN_TOKEN, TestServer, admin_config, spawn_server};
 
 fn wasm(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -170,7 +169,8 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(app: &Path, store: &Path, extra: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"));
+        command
             .arg("serve")
             .arg(app)
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
@@ -178,43 +178,13 @@ impl ServerProcess {
             .arg(store)
             .args(extra)
             .env("WATERSPOUT_LOG", "info")
-            .env("WATERSPOUT_ADMIN_TOKEN", ADMIN_TOKEN)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting the server");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        // Keep draining stderr for the process's whole life, or it would block.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                for (marker, kind) in [
-                    ("serving on http://", "public"),
-                    ("admin API on http://", "admin"),
-                ] {
-                    if let Some(addr) = line.split(marker).nth(1) {
-                        let _ = tx.send((kind, addr.trim().to_owned()));
-                    }
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let (mut addr, mut admin) = (None, None);
-        while addr.is_none() || admin.is_none() {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(("public", a)) => addr = Some(a),
-                Ok((_, a)) => admin = Some(a),
-                Err(_) => panic!("the server did not start:\n{}", log.lock().unwrap()),
-            }
-        }
+            .env("WATERSPOUT_ADMIN_TOKEN", ADMIN_TOKEN);
+        let spawned = spawn_server(command, true);
         ServerProcess {
-            child,
-            addr: addr.unwrap(),
-            admin,
-            log,
+            child: spawned.child,
+            addr: spawned.addr,
+            admin: spawned.admin,
+            log: spawned.log,
         }
     }
 

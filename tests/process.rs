@@ -1,12 +1,12 @@
 //! The `waterspout` binary as a process: access log format, guest output in
 //! the host log, graceful shutdown on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use waterspout_tests::guests;
+use waterspout_tests::harness::spawn_server;
 
 /// A server process and everything it has written to stderr so far.
 struct Process {
@@ -17,31 +17,17 @@ struct Process {
 
 impl Process {
     fn serve(app: &str) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"));
+        command
             .args(["serve", app, "--listen", "127.0.0.1:0"])
             .env("WATERSPOUT_LOG", "info")
-            .env_remove("WATERSPOUT_ADMIN_TOKEN")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting the server");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("serving on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(120))
-            .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
-        Process { child, addr, log }
+            .env_remove("WATERSPOUT_ADMIN_TOKEN");
+        let spawned = spawn_server(command, false);
+        Process {
+            child: spawned.child,
+            addr: spawned.addr,
+            log: spawned.log,
+        }
     }
 
     fn url(&self, path: &str) -> String {

@@ -4,15 +4,14 @@
 //! version, a change whose call returned is the one in force, and the store
 //! has no leftovers and no version without its bytes.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use waterspout_tests::guests;
-use waterspout_tests::harness::ADMIN_TOKEN;
+use waterspout_tests::harness::{ADMIN_TOKEN, spawn_server};
 
 /// The `waterspout` binary on an app and a store, with the admin API.
 struct Server {
@@ -24,7 +23,8 @@ struct Server {
 
 impl Server {
     fn start(app: &Path, store: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"));
+        command
             .arg("serve")
             .arg(app)
             .args([
@@ -36,39 +36,13 @@ impl Server {
             ])
             .arg(store)
             .env("WATERSPOUT_LOG", "info")
-            .env("WATERSPOUT_ADMIN_TOKEN", ADMIN_TOKEN)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting the server");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                for (marker, kind) in [("serving on http://", true), ("admin API on http://", false)] {
-                    if let Some(addr) = line.split(marker).nth(1) {
-                        let _ = tx.send((kind, addr.trim().to_owned()));
-                    }
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let (mut addr, mut admin) = (None, None);
-        while addr.is_none() || admin.is_none() {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok((true, a)) => addr = Some(a),
-                Ok((false, a)) => admin = Some(a),
-                Err(_) => panic!("the server did not start:\n{}", log.lock().unwrap()),
-            }
-        }
+            .env("WATERSPOUT_ADMIN_TOKEN", ADMIN_TOKEN);
+        let spawned = spawn_server(command, true);
         Server {
-            child,
-            addr: addr.unwrap(),
-            admin: admin.unwrap(),
-            log,
+            child: spawned.child,
+            addr: spawned.addr,
+            admin: spawned.admin.unwrap(),
+            log: spawned.log,
         }
     }
 
