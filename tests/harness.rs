@@ -153,3 +153,15 @@ pub fn spawn_server(mut command: std::process::Command, expect_admin: bool) -> S
         log,
     }
 }
+
+/// Resident memory of a process in KiB, from `/proc/PID/status` (`"self"` for
+/// this process, where in-process test servers run); 0 if it cannot be read.
+pub fn rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

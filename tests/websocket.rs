@@ -969,12 +969,7 @@ async fn protocol_errors_close_1002() {
 // and clients). `cargo test -p waterspout-tests --test websocket -- --ignored --nocapture`
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    waterspout_tests::harness::rss_kib("self")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,14 +34,7 @@ fn wasm(path: &str) -> Vec<u8> {
 
 /// Resident memory of this process (the server runs in it), MiB.
 fn rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap()
-        / 1024
+    waterspout_tests::harness::rss_kib("self") / 1024
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -130,13 +130,7 @@ async fn a_response_that_never_finishes_is_cut_off() {
 
 /// Resident memory of this process (the server runs in it), KiB.
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
+    waterspout_tests::harness::rss_kib("self")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

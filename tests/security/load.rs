@@ -60,14 +60,7 @@ impl Server {
     }
 
     fn rss_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            / 1024
+        waterspout_tests::harness::rss_kib(&self.child.id().to_string()) / 1024
     }
 
     fn alive(&mut self) -> bool {

@@ -289,13 +289,7 @@ async fn a_pipelining_client_that_never_reads_is_bounded() {
 
 /// Resident memory of this process (the server runs in it), KiB.
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
+    waterspout_tests::harness::rss_kib("self")
 }
 
 /// HTTP/2 has no header-read timer between requests: an idle connection is

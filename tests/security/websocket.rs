@@ -17,14 +17,7 @@ use waterspout_tests::harness::TestServer;
 
 /// Resident memory of this process (the server runs in it), MiB.
 fn rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap()
-        / 1024
+    waterspout_tests::harness::rss_kib("self") / 1024
 }
 
 /// A raw connection to `/echo` after the opening handshake.
