@@ -1,7 +1,5 @@
 //! Tornado's `RequestHandler` lifecycle and the glue that exports it.
 
-use std::any::Any;
-use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use crate::bindings::{raw_handler, raw_types};
@@ -292,27 +290,7 @@ macro_rules! export_handler {
     };
 }
 
-thread_local! {
-    /// The handler serving this instance's request. An instance serves one
-    /// request, so one slot is enough; it is type-erased because statics
-    /// cannot be generic.
-    static HANDLER: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` on the current handler, making one with `Default` if the host
-/// did not call `initialize` first.
-fn with_handler<T: RequestHandler, R>(f: impl FnOnce(&mut T) -> R) -> R {
-    HANDLER.with_borrow_mut(|slot| {
-        if !slot.as_ref().is_some_and(|handler| handler.is::<T>()) {
-            *slot = Some(Box::new(T::default()));
-        }
-        let handler = slot
-            .as_mut()
-            .and_then(|handler| handler.downcast_mut::<T>())
-            .expect("the handler slot holds the exported type");
-        f(handler)
-    })
-}
+use crate::slot::with_handler;
 
 /// Runs `prepare` or a verb, then writes the error page `send_error` queued.
 fn run_step<T: RequestHandler>(
@@ -340,7 +318,7 @@ impl<T: RequestHandler> raw_handler::Guest for HandlerExport<T> {
         let settings = Settings::new(settings);
         let mut handler = T::default();
         handler.initialize(&settings);
-        HANDLER.with_borrow_mut(|slot| *slot = Some(Box::new(handler)));
+        crate::slot::set(handler);
     }
 
     fn prepare(req: &raw_types::Request) -> std::result::Result<(), raw_types::HttpError> {

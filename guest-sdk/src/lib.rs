@@ -52,6 +52,7 @@ mod handler;
 pub mod log;
 mod request;
 mod settings;
+mod slot;
 mod status;
 mod websocket;
 

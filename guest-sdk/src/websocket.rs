@@ -1,7 +1,5 @@
 //! Tornado's `WebSocketHandler` and the glue that exports it.
 
-use std::any::Any;
-use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use crate::bindings::{raw_connection, raw_types, raw_websocket_handler};
@@ -328,25 +326,7 @@ macro_rules! export_websocket_handler {
     };
 }
 
-thread_local! {
-    /// The handler serving this instance's connection (one per instance).
-    static HANDLER: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` on the current handler, making one with `Default` if the host
-/// did not call `initialize` first.
-fn with_handler<T: WebSocketHandler, R>(f: impl FnOnce(&mut T) -> R) -> R {
-    HANDLER.with_borrow_mut(|slot| {
-        if !slot.as_ref().is_some_and(|handler| handler.is::<T>()) {
-            *slot = Some(Box::new(T::default()));
-        }
-        let handler = slot
-            .as_mut()
-            .and_then(|handler| handler.downcast_mut::<T>())
-            .expect("the handler slot holds the exported type");
-        f(handler)
-    })
-}
+use crate::slot::with_handler;
 
 /// The `websocket-handler` export implemented for any [`WebSocketHandler`].
 #[doc(hidden)]
@@ -357,7 +337,7 @@ impl<T: WebSocketHandler> raw_websocket_handler::Guest for WebSocketExport<T> {
         let settings = Settings::new(settings);
         let mut handler = T::default();
         handler.initialize(&settings);
-        HANDLER.with_borrow_mut(|slot| *slot = Some(Box::new(handler)));
+        crate::slot::set(handler);
     }
 
     fn select_subprotocol(req: &raw_types::Request, subprotocols: Vec<String>) -> Option<String> {
