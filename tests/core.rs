@@ -507,6 +507,16 @@ mod bad_manifests {
     }
 
     #[test]
+    fn zero_workers() {
+        let dir = app(&format!(
+            "[app]\nworkers = 0\n\n[[route]]\npattern = \"/\"\nhandler = \"hello\"\n\n{}",
+            handler("hello", guests::HELLO_WASM)
+        ));
+        let e = load(dir.path());
+        assert!(e.contains("waterspout.toml:2:") && e.contains("nonzero"), "{e}");
+    }
+
+    #[test]
     fn syntax_error() {
         let dir = app("[[route]]\npattern = \"/\"\nhandler = hello\n");
         let e = load(dir.path());

@@ -4,13 +4,18 @@
 
 use std::time::{Duration, Instant};
 
+use waterspout::ServerConfig;
 use waterspout_tests::guests;
 use waterspout_tests::harness::TestServer;
+
+/// The tests here measure latency: one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The seed's warning about event loops and CPU-bound handlers, answered:
 /// a guest spinning for 2 s yields every epoch tick.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spinning_handler_does_not_block_other_requests() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start(guests::FAULTS_APP).await;
     // Warm the connection pool and the instance slots.
     for _ in 0..5 {
@@ -48,4 +53,43 @@ async fn a_spinning_handler_does_not_block_other_requests() {
         "median {median:?} of {latencies:?}"
     );
     assert!(worst < Duration::from_millis(250), "worst {worst:?}");
+}
+
+/// With a single worker thread (one event loop, as one Tornado process), a
+/// connection whose guest spins shares the loop with every other connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_thread_shares_its_loop_with_a_spinning_handler() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let config = ServerConfig {
+        workers: 1,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with(guests::FAULTS_APP, config).await;
+    assert_eq!(server.get_text("/ok").await.0, 200);
+    let spinner = {
+        let (client, url) = (server.client.clone(), server.url("/spin?ms=1500"));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().text().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut latencies = Vec::new();
+    let until = Instant::now() + Duration::from_millis(1000);
+    while Instant::now() < until {
+        let start = Instant::now();
+        assert_eq!(server.get_text("/ok").await, (200, "ok".into()));
+        latencies.push(start.elapsed());
+    }
+    // Still spinning while the others were served: they shared one loop.
+    assert!(!spinner.is_finished(), "the spinner ended early");
+    assert_eq!(spinner.await.unwrap(), "spun");
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    assert!(
+        latencies.len() >= 10,
+        "only {} requests completed",
+        latencies.len()
+    );
+    assert!(
+        median < Duration::from_millis(50),
+        "median {median:?} of {latencies:?}"
+    );
 }

@@ -17,9 +17,14 @@ struct Process {
 
 impl Process {
     fn serve(app: &str) -> Process {
+        Process::serve_with(app, &[])
+    }
+
+    fn serve_with(app: &str, args: &[&str]) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"));
         command
             .args(["serve", app, "--listen", "127.0.0.1:0"])
+            .args(args)
             .env("WATERSPOUT_LOG", "info")
             .env_remove("WATERSPOUT_ADMIN_TOKEN");
         let spawned = spawn_server(command, false);
@@ -157,4 +162,47 @@ fn sigterm_finishes_requests_in_flight_then_exits() {
     };
     assert!(exit.success(), "{exit:?}");
     server.wait_for_log("shutting down");
+}
+
+#[test]
+fn workers_flag_starts_that_many_event_loop_threads_that_all_serve() {
+    let server = Process::serve_with(guests::FAULTS_APP, &["--workers", "3"]);
+    server.wait_for_log("3 worker thread(s) serving on http://");
+    let pid = server.child.id();
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+        .map(|comm| comm.trim().to_owned())
+        .filter(|comm| comm.starts_with("waterspout-http"))
+        .collect();
+    assert_eq!(threads.len(), 3, "{threads:?}");
+    // Many connections at once: whichever threads accept them, all answer.
+    let handles: Vec<_> = (0..12)
+        .map(|_| {
+            let url = server.url("/ok");
+            std::thread::spawn(move || reqwest::blocking::get(url).unwrap().text().unwrap())
+        })
+        .collect();
+    for handle in handles {
+        assert_eq!(handle.join().unwrap(), "ok");
+    }
+}
+
+#[test]
+fn zero_workers_is_refused_with_a_reason() {
+    let output = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"))
+        .args([
+            "serve",
+            guests::FAULTS_APP,
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "0",
+        ])
+        .env_remove("WATERSPOUT_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--workers must be at least 1"), "{stderr}");
 }

@@ -216,9 +216,9 @@ fn scenario_a(
         Ok(())
     };
     {
-        let (addr, stop) = runtime.block_on(baseline::start())?;
+        let (addr, stop) = baseline::start()?;
         measure("hyper (baseline)", format!("http://{addr}/"))?;
-        let _ = stop.send(());
+        let _ = stop.send(true);
     }
     for (label, example) in [
         ("waterspout (Rust guest)", "hello"),

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long graceful shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Threads serving HTTP, each with its own event loop (default: one per core).
+    pub workers: usize,
     pub engine: EngineConfig,
     /// Where the admin API listens (never the public port unless set so).
     pub admin_listen: SocketAddr,
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             max_connections: 20_000,
             shutdown_grace: Duration::from_secs(30),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             engine: EngineConfig::default(),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8889)),
             admin_token: None,
@@ -75,6 +78,15 @@ impl ServerConfig {
         }
         if let Some(max) = manifest.app.max_body_size {
             self.max_body_size = max;
+        }
+        if let Some(workers) = manifest.app.workers {
+            self.workers = workers.get();
+        }
+        if let Some(max) = manifest.app.max_connections {
+            self.max_connections = max;
+        }
+        if let Some(secs) = manifest.app.shutdown_grace_secs {
+            self.shutdown_grace = Duration::from_secs(secs);
         }
         if let Some(secs) = manifest.app.header_timeout_secs {
             self.header_timeout = Duration::from_secs(secs);

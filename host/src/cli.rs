@@ -86,6 +86,9 @@ pub struct ServeArgs {
     /// Largest request body in bytes [default: 100 MB].
     #[arg(long)]
     pub max_body_size: Option<u64>,
+    /// Threads serving HTTP, each with its own event loop [default: the manifest's, else one per core].
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// How many guest instances may be alive at once.
     #[arg(long, default_value_t = 1000)]
     pub max_instances: u32,
@@ -185,7 +188,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(max) = args.max_upload_size {
         config.max_upload_size = max;
     }
-    let app = App::load(&args.app, config)?;
+    let mut app = App::load(&args.app, config)?;
+    if let Some(workers) = args.workers {
+        anyhow::ensure!(workers > 0, "--workers must be at least 1");
+        anyhow::Context::context(Arc::get_mut(&mut app), "the app is already shared")?
+            .config
+            .workers = workers;
+    }
     let listen = args.listen.unwrap_or(app.config.listen);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(serve_until_signal(app, listen, args.watch))

@@ -42,6 +42,12 @@ pub struct AppSettings {
     pub body_timeout_secs: Option<u64>,
     /// Seconds an idle HTTP/2 connection stays open (HTTP/1 keep-alive: header_timeout_secs).
     pub idle_timeout_secs: Option<u64>,
+    /// Threads serving HTTP, each with its own event loop (default: one per core).
+    pub workers: Option<std::num::NonZeroUsize>,
+    /// Connections beyond this many are refused at accept (default 20,000).
+    pub max_connections: Option<usize>,
+    /// Seconds graceful shutdown waits for requests in flight (default 30).
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

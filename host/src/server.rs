@@ -50,12 +50,71 @@ impl ServerHandle {
 }
 
 /// Binds `listen` (port 0 picks a free port) and serves `app` in the background.
+///
+/// Thread per core, as Tornado runs a process per core: `config.workers`
+/// threads, each with its own single-threaded tokio runtime, accept from the
+/// same listening socket and serve the connections they accepted start to
+/// finish. A request never changes threads, so there are no cross-thread
+/// wake-ups and the instance pool's slots and caches stay warm on one core.
 pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerHandle> {
-    let listener = TcpListener::bind(listen).await?;
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
     let local_addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
-    tracing::info!("serving on http://{local_addr}");
-    let task = tokio::spawn(serve(app, listener, rx));
+    let (abort, abort_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        builder: connection_builder(&app),
+        graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
+        connections: Arc::new(Semaphore::new(app.config.max_connections)),
+    });
+    let mut threads = Vec::new();
+    for i in 0..app.config.workers.max(1) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (listener, app, shared) = (listener.try_clone()?, app.clone(), shared.clone());
+        let (stop, abort) = (rx.clone(), abort_rx.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("waterspout-http-{i}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => accept_loop(app, listener, stop, abort, shared).await,
+                        Err(e) => tracing::error!("worker {i} cannot use the listener: {e}"),
+                    }
+                })
+            })?;
+        threads.push(thread);
+    }
+    drop(listener);
+    tracing::info!(
+        "{} worker thread(s) serving on http://{local_addr}",
+        threads.len()
+    );
+    let task = tokio::spawn(async move {
+        // Every worker stops accepting; then the in-flight requests of all of
+        // them drain together under one grace period.
+        let mut stop = rx;
+        let _ = stop.wait_for(|stop| *stop).await;
+        let graceful = shared.graceful.lock().expect("graceful lock").take();
+        tracing::info!("shutting down: waiting for requests in flight");
+        crate::websocket::close_all(&app).await;
+        if let Some(graceful) = graceful
+            && tokio::time::timeout(app.config.shutdown_grace, graceful.shutdown())
+                .await
+                .is_err()
+        {
+            tracing::warn!("grace period over; closing remaining connections");
+        }
+        let _ = abort.send(true);
+        drop(shared);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    });
     Ok(ServerHandle {
         local_addr,
         shutdown,
@@ -63,7 +122,15 @@ pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerH
     })
 }
 
-async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+/// What the worker threads share: the connection settings, the graceful
+/// shutdown watcher and the connection cap.
+struct Shared {
+    builder: auto::Builder<TokioExecutor>,
+    graceful: std::sync::Mutex<Option<GracefulShutdown>>,
+    connections: Arc<Semaphore>,
+}
+
+fn connection_builder(app: &App) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -75,16 +142,29 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(256);
-    let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(app.config.max_connections));
+    builder
+}
 
+/// One worker thread: accepts until told to stop; its connections keep
+/// running on this thread's runtime until they finish.
+async fn accept_loop(
+    app: Arc<App>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    mut abort: watch::Receiver<bool>,
+    shared: Arc<Shared>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = stop.changed() => break,
+            _ = stop.wait_for(|stop| *stop) => break,
+            Some(_) = connections.join_next() => continue,
         };
         let (stream, remote) = match accepted {
             Ok(conn) => conn,
+            // Another worker took it first.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
                 tracing::warn!("accept failed: {e}");
@@ -92,7 +172,7 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
                 continue;
             }
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
             tracing::warn!(%remote, "connection limit reached; refusing");
             drop(stream);
             continue;
@@ -105,9 +185,9 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
             app.config.idle_timeout,
             in_flight.clone(),
         );
-        let app = app.clone();
+        let service_app = app.clone();
         let service = service_fn(move |req| {
-            let app = app.clone();
+            let app = service_app.clone();
             let in_flight = InFlight::enter(&in_flight);
             async move {
                 let response = crate::dispatch::handle(app, req, remote).await;
@@ -115,9 +195,16 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
+        let conn = shared
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = match shared.graceful.lock().expect("graceful lock").as_ref() {
+            Some(graceful) => graceful.watch(conn),
+            // Shutting down: the connection is not served.
+            None => break,
+        };
+        connections.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%remote, "connection ended: {e}");
             }
@@ -125,13 +212,12 @@ async fn serve(app: Arc<App>, listener: TcpListener, mut stop: watch::Receiver<b
         });
     }
     drop(listener);
-    tracing::info!("shutting down: waiting for requests in flight");
-    crate::websocket::close_all(&app).await;
-    if tokio::time::timeout(app.config.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period over; closing remaining connections");
+    // Connections (and the tasks they spawned) run on this thread: keep it
+    // alive until they are done, or until the grace period is over (then
+    // dropping the set closes what is left).
+    tokio::select! {
+        () = async { while connections.join_next().await.is_some() {} } => {}
+        _ = abort.wait_for(|abort| *abort) => {}
     }
 }
 
