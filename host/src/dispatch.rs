@@ -145,7 +145,7 @@ where
         Prepared::Websocket(_) => unreachable!("websocket handled above"),
     };
     let settings = found.route.settings.clone();
-    let data = RequestData::new(&parts, body, remote.ip(), found.path_args, found.path_kwargs);
+    let data = RequestData::new(parts, body, remote.ip(), found.path_args, found.path_kwargs);
     drop(router);
 
     let (head_tx, mut head_rx) = oneshot::channel();

@@ -9,15 +9,12 @@ use http::{HeaderMap, Method};
 use crate::bindings::{UploadedFile, WitMethod};
 
 /// One HTTP request, with its arguments and uploads already parsed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RequestData {
     pub method: Method,
-    pub uri: String,
-    pub path: String,
-    pub query: String,
+    pub uri: http::Uri,
     pub version: &'static str,
-    pub host: String,
-    pub remote_ip: String,
+    pub remote_ip: IpAddr,
     pub protocol: &'static str,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -41,27 +38,13 @@ impl RequestData {
     /// Builds the request from hyper's parts; `path` is already percent-decoded
     /// by the router only for groups, the path itself stays as sent.
     pub fn new(
-        parts: &http::request::Parts,
+        parts: http::request::Parts,
         body: Bytes,
         remote_ip: IpAddr,
         path_args: Vec<String>,
         path_kwargs: Vec<(String, String)>,
     ) -> Self {
-        let uri = parts
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str().to_owned())
-            .unwrap_or_else(|| "/".to_owned());
-        let path = parts.uri.path().to_owned();
-        let query = parts.uri.query().unwrap_or("").to_owned();
-        let query_arguments = parse_urlencoded(query.as_bytes());
-        let host = parts
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
-            .unwrap_or_else(|| "127.0.0.1".to_owned());
+        let query_arguments = parse_urlencoded(parts.uri.query().unwrap_or("").as_bytes());
         let version = match parts.version {
             http::Version::HTTP_09 => "HTTP/0.9",
             http::Version::HTTP_10 => "HTTP/1.0",
@@ -69,16 +52,15 @@ impl RequestData {
             http::Version::HTTP_3 => "HTTP/3.0",
             _ => "HTTP/1.1",
         };
+        // The parts are moved in, not copied: the strings the guest asks for
+        // are made when it asks.
         RequestData {
-            method: parts.method.clone(),
-            uri,
-            path,
-            query,
+            method: parts.method,
+            uri: parts.uri,
             version,
-            host,
-            remote_ip: remote_ip.to_string(),
+            remote_ip,
             protocol: "http",
-            headers: parts.headers.clone(),
+            headers: parts.headers,
             body,
             query_arguments,
             body_arguments: Vec::new(),
@@ -86,6 +68,30 @@ impl RequestData {
             path_args,
             path_kwargs,
         }
+    }
+
+    /// The full request target: path and query.
+    pub fn target(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |pq| pq.as_str())
+    }
+
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    /// The query string without the `?`.
+    pub fn query(&self) -> &str {
+        self.uri.query().unwrap_or("")
+    }
+
+    /// The `Host` header, else the target's authority, else "127.0.0.1".
+    pub fn host(&self) -> String {
+        self.headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| self.uri.authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| "127.0.0.1".to_owned())
     }
 
     /// Parses form-urlencoded and multipart bodies into `body_arguments` and
@@ -252,7 +258,7 @@ mod tests {
         }
         let (parts, ()) = builder.body(()).unwrap().into_parts();
         RequestData::new(
-            &parts,
+            parts,
             Bytes::from_static(body),
             [127, 0, 0, 1].into(),
             vec![],

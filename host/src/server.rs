@@ -146,7 +146,7 @@ fn connection_builder(app: &App) -> auto::Builder<TokioExecutor> {
 }
 
 /// One worker thread: accepts until told to stop; its connections keep
-/// running on this thread's runtime until they finish.
+/// running on this thread's runtime until the drain is over.
 async fn accept_loop(
     app: Arc<App>,
     listener: TcpListener,
@@ -154,12 +154,10 @@ async fn accept_loop(
     mut abort: watch::Receiver<bool>,
     shared: Arc<Shared>,
 ) {
-    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stop| *stop) => break,
-            Some(_) = connections.join_next() => continue,
         };
         let (stream, remote) = match accepted {
             Ok(conn) => conn,
@@ -204,7 +202,7 @@ async fn accept_loop(
             // Shutting down: the connection is not served.
             None => break,
         };
-        connections.spawn(async move {
+        tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%remote, "connection ended: {e}");
             }
@@ -212,13 +210,10 @@ async fn accept_loop(
         });
     }
     drop(listener);
-    // Connections (and the tasks they spawned) run on this thread: keep it
-    // alive until they are done, or until the grace period is over (then
-    // dropping the set closes what is left).
-    tokio::select! {
-        () = async { while connections.join_next().await.is_some() {} } => {}
-        _ = abort.wait_for(|abort| *abort) => {}
-    }
+    // Connections, WebSockets and the tasks they spawned run on this thread:
+    // keep its loop running while they drain; once the grace period is over
+    // (or the server handle is gone) the runtime drops whatever is left.
+    let _ = abort.wait_for(|abort| *abort).await;
 }
 
 /// Counts a request on its connection until dropped.

@@ -46,7 +46,9 @@ pub const MAX_RESOURCES: usize = 10_000;
 
 /// The data of one store: one request (or one WebSocket connection).
 pub struct HostState {
-    pub wasi: WasiCtx,
+    /// Built on the first WASI call: most requests make none (seeding its
+    /// random sources and boxing its streams is a tenth of a request).
+    pub wasi: Option<WasiCtx>,
     pub table: ResourceTable,
     pub limiter: Limiter,
     pub tag: Tag,
@@ -64,19 +66,10 @@ pub struct HostState {
 
 impl HostState {
     pub fn new(tag: Tag, memory_limit: usize, deadline: Instant) -> Self {
-        // WASI with nothing granted: no files, env, args or sockets; the
-        // guest's stdout and stderr go to the host log.
-        let wasi = WasiCtx::builder()
-            .stdout(GuestOutput::new(tag.clone(), "stdout"))
-            .stderr(GuestOutput::new(tag.clone(), "stderr"))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         HostState {
-            wasi,
+            wasi: None,
             table,
             limiter: Limiter {
                 memory_limit,
@@ -103,10 +96,23 @@ impl HostState {
     }
 }
 
+/// WASI with nothing granted: no files, env, args or sockets; the guest's
+/// stdout and stderr go to the host log.
+fn wasi_ctx(tag: &Tag) -> WasiCtx {
+    WasiCtx::builder()
+        .stdout(GuestOutput::new(tag.clone(), "stdout"))
+        .stderr(GuestOutput::new(tag.clone(), "stderr"))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let tag = &self.tag;
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| wasi_ctx(tag)),
             table: &mut self.table,
         }
     }
@@ -132,22 +138,22 @@ impl types::HostRequest for HostState {
         Ok(self.request(&r)?.method.as_str().to_owned())
     }
     async fn uri(&mut self, r: Resource<RequestData>) -> Result<String> {
-        Ok(self.request(&r)?.uri.clone())
+        Ok(self.request(&r)?.target().to_owned())
     }
     async fn path(&mut self, r: Resource<RequestData>) -> Result<String> {
-        Ok(self.request(&r)?.path.clone())
+        Ok(self.request(&r)?.path().to_owned())
     }
     async fn query(&mut self, r: Resource<RequestData>) -> Result<String> {
-        Ok(self.request(&r)?.query.clone())
+        Ok(self.request(&r)?.query().to_owned())
     }
     async fn version(&mut self, r: Resource<RequestData>) -> Result<String> {
         Ok(self.request(&r)?.version.to_owned())
     }
     async fn host(&mut self, r: Resource<RequestData>) -> Result<String> {
-        Ok(self.request(&r)?.host.clone())
+        Ok(self.request(&r)?.host())
     }
     async fn remote_ip(&mut self, r: Resource<RequestData>) -> Result<String> {
-        Ok(self.request(&r)?.remote_ip.clone())
+        Ok(self.request(&r)?.remote_ip.to_string())
     }
     async fn protocol(&mut self, r: Resource<RequestData>) -> Result<String> {
         Ok(self.request(&r)?.protocol.to_owned())

@@ -667,7 +667,7 @@ fn request_data(
         .expect("parts copied from a valid request")
         .into_parts();
     parts.headers = req.headers().clone();
-    RequestData::new(&parts, bytes::Bytes::new(), remote.ip(), path_args, path_kwargs)
+    RequestData::new(parts, bytes::Bytes::new(), remote.ip(), path_args, path_kwargs)
 }
 
 /// Tornado's default error page, with the handler's reason when it gave one.
