@@ -25,6 +25,26 @@ pub struct RequestData {
     pub path_kwargs: Vec<(String, String)>,
 }
 
+/// An empty `GET /` over HTTP/1.1 from 127.0.0.1 (for tests and fuzzing).
+impl Default for RequestData {
+    fn default() -> Self {
+        RequestData {
+            method: Method::GET,
+            uri: http::Uri::default(),
+            version: "HTTP/1.1",
+            remote_ip: IpAddr::from([127, 0, 0, 1]),
+            protocol: "http",
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            query_arguments: Vec::new(),
+            body_arguments: Vec::new(),
+            files: Vec::new(),
+            path_args: Vec::new(),
+            path_kwargs: Vec::new(),
+        }
+    }
+}
+
 /// Why a body could not be parsed (Tornado answers these with 400).
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
