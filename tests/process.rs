@@ -169,12 +169,20 @@ fn workers_flag_starts_that_many_event_loop_threads_that_all_serve() {
     let server = Process::serve_with(guests::FAULTS_APP, &["--workers", "3"]);
     server.wait_for_log("3 worker thread(s) serving on http://");
     let pid = server.child.id();
-    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
-        .map(|comm| comm.trim().to_owned())
-        .filter(|comm| comm.starts_with("waterspout-http"))
-        .collect();
+    // A thread names itself once it runs: give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let threads = loop {
+        let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+            .map(|comm| comm.trim().to_owned())
+            .filter(|comm| comm.starts_with("waterspout-http"))
+            .collect();
+        if threads.len() >= 3 || Instant::now() > deadline {
+            break threads;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(threads.len(), 3, "{threads:?}");
     // Many connections at once: whichever threads accept them, all answer.
     let handles: Vec<_> = (0..12)
@@ -205,4 +213,67 @@ fn zero_workers_is_refused_with_a_reason() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--workers must be at least 1"), "{stderr}");
+}
+
+/// New connections go to the worker with the fewest open ones: eight
+/// keep-alive connections on two workers are four and four
+/// (`waterspout_open_connections` on the admin API's `/metrics`).
+#[test]
+fn connections_are_spread_evenly_over_the_workers() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"));
+    command
+        .args([
+            "serve",
+            guests::FAULTS_APP,
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+        ])
+        .args([
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            waterspout_tests::harness::ADMIN_TOKEN,
+        ])
+        .env("WATERSPOUT_LOG", "info");
+    let mut spawned = spawn_server(command, true);
+    let addr = spawned.addr.clone();
+    // Eight connections held open at once (raw sockets: no client pool decides).
+    let mut connections: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+            stream.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut buf = [0u8; 256];
+            let n = stream.read(&mut buf).unwrap();
+            assert!(
+                buf[..n].starts_with(b"HTTP/1.1 200"),
+                "{:?}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+            stream
+        })
+        .collect();
+    let metrics = reqwest::blocking::Client::new()
+        .get(format!("http://{}/metrics", spawned.admin.as_ref().unwrap()))
+        .bearer_auth(waterspout_tests::harness::ADMIN_TOKEN)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let open = |worker: &str| -> f64 {
+        let series = format!("waterspout_open_connections{{worker=\"{worker}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!((open("0"), open("1")), (4.0, 4.0), "{metrics}");
+    connections.clear();
+    let _ = spawned.child.kill();
+    let _ = spawned.child.wait();
 }

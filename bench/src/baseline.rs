@@ -1,6 +1,7 @@
 //! The baseline: plain hyper answering "Hello, world", with the same
 //! connection setup as Waterspout's server: one thread per core, each with a
-//! single-threaded tokio runtime, all accepting from one listening socket.
+//! single-threaded tokio runtime; the first accepts and hands connections out
+//! in turn, and each is served start to finish on the thread it was given.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,8 +10,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
 
 /// Starts the baseline on loopback; sending `true` (or dropping the sender)
 /// stops it.
@@ -20,35 +21,59 @@ pub fn start() -> anyhow::Result<(SocketAddr, watch::Sender<bool>)> {
     let addr = listener.local_addr()?;
     let (tx, rx) = watch::channel(false);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for _ in 0..workers {
+    let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
+    let mut listener = Some(listener);
+    for (index, mut inbox) in receivers.into_iter().enumerate() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (listener, mut stop) = (listener.try_clone()?, rx.clone());
+        let (listener, inboxes, mut stop) = (listener.take(), inboxes.clone(), rx.clone());
         std::thread::spawn(move || {
             runtime.block_on(async move {
-                let Ok(listener) = TcpListener::from_std(listener) else {
-                    return;
-                };
+                let listener = listener.map(TcpListener::from_std).transpose().ok().flatten();
+                let mut next = 0;
                 loop {
-                    let (stream, _) = tokio::select! {
-                        r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+                    tokio::select! {
+                        Ok((stream, _)) = accept(listener.as_ref()) => {
+                            let target = next % inboxes.len();
+                            next += 1;
+                            if target == index {
+                                serve(stream);
+                            } else if let Ok(stream) = stream.into_std() {
+                                let _ = inboxes[target].send(stream);
+                            }
+                        }
+                        Some(stream) = inbox.recv() => {
+                            if let Ok(stream) = TcpStream::from_std(stream) {
+                                serve(stream);
+                            }
+                        }
                         _ = stop.wait_for(|stop| *stop) => break,
-                    };
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(async move {
-                        let service = service_fn(|_req| async {
-                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                                b"Hello, world",
-                            ))))
-                        });
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
+                    }
                 }
             })
         });
     }
     Ok((addr, tx))
+}
+
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn serve(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    tokio::spawn(async move {
+        let service = service_fn(|_req| async {
+            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                b"Hello, world",
+            ))))
+        });
+        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
 }

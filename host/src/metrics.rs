@@ -23,6 +23,7 @@ const SWAPS: &str = "waterspout_swaps_total";
 const ACTIVE_VERSION: &str = "waterspout_active_version";
 const COMPILE: &str = "waterspout_compile_seconds";
 const REFUSED: &str = "waterspout_uploads_refused_total";
+const CONNECTIONS: &str = "waterspout_open_connections";
 
 /// Latency buckets, seconds: 100 µs to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -86,6 +87,13 @@ fn describe() {
     describe_gauge!(ACTIVE_VERSION, "The version new requests get.");
     describe_histogram!(COMPILE, Unit::Seconds, "Validating and compiling a component.");
     describe_counter!(REFUSED, "Uploads refused by validation.");
+    describe_gauge!(CONNECTIONS, "Client connections open, by worker thread.");
+}
+
+/// The open-connection gauge of worker thread `worker`.
+pub fn open_connections(worker: usize) -> Gauge {
+    install();
+    gauge!(CONNECTIONS, "worker" => worker.to_string())
 }
 
 /// The Prometheus text exposition of every metric.

@@ -13,8 +13,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::App;
@@ -52,9 +52,10 @@ impl ServerHandle {
 /// Binds `listen` (port 0 picks a free port) and serves `app` in the background.
 ///
 /// Thread per core, as Tornado runs a process per core: `config.workers`
-/// threads, each with its own single-threaded tokio runtime, accept from the
-/// same listening socket and serve the connections they accepted start to
-/// finish. A request never changes threads, so there are no cross-thread
+/// threads, each with its own single-threaded tokio runtime. The first one
+/// also accepts, and hands each new connection to the worker with the fewest
+/// open connections; a connection is then served start to finish on its
+/// worker. A request never changes threads, so there are no cross-thread
 /// wake-ups and the instance pool's slots and caches stay warm on one core.
 pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerHandle> {
     let listener = std::net::TcpListener::bind(listen)?;
@@ -62,31 +63,40 @@ pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerH
     let local_addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
     let (abort, abort_rx) = watch::channel(false);
+    let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..app.config.workers.max(1))
+        .map(|worker| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let inbox = Inbox {
+                tx,
+                open: Arc::new(AtomicUsize::new(0)),
+                gauge: crate::metrics::open_connections(worker),
+            };
+            (inbox, rx)
+        })
+        .unzip();
     let shared = Arc::new(Shared {
         builder: connection_builder(&app),
         graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
         connections: Arc::new(Semaphore::new(app.config.max_connections)),
+        workers: inboxes,
     });
+    let mut listener = Some(listener);
     let mut threads = Vec::new();
-    for i in 0..app.config.workers.max(1) {
+    for (index, inbox) in receivers.into_iter().enumerate() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (listener, app, shared) = (listener.try_clone()?, app.clone(), shared.clone());
-        let (stop, abort) = (rx.clone(), abort_rx.clone());
+        let worker = Worker {
+            index,
+            app: app.clone(),
+            shared: shared.clone(),
+        };
+        let (listener, stop, abort) = (listener.take(), rx.clone(), abort_rx.clone());
         let thread = std::thread::Builder::new()
-            .name(format!("waterspout-http-{i}"))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => accept_loop(app, listener, stop, abort, shared).await,
-                        Err(e) => tracing::error!("worker {i} cannot use the listener: {e}"),
-                    }
-                })
-            })?;
+            .name(format!("waterspout-http-{index}"))
+            .spawn(move || runtime.block_on(worker.run(listener, inbox, stop, abort)))?;
         threads.push(thread);
     }
-    drop(listener);
     tracing::info!(
         "{} worker thread(s) serving on http://{local_addr}",
         threads.len()
@@ -123,11 +133,29 @@ pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerH
 }
 
 /// What the worker threads share: the connection settings, the graceful
-/// shutdown watcher and the connection cap.
+/// shutdown watcher, the connection cap and each worker's inbox.
 struct Shared {
     builder: auto::Builder<TokioExecutor>,
     graceful: std::sync::Mutex<Option<GracefulShutdown>>,
     connections: Arc<Semaphore>,
+    workers: Vec<Inbox>,
+}
+
+/// Where the accepting worker sends another worker its new connections.
+struct Inbox {
+    tx: mpsc::UnboundedSender<Handoff>,
+    /// Connections open on that worker (and its Prometheus gauge).
+    open: Arc<AtomicUsize>,
+    gauge: metrics::Gauge,
+}
+
+/// A connection on its way to a worker: the socket (detached from the
+/// acceptor's event loop), its place under the connection cap, its count.
+struct Handoff {
+    stream: std::net::TcpStream,
+    remote: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    open: OpenConnection,
 }
 
 fn connection_builder(app: &App) -> auto::Builder<TokioExecutor> {
@@ -145,37 +173,97 @@ fn connection_builder(app: &App) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// One worker thread: accepts until told to stop; its connections keep
-/// running on this thread's runtime until the drain is over.
-async fn accept_loop(
+/// One worker thread and its event loop.
+struct Worker {
+    index: usize,
     app: Arc<App>,
-    listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
-    mut abort: watch::Receiver<bool>,
     shared: Arc<Shared>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|stop| *stop) => break,
+}
+
+impl Worker {
+    /// Serves the connections it is handed (and, on the worker holding the
+    /// listener, accepts and hands out new ones) until told to stop; then
+    /// keeps its loop running while they drain.
+    async fn run(
+        self,
+        listener: Option<std::net::TcpListener>,
+        mut inbox: mpsc::UnboundedReceiver<Handoff>,
+        mut stop: watch::Receiver<bool>,
+        mut abort: watch::Receiver<bool>,
+    ) {
+        let listener = match listener.map(TcpListener::from_std).transpose() {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!("worker {} cannot use the listener: {e}", self.index);
+                None
+            }
         };
+        loop {
+            tokio::select! {
+                accepted = accept(listener.as_ref()) => self.hand_out(accepted).await,
+                Some(handoff) = inbox.recv() => match TcpStream::from_std(handoff.stream) {
+                    Ok(stream) => self.serve(stream, handoff.remote, handoff.permit, handoff.open),
+                    Err(e) => tracing::warn!("cannot take over a connection: {e}"),
+                },
+                _ = stop.wait_for(|stop| *stop) => break,
+            }
+        }
+        drop(listener);
+        // Connections, WebSockets and the tasks they spawned run on this
+        // thread: keep its loop running while they drain; once the grace
+        // period is over (or the server handle is gone) the runtime drops
+        // whatever is left.
+        let _ = abort.wait_for(|abort| *abort).await;
+    }
+
+    /// A new connection goes to the worker with the fewest open ones.
+    async fn hand_out(&self, accepted: std::io::Result<(TcpStream, SocketAddr)>) {
         let (stream, remote) = match accepted {
             Ok(conn) => conn,
-            // Another worker took it first.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
                 tracing::warn!("accept failed: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
+                return;
             }
         };
-        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+        let Ok(permit) = self.shared.connections.clone().try_acquire_owned() else {
             tracing::warn!(%remote, "connection limit reached; refusing");
-            drop(stream);
-            continue;
+            return;
         };
+        let workers = &self.shared.workers;
+        let target = (0..workers.len())
+            .min_by_key(|&i| workers[i].open.load(Ordering::Relaxed))
+            .unwrap_or(self.index);
+        let open = OpenConnection::enter(&workers[target]);
+        if target == self.index {
+            return self.serve(stream, remote, permit, open);
+        }
+        match stream.into_std() {
+            Ok(stream) => {
+                let handoff = Handoff {
+                    stream,
+                    remote,
+                    permit,
+                    open,
+                };
+                // Fails only when that worker is gone (shutting down).
+                let _ = workers[target].tx.send(handoff);
+            }
+            Err(e) => tracing::warn!(%remote, "cannot hand over a connection: {e}"),
+        }
+    }
+
+    /// Serves one connection on this thread until it ends.
+    fn serve(
+        &self,
+        stream: TcpStream,
+        remote: SocketAddr,
+        permit: OwnedSemaphorePermit,
+        open: OpenConnection,
+    ) {
         let _ = stream.set_nodelay(true);
+        let app = &self.app;
         let in_flight = Arc::new(AtomicUsize::new(0));
         let stream = ConnDeadline::new(
             stream,
@@ -186,47 +274,81 @@ async fn accept_loop(
         let service_app = app.clone();
         let service = service_fn(move |req| {
             let app = service_app.clone();
-            let in_flight = InFlight::enter(&in_flight);
+            let in_flight = Counted::enter(&in_flight);
             async move {
                 let response = crate::dispatch::handle(app, req, remote).await;
                 drop(in_flight);
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        let conn = shared
+        let conn = self
+            .shared
             .builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let conn = match shared.graceful.lock().expect("graceful lock").as_ref() {
-            Some(graceful) => graceful.watch(conn),
-            // Shutting down: the connection is not served.
-            None => break,
+        // Shutting down: the connection is not served.
+        let Some(conn) = self
+            .shared
+            .graceful
+            .lock()
+            .expect("graceful lock")
+            .as_ref()
+            .map(|g| g.watch(conn))
+        else {
+            return;
         };
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%remote, "connection ended: {e}");
             }
-            drop(permit);
+            drop((permit, open));
         });
     }
-    drop(listener);
-    // Connections, WebSockets and the tasks they spawned run on this thread:
-    // keep its loop running while they drain; once the grace period is over
-    // (or the server handle is gone) the runtime drops whatever is left.
-    let _ = abort.wait_for(|abort| *abort).await;
 }
 
-/// Counts a request on its connection until dropped.
-struct InFlight(Arc<AtomicUsize>);
+/// Counts a connection on its worker until dropped.
+struct OpenConnection {
+    open: Arc<AtomicUsize>,
+    gauge: metrics::Gauge,
+}
 
-impl InFlight {
-    fn enter(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        InFlight(count.clone())
+impl OpenConnection {
+    fn enter(worker: &Inbox) -> Self {
+        worker.open.fetch_add(1, Ordering::Relaxed);
+        worker.gauge.increment(1.0);
+        OpenConnection {
+            open: worker.open.clone(),
+            gauge: worker.gauge.clone(),
+        }
     }
 }
 
-impl Drop for InFlight {
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.decrement(1.0);
+    }
+}
+
+/// The next connection from `listener`; never, without one.
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Counts one (a request in flight, an open connection) until dropped.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Counted(count.clone())
+    }
+}
+
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
