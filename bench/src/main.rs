@@ -200,51 +200,68 @@ fn scenario_a(
     samples: &mut Vec<HttpSample>,
 ) -> anyhow::Result<String> {
     wrk::check_installed()?;
-    let mut measure = |server: &str, url: String| -> anyhow::Result<()> {
-        for &c in &args.connections {
-            let result = wrk::measure(&url, c, args.duration)?;
-            eprintln!(
-                "{server:>22} c={c:<4} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
-                result.rps, result.p50_ms, result.p99_ms, result.errors
-            );
-            samples.push(HttpSample {
-                server: server.to_owned(),
-                connections: c,
-                result,
-            });
-        }
-        Ok(())
-    };
-    {
-        let (addr, stop) = baseline::start()?;
-        measure("hyper (baseline)", format!("http://{addr}/"))?;
-        let _ = stop.send(true);
-    }
+    // Every server is started first and left idle while the others are
+    // measured; then, concurrency by concurrency, the servers are measured
+    // back to back, so the numbers a ratio compares are seconds apart and
+    // not minutes (this VM's speed drifts).
+    let mut servers: Vec<(String, String)> = Vec::new();
+    let (baseline_addr, baseline_stop) = baseline::start()?;
+    servers.push(("hyper (baseline)".into(), format!("http://{baseline_addr}/")));
+    let mut waterspouts = Vec::new();
     for (label, example) in [
         ("waterspout (Rust guest)", "hello"),
         ("waterspout (wasi:http)", "wasi-hello"),
     ] {
         let app = load_app(root, example)?;
         let server = runtime.block_on(waterspout::server::start(app, "127.0.0.1:0".parse()?))?;
-        measure(label, format!("http://{}/", server.local_addr()))?;
-        runtime.block_on(server.shutdown());
+        servers.push((label.into(), format!("http://{}/", server.local_addr())));
+        waterspouts.push(server);
     }
     let mut notes = Vec::new();
+    let mut peers = Vec::new();
     if !args.no_peers {
         let component = root.join("examples/target/wasm32-wasip2/release/wasi_hello.wasm");
         match peers::wasmtime_serve(root, &component) {
-            Ok(peer) => measure("wasmtime serve 48", format!("http://{}/", peer.addr))?,
+            Ok(peer) => {
+                servers.push(("wasmtime serve 48".into(), format!("http://{}/", peer.addr)));
+                peers.push(peer);
+            }
             Err(e) => notes.push(format!("wasmtime serve skipped: {e:#}")),
         }
         match peers::tornado(root) {
-            Ok((peer, version)) => measure(&format!("Tornado {version}"), format!("http://{}/", peer.addr))?,
+            Ok((peer, version)) => {
+                servers.push((format!("Tornado {version}"), format!("http://{}/", peer.addr)));
+                peers.push(peer);
+            }
             Err(e) => notes.push(format!("Tornado skipped: {e:#}")),
         }
     }
+    for &c in &args.connections {
+        for (server, url) in &servers {
+            let result = wrk::measure(url, c, args.duration)?;
+            eprintln!(
+                "{server:>22} c={c:<4} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+                result.rps, result.p50_ms, result.p99_ms, result.errors
+            );
+            samples.push(HttpSample {
+                server: server.clone(),
+                connections: c,
+                result,
+            });
+        }
+    }
+    let _ = baseline_stop.send(true);
+    for server in waterspouts {
+        runtime.block_on(server.shutdown());
+    }
+    drop(peers);
+    // Rows grouped by server, in the order they were started.
+    let order = |name: &str| servers.iter().position(|(s, _)| s == name);
+    samples.sort_by_key(|s| (order(&s.server), s.connections));
     let mut out = String::from("## a. HTTP hello\n\n");
     writeln!(
         out,
-        "`GET /` → `Hello, world`. Waterspout makes a fresh instance per request. `wasmtime serve` runs the very same wasi:http component as the wasi:http row; Tornado runs the seed's hello world (one process).\n"
+        "`GET /` → `Hello, world`. Waterspout makes a fresh instance per request. `wasmtime serve` runs the very same wasi:http component as the wasi:http row; Tornado runs the seed's hello world (one process). All servers are started first; at each concurrency they are measured back to back (the others idle), so a ratio compares numbers taken seconds apart. Waterspout and the hyper baseline run a thread per core (2 here).\n"
     )?;
     writeln!(
         out,
