@@ -21,10 +21,8 @@ impl Process {
     }
 
     fn serve_with(app: &str, args: &[&str]) -> Process {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"));
+        let mut command = serve_command(app, args);
         command
-            .args(["serve", app, "--listen", "127.0.0.1:0"])
-            .args(args)
             .env("WATERSPOUT_LOG", "info")
             .env_remove("WATERSPOUT_ADMIN_TOKEN");
         let spawned = spawn_server(command, false);
@@ -62,6 +60,13 @@ impl Process {
             .unwrap();
         assert!(status.success());
     }
+}
+
+/// `waterspout serve APP --listen 127.0.0.1:0 ARGS…` (the test build of the binary).
+fn serve_command(app: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"));
+    command.args(["serve", app, "--listen", "127.0.0.1:0"]).args(args);
+    command
 }
 
 impl Drop for Process {
@@ -198,15 +203,7 @@ fn workers_flag_starts_that_many_event_loop_threads_that_all_serve() {
 
 #[test]
 fn zero_workers_is_refused_with_a_reason() {
-    let output = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"))
-        .args([
-            "serve",
-            guests::FAULTS_APP,
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            "0",
-        ])
+    let output = serve_command(guests::FAULTS_APP, &["--workers", "0"])
         .env_remove("WATERSPOUT_ADMIN_TOKEN")
         .output()
         .unwrap();
@@ -220,16 +217,8 @@ fn zero_workers_is_refused_with_a_reason() {
 /// (`waterspout_open_connections` on the admin API's `/metrics`).
 #[test]
 fn connections_are_spread_evenly_over_the_workers() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"));
+    let mut command = serve_command(guests::FAULTS_APP, &["--workers", "2"]);
     command
-        .args([
-            "serve",
-            guests::FAULTS_APP,
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-        ])
         .args([
             "--admin-listen",
             "127.0.0.1:0",
