@@ -378,6 +378,24 @@ async fn endless_loop_is_interrupted_with_503() {
     server.shutdown().await;
 }
 
+/// Every slot of the engine's instance pool in use: the server is busy (503,
+/// like a handler's own `max_instances`), not the guest at fault (500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_instance_pool_is_503_and_frees_up() {
+    let mut config = ServerConfig::default();
+    config.engine.max_instances = 1;
+    let server = TestServer::start_with(guests::FAULTS_APP, config).await;
+    let spinning = {
+        let (client, url) = (server.client.clone(), server.url("/spin?ms=800"));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().status().as_u16() })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.get_text("/ok").await.0, 503);
+    assert_eq!(spinning.await.unwrap(), 200);
+    assert_eq!(server.get_text("/ok").await, (200, "ok".into()));
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn memory_bomb_and_endless_recursion_are_500() {
     let server = TestServer::start(guests::FAULTS_APP).await;

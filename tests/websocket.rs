@@ -702,6 +702,37 @@ async fn max_instances_caps_open_connections() {
     .await;
 }
 
+/// Every slot of the engine's instance pool held by open WebSockets: a new
+/// handshake is refused with 503 (busy), not 500.
+#[tokio::test]
+async fn a_full_instance_pool_refuses_the_handshake_with_503() {
+    bounded(async {
+        let mut config = waterspout::ServerConfig::default();
+        config.engine.max_instances = 2;
+        let server = TestServer::start_with(ECHO_APP, config).await;
+        let mut a = connect(&server, "/echo").await;
+        let b = connect(&server, "/echo").await;
+        let (_, r) = raw_request(&server, "GET", "/echo", &[]).await;
+        assert_eq!(r.status, 503);
+        a.close(None).await.unwrap();
+        ends(&mut a).await;
+        // The slot comes back once a connection is over.
+        let start = Instant::now();
+        loop {
+            let (_, r) = raw_request(&server, "GET", "/echo", &[]).await;
+            if r.status == 101 {
+                break;
+            }
+            assert_eq!(r.status, 503);
+            assert!(start.elapsed() < STEP, "the slot never came back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(b);
+        server.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn open_connections_stay_on_their_version_across_a_swap() {
     bounded(async {

@@ -269,6 +269,23 @@ fn refuse_head<B>(req: &http::Request<B>) -> Option<StatusCode> {
 enum Fault {
     Trap(wasmtime::Error),
     Timeout,
+    /// No free slot in the engine's instance pool: the server is busy.
+    PoolFull,
+}
+
+/// Whether `error` is wasmtime's pooling allocator refusing one more
+/// instance (all `--max-instances` slots in use): the server is busy (503),
+/// the guest is not at fault.
+pub(crate) fn pool_full(error: &wasmtime::Error) -> bool {
+    error
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+}
+
+/// Logs that the instance pool is full.
+pub(crate) fn log_pool_full(tag: &Tag) {
+    tracing::warn!(handler = %tag.handler, version = tag.version, request = tag.request_id,
+        "no free instance slot in the pool (--max-instances); answering 503");
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -302,6 +319,7 @@ async fn run(
         match tokio::time::timeout(timeout, lifecycle(&mut store, &pre, &settings, data, &access)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) if store.data().timed_out => Err(Fault::Timeout),
+            Ok(Err(e)) if pool_full(&e) => Err(Fault::PoolFull),
             Ok(Err(trap)) => Err(Fault::Trap(trap)),
             Err(_elapsed) => Err(Fault::Timeout),
         };
@@ -314,6 +332,10 @@ async fn run(
         }
         Err(fault) => {
             let status = match &fault {
+                Fault::PoolFull => {
+                    log_pool_full(&tag);
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 Fault::Timeout => {
                     crate::metrics::timeout(&version);
                     tracing::error!(handler = %tag.handler, version = tag.version, request = tag.request_id,

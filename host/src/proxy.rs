@@ -178,8 +178,10 @@ async fn run(
         Some(f) => f,
         None => forward.await,
     };
+    let busy = matches!(&outcome, Ok(Err(e)) if crate::dispatch::pool_full(e));
     match &outcome {
         Ok(Ok(())) => {}
+        _ if busy => crate::dispatch::log_pool_full(&tag),
         Ok(Err(trap)) if !timed_out => {
             crate::metrics::trap(&version);
             tracing::error!(handler = %tag.handler, version = tag.version, request = tag.request_id,
@@ -199,7 +201,7 @@ async fn run(
                     tracing::error!(handler = %tag.handler, "wasi:http guest returned without a response");
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
-                _ if timed_out => StatusCode::SERVICE_UNAVAILABLE,
+                _ if timed_out || busy => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             let _ = head_tx.send(error_page(status));

@@ -301,6 +301,8 @@ impl websocket_connection::Host for HostState {
 enum Fault {
     Trap(wasmtime::Error),
     Timeout,
+    /// No free slot in the engine's instance pool (at instantiation).
+    PoolFull,
 }
 
 impl Fault {
@@ -314,6 +316,7 @@ impl Fault {
         call: &str,
     ) {
         match self {
+            Fault::PoolFull => crate::dispatch::log_pool_full(tag),
             Fault::Timeout => {
                 crate::metrics::timeout(version);
                 tracing::error!(handler = %tag.handler, version = tag.version, request = tag.request_id,
@@ -350,7 +353,7 @@ impl Fault {
             call,
         );
         match self {
-            Fault::Timeout => page(StatusCode::SERVICE_UNAVAILABLE, None),
+            Fault::Timeout | Fault::PoolFull => page(StatusCode::SERVICE_UNAVAILABLE, None),
             Fault::Trap(_) => page(StatusCode::INTERNAL_SERVER_ERROR, None),
         }
     }
@@ -374,6 +377,7 @@ fn classify<T>(
     match result {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(_)) if store.data().timed_out => Err(Fault::Timeout),
+        Ok(Err(e)) if crate::dispatch::pool_full(&e) => Err(Fault::PoolFull),
         Ok(Err(trap)) => Err(Fault::Trap(trap)),
         Err(_elapsed) => Err(Fault::Timeout),
     }
