@@ -11,6 +11,8 @@ use waterspout_tests::harness::spawn_server;
 /// A server process and everything it has written to stderr so far.
 struct Process {
     child: Child,
+    /// This process's own version store (tests run in parallel on one app).
+    _store: tempfile::TempDir,
     addr: String,
     log: Arc<Mutex<String>>,
 }
@@ -21,13 +23,14 @@ impl Process {
     }
 
     fn serve_with(app: &str, args: &[&str]) -> Process {
-        let mut command = serve_command(app, args);
+        let (mut command, store) = serve_command(app, args);
         command
             .env("WATERSPOUT_LOG", "info")
             .env_remove("WATERSPOUT_ADMIN_TOKEN");
         let spawned = spawn_server(command, false);
         Process {
             child: spawned.child,
+            _store: store,
             addr: spawned.addr,
             log: spawned.log,
         }
@@ -62,11 +65,17 @@ impl Process {
     }
 }
 
-/// `waterspout serve APP --listen 127.0.0.1:0 ARGS…` (the test build of the binary).
-fn serve_command(app: &str, args: &[&str]) -> Command {
+/// `waterspout serve APP --listen 127.0.0.1:0 --store TMP ARGS…` (the test
+/// build of the binary). Each process gets its own version store: processes
+/// sharing one would race on its files. Keep the directory while it runs.
+fn serve_command(app: &str, args: &[&str]) -> (Command, tempfile::TempDir) {
+    let store = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"));
-    command.args(["serve", app, "--listen", "127.0.0.1:0"]).args(args);
     command
+        .args(["serve", app, "--listen", "127.0.0.1:0", "--store"])
+        .arg(store.path())
+        .args(args);
+    (command, store)
 }
 
 impl Drop for Process {
@@ -203,10 +212,8 @@ fn workers_flag_starts_that_many_event_loop_threads_that_all_serve() {
 
 #[test]
 fn zero_workers_is_refused_with_a_reason() {
-    let output = serve_command(guests::FAULTS_APP, &["--workers", "0"])
-        .env_remove("WATERSPOUT_ADMIN_TOKEN")
-        .output()
-        .unwrap();
+    let (mut command, _store) = serve_command(guests::FAULTS_APP, &["--workers", "0"]);
+    let output = command.env_remove("WATERSPOUT_ADMIN_TOKEN").output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--workers must be at least 1"), "{stderr}");
@@ -217,7 +224,7 @@ fn zero_workers_is_refused_with_a_reason() {
 /// (`waterspout_open_connections` on the admin API's `/metrics`).
 #[test]
 fn connections_are_spread_evenly_over_the_workers() {
-    let mut command = serve_command(guests::FAULTS_APP, &["--workers", "2"]);
+    let (mut command, _store) = serve_command(guests::FAULTS_APP, &["--workers", "2"]);
     command
         .args([
             "--admin-listen",
