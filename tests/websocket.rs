@@ -686,16 +686,7 @@ async fn max_instances_caps_open_connections() {
         first.close(None).await.unwrap();
         ends(&mut first).await;
         // The permit comes back once the connection is over.
-        let start = Instant::now();
-        loop {
-            let (_, r) = raw_request(&server, "GET", "/ws/one", &[]).await;
-            if r.status == 101 {
-                break;
-            }
-            assert_eq!(r.status, 503);
-            assert!(start.elapsed() < STEP, "the permit never came back");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        handshakes_503_until_accepted(&server, "/ws/one").await;
         drop(other);
         server.shutdown().await;
     })
@@ -717,20 +708,26 @@ async fn a_full_instance_pool_refuses_the_handshake_with_503() {
         a.close(None).await.unwrap();
         ends(&mut a).await;
         // The slot comes back once a connection is over.
-        let start = Instant::now();
-        loop {
-            let (_, r) = raw_request(&server, "GET", "/echo", &[]).await;
-            if r.status == 101 {
-                break;
-            }
-            assert_eq!(r.status, 503);
-            assert!(start.elapsed() < STEP, "the slot never came back");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        handshakes_503_until_accepted(&server, "/echo").await;
         drop(b);
         server.shutdown().await;
     })
     .await;
+}
+
+/// Handshakes on `path` are refused with 503 until one is accepted (101),
+/// within one STEP: the instance a closed connection held came back.
+async fn handshakes_503_until_accepted(server: &TestServer, path: &str) {
+    let start = Instant::now();
+    loop {
+        let (_, r) = raw_request(server, "GET", path, &[]).await;
+        if r.status == 101 {
+            return;
+        }
+        assert_eq!(r.status, 503);
+        assert!(start.elapsed() < STEP, "the instance never came back");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
