@@ -45,7 +45,7 @@ fn error_of(body: &Value) -> &str {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    waterspout::registry::sha256_hex(bytes)
+    waterspout_tests::harness::sha256_hex(bytes)
 }
 
 #[tokio::test]
@@ -56,7 +56,7 @@ async fn without_a_token_the_admin_api_is_off() {
     };
     let server = TestServer::start_with(guests::VERSION_A_APP, config).await;
     assert!(server.admin.is_none());
-    assert!(waterspout::admin::AdminToken::new("").is_none());
+    assert!(waterspout::AdminToken::new("").is_none());
     server.shutdown().await;
 }
 
@@ -138,9 +138,9 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
         ..admin_config()
     };
     let server = start_version_a(config).await;
-    let engine = &server.app.registry.linkers.engine;
-    let precompiled = engine
-        .precompile_component(&wasm(guests::VERSION_B_WASM))
+    let precompiled = server
+        .app
+        .precompile(&wasm(guests::VERSION_B_WASM))
         .expect("precompiling");
     assert!(precompiled.starts_with(b"\x7fELF"));
 

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use waterspout::admin::{AdminHandle, AdminToken};
+use waterspout::AdminToken;
+use waterspout::admin::AdminHandle;
 use waterspout::{App, ServerConfig, ServerHandle};
 
 /// The admin token of [`admin_config`].
@@ -164,4 +165,10 @@ pub fn rss_kib(pid: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// The lowercase hex SHA-256 of `bytes`, as the server names versions.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
 }

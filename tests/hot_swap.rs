@@ -351,7 +351,7 @@ async fn kill_9_during_uploads_restarts_serving_a_valid_version() {
             let file = store
                 .path()
                 .join(format!("handlers/version/{}.wasm", v["version"]));
-            let sha = waterspout::registry::sha256_hex(&std::fs::read(&file).unwrap());
+            let sha = waterspout_tests::harness::sha256_hex(&std::fs::read(&file).unwrap());
             assert_eq!(v["sha256"].as_str().unwrap(), sha);
         }
     }

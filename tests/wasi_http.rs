@@ -14,8 +14,13 @@ async fn a_wasi_http_component_is_served_at_its_routes() {
         assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
         assert_eq!(r.text().await.unwrap(), "Hello, world");
     }
-    let listed = server.app.registry.get("wasi-hello").unwrap().active();
-    assert_eq!(listed.world, waterspout::registry::World::WasiHttp);
+    let listed = server
+        .app
+        .handlers()
+        .into_iter()
+        .find(|h| h.name == "wasi-hello")
+        .unwrap();
+    assert_eq!(listed.world, waterspout::World::WasiHttp);
     server.shutdown().await;
 }
 

@@ -122,7 +122,7 @@ async fn ends(ws: &mut Client) {
 /// Waits until the app has no open WebSocket connection; returns how long.
 async fn until_all_closed(server: &TestServer) -> Duration {
     let start = Instant::now();
-    while server.app.websockets.open() > 0 {
+    while server.app.open_websockets() > 0 {
         assert!(start.elapsed() < STEP, "connections stayed open");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -738,16 +738,8 @@ async fn open_connections_stay_on_their_version_across_a_swap() {
         send_text(&mut old, "count").await;
         assert_eq!(text(&mut old).await, "1");
         // Activate the echo example as version 2 of handler "ws".
-        let app = server.app.clone();
-        tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(ECHO_WASM).unwrap();
-            let version = app.registry.build_version("ws", 2, &bytes).unwrap();
-            let slot = app.registry.get("ws").unwrap();
-            app.registry
-                .install("ws", slot.limits.clone(), std::sync::Arc::new(version));
-        })
-        .await
-        .unwrap();
+        let bytes = std::fs::read(ECHO_WASM).unwrap();
+        assert_eq!(server.app.deploy("ws", bytes).await.unwrap(), 2);
         // A new connection gets version 2 (echo answers "close ..." as text) ...
         let mut new = connect(&server, "/ws").await;
         send_text(&mut new, "close 4001 old").await;

@@ -3,7 +3,7 @@
 //! `cargo bench -p waterspout-bench --bench request_path`
 //!
 //! - `instantiate`: new Store (WASI context, limits, epoch callback) + instantiate.
-//! - `hello` / `wasi-hello`: a whole request through `dispatch::handle` —
+//! - `hello` / `wasi-hello`: a whole request through the server's edge —
 //!   routing, Store, instantiate, Tornado's lifecycle (initialize, prepare,
 //!   get, on-finish) or wasi:http's `handle`, and the response body collected.
 
@@ -15,8 +15,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Full};
-use waterspout::registry::Prepared;
-use waterspout::{App, ServerConfig};
+use waterspout::capabilities::log::Tag;
+use waterspout::runtime::{Components, HostState, Prepared, WasmEngine, configure_store};
+use waterspout::{App, EngineConfig, Manifest, ServerConfig};
 
 fn load(example: &str) -> Arc<App> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,38 +39,37 @@ fn request_path(c: &mut Criterion) {
     let remote = "127.0.0.1:40000".parse().unwrap();
     let mut group = c.benchmark_group("request_path");
 
-    let hello = load("hello");
-    let version = hello.registry.get("hello").unwrap().active();
-    let Prepared::Handler(pre) = &version.prepared else {
+    // The runtime alone, as the server builds it: engine, linker, component.
+    let wasm = WasmEngine::new(&EngineConfig::default()).unwrap();
+    let components = Components::new(wasm.engine.clone()).unwrap();
+    let manifest = Manifest::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello")).unwrap();
+    let bytes = std::fs::read(&manifest.handler("hello").expect("hello is declared").wasm).unwrap();
+    let Ok((_, Prepared::Handler(pre))) = components.prepare(&bytes) else {
         panic!("hello is a handler")
     };
     group.bench_function("store", |b| {
         b.iter(|| {
-            let tag = waterspout::guest_log::Tag {
+            let tag = Tag {
                 handler: "hello".into(),
                 version: 1,
                 request_id: 1,
             };
-            let state = waterspout::state::HostState::new(tag, 64 << 20, Instant::now());
-            let mut store = wasmtime::Store::new(&hello.wasm.engine, state);
-            waterspout::dispatch::configure_store(&mut store);
+            let state = HostState::new(tag, 64 << 20, Instant::now());
+            let mut store = wasmtime::Store::new(&wasm.engine, state);
+            configure_store(&mut store);
             black_box(store);
         })
     });
     group.bench_function("instantiate", |b| {
         b.to_async(&rt).iter(|| async {
-            let tag = waterspout::guest_log::Tag {
+            let tag = Tag {
                 handler: "hello".into(),
                 version: 1,
                 request_id: 1,
             };
-            let state = waterspout::state::HostState::new(
-                tag,
-                64 << 20,
-                Instant::now() + std::time::Duration::from_secs(30),
-            );
-            let mut store = wasmtime::Store::new(&hello.wasm.engine, state);
-            waterspout::dispatch::configure_store(&mut store);
+            let state = HostState::new(tag, 64 << 20, Instant::now() + std::time::Duration::from_secs(30));
+            let mut store = wasmtime::Store::new(&wasm.engine, state);
+            configure_store(&mut store);
             black_box(pre.instantiate_async(&mut store).await.unwrap());
         })
     });
@@ -82,7 +82,7 @@ fn request_path(c: &mut Criterion) {
                     .header("host", "bench")
                     .body(Full::new(Bytes::new()))
                     .unwrap();
-                let response = waterspout::dispatch::handle(app.clone(), req, remote).await;
+                let response = waterspout::server::handle(app.clone(), req, remote).await;
                 assert_eq!(response.status(), 200);
                 black_box(response.into_body().collect().await.unwrap().to_bytes());
             })

@@ -25,7 +25,7 @@ pub fn scenario_d(runtime: &tokio::runtime::Runtime, root: &Path, secs: u64) -> 
     let token = "bench-token";
     let config = waterspout::ServerConfig {
         admin_listen: "127.0.0.1:0".parse()?,
-        admin_token: waterspout::admin::AdminToken::new(token),
+        admin_token: waterspout::AdminToken::new(token),
         ..waterspout::ServerConfig::default()
     };
     let app = waterspout::App::load(&root.join("examples/hello"), config)?;

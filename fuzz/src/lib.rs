@@ -59,11 +59,11 @@ pub fn body(data: &[u8]) {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (data, &[][..]),
     };
-    let _ = waterspout::request::parse_urlencoded(body);
+    let _ = waterspout::capabilities::request::parse_urlencoded(body);
     let Ok(content_type) = http::HeaderValue::from_bytes(content_type) else {
         return;
     };
-    let mut request = waterspout::request::RequestData {
+    let mut request = waterspout::capabilities::request::RequestData {
         body: bytes::Bytes::copy_from_slice(body),
         ..Default::default()
     };
@@ -74,24 +74,24 @@ pub fn body(data: &[u8]) {
 
 /// A component upload: validation never panics; what it accepts is linked.
 pub fn upload(data: &[u8]) {
-    let _ = linkers().prepare(data);
+    let _ = components().prepare(data);
 }
 
-/// One engine and linkers for all inputs (as the server has).
-fn linkers() -> &'static waterspout::registry::Linkers {
-    static LINKERS: OnceLock<(waterspout::engine::WasmEngine, waterspout::registry::Linkers)> =
+/// One engine and linker for all inputs (as the server has).
+fn components() -> &'static waterspout::runtime::Components {
+    static COMPONENTS: OnceLock<(waterspout::runtime::WasmEngine, waterspout::runtime::Components)> =
         OnceLock::new();
-    let (_, linkers) = LINKERS.get_or_init(|| {
-        let config = waterspout::engine::EngineConfig {
+    let (_, components) = COMPONENTS.get_or_init(|| {
+        let config = waterspout::EngineConfig {
             max_instances: 4,
             max_memory_bytes: 64 << 20,
             cache_dir: None,
         };
-        let engine = waterspout::engine::WasmEngine::new(&config).expect("engine");
-        let linkers = waterspout::registry::Linkers::new(engine.engine.clone()).expect("linkers");
-        (engine, linkers)
+        let engine = waterspout::runtime::WasmEngine::new(&config).expect("engine");
+        let components = waterspout::runtime::Components::new(engine.engine.clone()).expect("linker");
+        (engine, components)
     });
-    linkers
+    components
 }
 
 /// What a fuzz target calls with one input.

@@ -1,142 +1,56 @@
-//! An app: its manifest, router and handler registry, loaded and checked
-//! before anything is served.
+//! An app: its settings, its live handlers and routes, and the engine, loaded
+//! and checked before anything is served. Assembled here, in one place; seen
+//! by the server, the handler drivers and the admin API.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use tokio::sync::watch;
 
-use crate::admin::AdminToken;
-use crate::engine::{EngineConfig, WasmEngine};
+use crate::config::ServerConfig;
+use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore};
 use crate::manifest::{Manifest, ManifestError};
-use crate::registry::{Linkers, Registry};
-use crate::router::Router;
-use crate::store::Store;
-use crate::swap::SwapControl;
-
-/// Server-wide settings; the manifest's `[app]` table and the CLI fill them.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    /// Tornado's `max_body_size`: 100 MB.
-    pub max_body_size: u64,
-    /// A client must send its request headers within this time; hyper also
-    /// closes a keep-alive connection idle this long between requests.
-    pub header_timeout: Duration,
-    /// A client must send the whole request body within this time (→ 408).
-    pub body_timeout: Duration,
-    /// An HTTP/2 connection with no request in flight and no traffic for this
-    /// long is closed (HTTP/1 keep-alive is bounded by `header_timeout`).
-    pub idle_timeout: Duration,
-    /// Connections beyond this many are refused at accept.
-    pub max_connections: usize,
-    /// How long graceful shutdown waits for requests in flight.
-    pub shutdown_grace: Duration,
-    /// Threads serving HTTP, each with its own event loop (default: one per core).
-    pub workers: usize,
-    pub engine: EngineConfig,
-    /// Where the admin API listens (never the public port unless set so).
-    pub admin_listen: SocketAddr,
-    /// The admin API's bearer token; `None` turns the admin API off.
-    pub admin_token: Option<AdminToken>,
-    /// The largest component the admin API accepts, bytes.
-    pub max_upload_size: u64,
-    /// The store directory; `None` keeps versions in memory only.
-    pub store_dir: Option<PathBuf>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
-            max_body_size: 100 * 1024 * 1024,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 20_000,
-            shutdown_grace: Duration::from_secs(30),
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            engine: EngineConfig::default(),
-            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8889)),
-            admin_token: None,
-            max_upload_size: 100 * 1024 * 1024,
-            store_dir: None,
-        }
-    }
-}
-
-impl ServerConfig {
-    /// Applies the manifest's `[app]` settings (the CLI may override after).
-    pub fn apply_manifest(&mut self, manifest: &Manifest) -> Result<(), ManifestError> {
-        if let Some(listen) = &manifest.app.listen {
-            self.listen = listen
-                .parse()
-                .map_err(|e| manifest.error(None, format!("[app] listen = {listen:?}: {e}")))?;
-        }
-        if let Some(max) = manifest.app.max_body_size {
-            self.max_body_size = max;
-        }
-        if let Some(workers) = manifest.app.workers {
-            self.workers = workers.get();
-        }
-        if let Some(max) = manifest.app.max_connections {
-            self.max_connections = max;
-        }
-        if let Some(secs) = manifest.app.shutdown_grace_secs {
-            self.shutdown_grace = Duration::from_secs(secs);
-        }
-        if let Some(secs) = manifest.app.header_timeout_secs {
-            self.header_timeout = Duration::from_secs(secs);
-        }
-        if let Some(secs) = manifest.app.idle_timeout_secs {
-            self.idle_timeout = Duration::from_secs(secs);
-        }
-        if let Some(secs) = manifest.app.body_timeout_secs {
-            self.body_timeout = Duration::from_secs(secs);
-        }
-        Ok(())
-    }
-}
+use crate::runtime::{Components, WasmEngine};
 
 /// Why an app could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("{0:#}")]
-    Engine(anyhow::Error),
-    #[error("{0}")]
-    Store(String),
+    #[error("cannot set up the WebAssembly engine")]
+    Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot open the version store")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
 }
 
 /// A loaded app, shared by every connection.
 pub struct App {
-    pub dir: PathBuf,
-    pub config: ServerConfig,
-    /// The manifest as loaded at start (handlers it declares, their files).
-    pub manifest: Manifest,
-    pub router: ArcSwap<Router>,
-    pub registry: Registry,
-    /// Every version's bytes and metadata, and the active set.
-    pub store: Store,
-    /// Serializes hot-swap operations (see `swap`).
-    pub swap: SwapControl,
+    dir: PathBuf,
+    config: ServerConfig,
+    deployer: Arc<Deployer>,
     next_request_id: AtomicU64,
     /// Open WebSocket connections (graceful shutdown closes them).
-    pub websockets: crate::websocket::Connections,
+    connections: Connections,
     // Dropped last: stops the epoch ticker.
-    pub wasm: WasmEngine,
+    wasm: WasmEngine,
 }
 
 impl App {
-    /// Loads and checks the app in `dir`: every handler is compiled and linked
-    /// now, so a bad component stops start-up rather than a request. Blocking.
+    /// Loads and checks the app in `dir`, its manifest's `[app]` settings
+    /// applied over `config`: every handler is compiled and linked now, so a
+    /// bad component stops start-up rather than a request. Blocking.
     pub fn load(dir: &Path, mut config: ServerConfig) -> Result<Arc<App>, LoadError> {
         let manifest = Manifest::load(dir)?;
         config.apply_manifest(&manifest)?;
+        App::with_manifest(manifest, config)
+    }
+
+    /// Loads the app `manifest` describes with `config` exactly as given (the
+    /// caller applied the manifest's `[app]` settings, and then its own). Blocking.
+    pub fn with_manifest(manifest: Manifest, mut config: ServerConfig) -> Result<Arc<App>, LoadError> {
         let max_memory = manifest
             .handlers
             .iter()
@@ -144,33 +58,120 @@ impl App {
             .max()
             .unwrap_or(0);
         config.engine.max_memory_bytes = config.engine.max_memory_bytes.max(max_memory);
-        let wasm = WasmEngine::new(&config.engine).map_err(LoadError::Engine)?;
-        let linkers = Linkers::new(wasm.engine.clone()).map_err(LoadError::Engine)?;
-        let registry = Registry::new(linkers);
-
-        let store = match &config.store_dir {
-            Some(dir) => Store::open(dir).map_err(|e| LoadError::Store(e.to_string()))?,
-            None => Store::in_memory(),
+        let engine_error = |e: anyhow::Error| LoadError::Engine(e.into());
+        let wasm = WasmEngine::new(&config.engine).map_err(engine_error)?;
+        let components = Components::new(wasm.engine.clone()).map_err(|e| engine_error(e.into()))?;
+        let versions = match &config.store_dir {
+            Some(dir) => VersionStore::open(dir)?,
+            None => VersionStore::in_memory(),
         };
         crate::metrics::install();
         // The store's active versions (and route table) win over the manifest.
-        let routes = crate::swap::restore(&manifest, &registry, &store)?;
-
+        let dir = manifest.dir.clone();
+        let deployer = Deployer::restore(manifest, components, versions)?;
         Ok(Arc::new(App {
-            dir: manifest.dir.clone(),
+            dir,
             config,
-            manifest,
-            router: ArcSwap::from_pointee(Router::new(routes)),
-            registry,
-            store,
-            swap: SwapControl::default(),
+            deployer: Arc::new(deployer),
             next_request_id: AtomicU64::new(1),
-            websockets: Default::default(),
+            connections: Connections::default(),
             wasm,
         }))
     }
 
-    pub fn next_request_id(&self) -> u64 {
+    /// The app's directory (where its `waterspout.toml` is).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Every handler, by name: active version, world, routes.
+    pub fn handlers(&self) -> Vec<HandlerInfo> {
+        self.deployer.handler_infos()
+    }
+
+    /// Deploys `wasm` as the next version of `handler` and activates it (as
+    /// an upload over the admin API would). Returns the new version number.
+    pub async fn deploy(&self, handler: &str, wasm: Vec<u8>) -> Result<u64, SwapError> {
+        let info = self.deployer.deploy(handler, wasm, true, Source::Upload).await?;
+        Ok(info.version)
+    }
+
+    /// WebSocket connections open now (handshakes in progress included).
+    pub fn open_websockets(&self) -> usize {
+        self.connections.open()
+    }
+
+    /// `bytes` compiled to native code for this server's engine (a test of
+    /// the admin API's refusal of precompiled uploads needs such a file).
+    #[doc(hidden)]
+    pub fn precompile(&self, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+        Ok(self.wasm.engine.precompile_component(bytes)?)
+    }
+
+    pub(crate) fn deployer(&self) -> &Arc<Deployer> {
+        &self.deployer
+    }
+
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        &self.wasm.engine
+    }
+
+    pub(crate) fn connections(&self) -> &Connections {
+        &self.connections
+    }
+
+    pub(crate) fn next_request_id(&self) -> u64 {
         self.next_request_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The app's open long-lived connections (WebSockets): a shutdown signal
+/// they all watch, and their count.
+pub struct Connections {
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) open: watch::Sender<usize>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            shutdown: watch::channel(false).0,
+            open: watch::channel(0).0,
+        }
+    }
+}
+
+impl Connections {
+    /// How many connections are open (handshakes in progress included).
+    pub fn open(&self) -> usize {
+        *self.open.borrow()
+    }
+
+    /// Counts a new connection, unless the server is shutting down.
+    pub(crate) fn register(&self) -> Option<Registration> {
+        if *self.shutdown.borrow() {
+            return None;
+        }
+        self.open.send_modify(|n| *n += 1);
+        Some(Registration {
+            shutdown: self.shutdown.subscribe(),
+            open: self.open.clone(),
+        })
+    }
+}
+
+/// One connection's place in `Connections`; leaving it uncounts it.
+pub(crate) struct Registration {
+    pub(crate) shutdown: watch::Receiver<bool>,
+    open: watch::Sender<usize>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.open.send_modify(|n| *n -= 1);
     }
 }

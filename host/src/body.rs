@@ -1,6 +1,10 @@
-//! The one response body type the server hands to hyper.
+//! The one response body type the server hands to hyper, and Tornado's
+//! default error page.
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
+use http::StatusCode;
+use http::header::{self, HeaderValue};
 use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
 use tokio::sync::mpsc;
@@ -28,4 +32,40 @@ pub fn streaming(mut rx: mpsc::Receiver<BodyChunk>) -> Body {
     BodyExt::boxed_unsync(StreamBody::new(stream))
 }
 
-use futures_util::StreamExt as _;
+/// A complete host-generated response (404, 500, ...), Tornado's default page.
+pub fn error_page(status: StatusCode) -> http::Response<Body> {
+    let reason = status.canonical_reason().unwrap_or("Unknown");
+    let code = status.as_u16();
+    let body = format!("<html><title>{code}: {reason}</title><body>{code}: {reason}</body></html>");
+    let mut response = http::Response::new(full(body.into_bytes()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
+    headers.insert(header::SERVER, HeaderValue::from_static(crate::SERVER_NAME));
+    response
+}
+
+/// Tornado's error page with the handler's own reason phrase, when it gave one.
+pub fn page(status: StatusCode, reason: Option<&str>) -> http::Response<Body> {
+    let mut response = error_page(status);
+    if let Some(reason) = reason {
+        let code = status.as_u16();
+        let reason = crate::text::html_escape(reason);
+        *response.body_mut() = full(format!(
+            "<html><title>{code}: {reason}</title><body>{code}: {reason}</body></html>"
+        ));
+    }
+    response
+}
+
+/// Asks hyper to close the connection after this response (framing in doubt
+/// or a body we chose not to read).
+pub fn close(mut response: http::Response<Body>) -> http::Response<Body> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}

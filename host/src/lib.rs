@@ -12,34 +12,48 @@
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! The host is built in layers, each a folder whose `mod.rs` states its rule;
+//! arrows go down only (`scripts/layers.sh` checks it):
+//!
+//! ```text
+//! cli → admin → server → handlers → app → deploy → runtime → capabilities → services
+//!                                         bottom: config, manifest, registry, router, metrics, body, text
+//! ```
+
+// The top: assembled here, seen by the server, the drivers and the admin API.
+mod app;
+#[cfg(feature = "cli")]
+pub mod cli;
 
 pub mod admin;
-pub mod app;
-pub mod bindings;
-pub mod body;
-pub mod build;
-pub mod cli;
-pub mod deploy;
-pub mod dispatch;
-pub mod engine;
-pub mod guest_log;
-pub mod manifest;
-pub mod metrics;
-pub mod proxy;
-pub mod registry;
-pub mod request;
-pub mod response;
-pub mod router;
+mod deploy;
+mod handlers;
 pub mod server;
-pub mod state;
-pub mod store;
-pub mod swap;
-pub mod watch;
-pub mod websocket;
 
-pub use app::{App, LoadError, ServerConfig};
+#[doc(hidden)]
+pub mod capabilities;
+#[doc(hidden)]
+pub mod runtime;
+mod services;
+
+// The bottom layer: plain data and helpers, importing none of the above.
+mod body;
+pub mod config;
+#[doc(hidden)]
+pub mod manifest;
+mod metrics;
+mod registry;
+#[doc(hidden)]
+pub mod router;
+mod text;
+
+pub use app::{App, LoadError};
+pub use config::{AdminToken, EngineConfig, ServerConfig};
+pub use deploy::{HandlerInfo, SwapError, VersionInfo};
 pub use manifest::{Manifest, ManifestError};
-pub use server::ServerHandle;
+pub use registry::World;
+pub use server::{MAX_URI_LEN, ServerHandle};
 
 /// The `Server` header value.
 pub const SERVER_NAME: &str = concat!("Waterspout/", env!("CARGO_PKG_VERSION"));

@@ -12,8 +12,6 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::registry::HandlerVersion;
-
 const REQUESTS: &str = "waterspout_requests_total";
 const DURATION: &str = "waterspout_request_duration_seconds";
 const TRAPS: &str = "waterspout_traps_total";
@@ -139,24 +137,29 @@ impl VersionMetrics {
             instances: gauge!(INSTANCES, &labels),
         }
     }
-}
 
-/// A request on `version` ended with `status` after `elapsed`.
-pub fn request_done(version: &HandlerVersion, status: u16, elapsed: Duration) {
-    let m = &version.metrics;
-    let class = usize::from(status / 100).clamp(1, 5) - 1;
-    m.by_class[class].increment(1);
-    m.duration.record(elapsed.as_secs_f64());
-}
+    /// A request ended with `status` after `elapsed`.
+    pub fn request_done(&self, status: u16, elapsed: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].increment(1);
+        self.duration.record(elapsed.as_secs_f64());
+    }
 
-/// The guest trapped.
-pub fn trap(version: &HandlerVersion) {
-    version.metrics.traps.increment(1);
-}
+    /// The guest trapped.
+    pub fn trap(&self) {
+        self.traps.increment(1);
+    }
 
-/// The guest ran past its time limit.
-pub fn timeout(version: &HandlerVersion) {
-    version.metrics.timeouts.increment(1);
+    /// The guest ran past its time limit.
+    pub fn timeout(&self) {
+        self.timeouts.increment(1);
+    }
+
+    /// An instance is starting; it counts as alive until the guard drops.
+    pub fn instance_started(&self) -> InstanceGuard {
+        self.instances.increment(1.0);
+        InstanceGuard(self.instances.clone())
+    }
 }
 
 /// Counts a live instance until the guard drops.
@@ -167,12 +170,6 @@ impl Drop for InstanceGuard {
     fn drop(&mut self) {
         self.0.decrement(1.0);
     }
-}
-
-/// An instance of `version` is starting; it counts as alive until the guard drops.
-pub fn instance_started(version: &HandlerVersion) -> InstanceGuard {
-    version.metrics.instances.increment(1.0);
-    InstanceGuard(version.metrics.instances.clone())
 }
 
 /// `handler`'s active version became `to`.

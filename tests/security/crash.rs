@@ -115,7 +115,7 @@ async fn check_store(client: &reqwest::Client, server: &Server, store: &Path, wh
         let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{what}: {}: {e}", file.display()));
         assert_eq!(
             v["sha256"].as_str().unwrap(),
-            waterspout::registry::sha256_hex(&bytes),
+            waterspout_tests::harness::sha256_hex(&bytes),
             "{what}"
         );
     }

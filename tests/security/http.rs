@@ -324,7 +324,7 @@ async fn too_many_or_too_large_headers_are_431() {
 #[tokio::test]
 async fn long_uri_is_414() {
     let server = faults().await;
-    let long = format!("/ok?{}", "q".repeat(waterspout::dispatch::MAX_URI_LEN));
+    let long = format!("/ok?{}", "q".repeat(waterspout::MAX_URI_LEN));
     refused(
         &server,
         "8 KiB target",
@@ -333,7 +333,7 @@ async fn long_uri_is_414() {
     )
     .await;
     // At the limit it is served.
-    let fits = format!("/ok?{}", "q".repeat(waterspout::dispatch::MAX_URI_LEN - 4));
+    let fits = format!("/ok?{}", "q".repeat(waterspout::MAX_URI_LEN - 4));
     in_sync(
         &server,
         "target at the limit",

@@ -36,7 +36,7 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"))
             .args(["serve", guests::FAULTS_APP, "--listen", "127.0.0.1:0"])
             // Faults log a backtrace each; keep only the start-up line.
-            .env("WATERSPOUT_LOG", "warn,waterspout::server=info,waterspout::access=off,waterspout::dispatch=off,waterspout::guest=off")
+            .env("WATERSPOUT_LOG", "warn,waterspout::server=info,waterspout::access=off,waterspout::handlers=off,waterspout::guest=off")
             .env_remove("WATERSPOUT_ADMIN_TOKEN")
             .stderr(Stdio::piped())
             .spawn()

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use waterspout::admin::AdminToken;
+use waterspout::AdminToken;
 use waterspout::{App, ServerConfig};
 
 const TOKEN: &str = "bench";

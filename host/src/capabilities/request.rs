@@ -1,12 +1,16 @@
-//! The request a handler sees (WIT resource `request`): parsed once by the
-//! host before the guest runs, read lazily by the guest one field at a time.
+//! Capability `request` (WIT interface `types`, resource `request`): the
+//! request a handler sees, parsed once by the host before the guest runs and
+//! read lazily by the guest one field at a time. The requests live in the
+//! instance's resource table; the guest only ever borrows them.
 
 use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 
-use crate::bindings::{UploadedFile, WitMethod};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::capabilities::bindings::{UploadedFile, WitMethod, types};
 
 /// One HTTP request, with its arguments and uploads already parsed.
 #[derive(Debug, Clone)]
@@ -265,6 +269,112 @@ fn values(args: &[(String, String)], name: &str) -> Vec<String> {
 /// Parses `a=1&b=2`; like Tornado, blank values are kept.
 pub fn parse_urlencoded(input: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(input).into_owned().collect()
+}
+
+/// The request capability's view of an instance: its resource table.
+pub struct RequestView<'a>(pub &'a mut ResourceTable);
+
+impl RequestView<'_> {
+    fn request(&self, r: &Resource<RequestData>) -> wasmtime::Result<&RequestData> {
+        Ok(self.0.get(r)?)
+    }
+}
+
+struct HasRequest;
+
+impl HasData for HasRequest {
+    type Data<'a> = RequestView<'a>;
+}
+
+/// Links interface `types` (the request resource).
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> RequestView<'_>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, HasRequest>(linker, get)
+}
+
+impl types::Host for RequestView<'_> {}
+
+impl types::HostRequest for RequestView<'_> {
+    async fn method(&mut self, r: Resource<RequestData>) -> wasmtime::Result<WitMethod> {
+        Ok(self.request(&r)?.wit_method())
+    }
+    async fn method_name(&mut self, r: Resource<RequestData>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.method.as_str().to_owned())
+    }
+    async fn uri(&mut self, r: Resource<RequestData>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.target().to_owned())
+    }
+    async fn path(&mut self, r: Resource<RequestData>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.path().to_owned())
+    }
+    async fn query(&mut self, r: Resource<RequestData>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.query().to_owned())
+    }
+    async fn version(&mut self, r: Resource<RequestData>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.version.to_owned())
+    }
+    async fn host(&mut self, r: Resource<RequestData>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.host())
+    }
+    async fn remote_ip(&mut self, r: Resource<RequestData>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.remote_ip.to_string())
+    }
+    async fn protocol(&mut self, r: Resource<RequestData>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.protocol.to_owned())
+    }
+    async fn headers(&mut self, r: Resource<RequestData>) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.request(&r)?.header_list())
+    }
+    async fn header(&mut self, r: Resource<RequestData>, name: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.request(&r)?.header(&name))
+    }
+    async fn cookies(&mut self, r: Resource<RequestData>) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.request(&r)?.cookies())
+    }
+    async fn cookie(&mut self, r: Resource<RequestData>, name: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.request(&r)?.cookie(&name))
+    }
+    async fn body(&mut self, r: Resource<RequestData>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.request(&r)?.body.to_vec())
+    }
+    async fn arguments(&mut self, r: Resource<RequestData>, name: String) -> wasmtime::Result<Vec<String>> {
+        Ok(self.request(&r)?.argument_values(&name))
+    }
+    async fn query_arguments(
+        &mut self,
+        r: Resource<RequestData>,
+        name: String,
+    ) -> wasmtime::Result<Vec<String>> {
+        Ok(self.request(&r)?.query_values(&name))
+    }
+    async fn body_arguments(
+        &mut self,
+        r: Resource<RequestData>,
+        name: String,
+    ) -> wasmtime::Result<Vec<String>> {
+        Ok(self.request(&r)?.body_values(&name))
+    }
+    async fn argument_names(&mut self, r: Resource<RequestData>) -> wasmtime::Result<Vec<String>> {
+        Ok(self.request(&r)?.argument_names())
+    }
+    async fn files(&mut self, r: Resource<RequestData>) -> wasmtime::Result<Vec<UploadedFile>> {
+        Ok(self.request(&r)?.files.clone())
+    }
+    async fn path_args(&mut self, r: Resource<RequestData>) -> wasmtime::Result<Vec<String>> {
+        Ok(self.request(&r)?.path_args.clone())
+    }
+    async fn path_kwargs(&mut self, r: Resource<RequestData>) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.request(&r)?.path_kwargs.clone())
+    }
+    async fn drop(&mut self, r: Resource<RequestData>) -> wasmtime::Result<()> {
+        // Requests are owned by the host; the guest only ever borrows them.
+        if r.owned() {
+            self.0.delete(r)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
-//! The `log` import and the guest's stdout/stderr: both go to the host log,
+//! Capability `log`: the `log` import and the guest's stdout/stderr both go to the host log,
 //! tagged with handler, version and request id, with control characters
 //! escaped so a guest cannot forge log lines or drive the operator's terminal.
 
-use std::fmt::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
+use wasmtime::component::{HasData, Linker};
+
+use crate::capabilities::bindings::{LogLevel, log};
+use crate::text::MAX_LINE;
 
 /// Who is speaking: attached to every log line a guest causes.
 #[derive(Debug, Clone)]
@@ -17,29 +20,8 @@ pub struct Tag {
     pub request_id: u64,
 }
 
-/// The longest line we log from a guest; the rest is cut.
-const MAX_LINE: usize = 4096;
-
-/// Escapes control characters (terminal escapes, CR, LF, NUL, C1 controls)
-/// and cuts the line at `MAX_LINE` bytes.
-pub fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_LINE));
-    for c in text.chars() {
-        if out.len() >= MAX_LINE {
-            out.push('…');
-            break;
-        }
-        if c.is_control() && c != '\t' {
-            let _ = write!(out, "{}", c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 pub fn emit(tag: &Tag, level: tracing::Level, stream: &str, message: &str) {
-    let message = sanitize(message);
+    let message = crate::text::sanitize(message);
     let (handler, version, request) = (&*tag.handler, tag.version, tag.request_id);
     macro_rules! at {
         ($lvl:ident) => {
@@ -190,20 +172,30 @@ impl Drop for LineWriter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::sanitize;
+struct HasLog;
 
-    #[test]
-    fn escapes_terminal_sequences_and_newlines() {
-        assert_eq!(sanitize("\x1b[31mred\x1b[0m"), "\\u{1b}[31mred\\u{1b}[0m");
-        assert_eq!(sanitize("a\r\nb\0"), "a\\r\\nb\\u{0}");
-        assert_eq!(sanitize("tab\tok é"), "tab\tok é");
-    }
+impl HasData for HasLog {
+    type Data<'a> = &'a mut Tag;
+}
 
-    #[test]
-    fn cuts_long_lines() {
-        let long = "x".repeat(10_000);
-        assert!(sanitize(&long).len() < 4100);
+/// Links interface `log`; the instance's tag is all it needs.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut Tag,
+) -> wasmtime::Result<()> {
+    log::add_to_linker::<T, HasLog>(linker, get)
+}
+
+impl log::Host for Tag {
+    async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            LogLevel::Trace => tracing::Level::TRACE,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        };
+        emit(self, level, "log", &message);
+        Ok(())
     }
 }

@@ -7,7 +7,6 @@
 //! API is off. JSON in and out; an error is `{"error": "..."}` with a message
 //! saying what to do. The endpoints are documented in `docs/admin-api.md`.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,84 +15,47 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::app::App;
-use crate::store::{RouteDoc, Source};
-use crate::swap::SwapError;
+use crate::config::AdminToken;
+use crate::deploy::{Deployer, RouteDoc, Source, SwapError};
+use crate::server::ServerHandle;
+use crate::server::listener::{Service, Settings};
 
 /// Largest JSON body the admin API reads (a route table).
 const MAX_JSON_BODY: usize = 1 << 20;
 
-/// The admin bearer token. Its `Debug` never shows it.
-#[derive(Clone)]
-pub struct AdminToken(Arc<str>);
-
-impl AdminToken {
-    /// `None` for an empty token (which would turn authentication off).
-    pub fn new(token: impl Into<String>) -> Option<Self> {
-        let token = token.into();
-        let token = token.trim();
-        (!token.is_empty()).then(|| AdminToken(token.into()))
-    }
-
-    /// Constant-time comparison; hashing first keeps the length secret too.
-    pub fn matches(&self, presented: &str) -> bool {
-        let expected = Sha256::digest(self.0.as_bytes());
-        let presented = Sha256::digest(presented.as_bytes());
-        expected.ct_eq(&presented).into()
-    }
-
-    /// The token itself (for clients and tests).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AdminToken(<redacted>)")
-    }
-}
-
 /// The running admin listener.
-pub struct AdminHandle {
-    local_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
+pub struct AdminHandle(ServerHandle);
 
 impl AdminHandle {
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.0.local_addr()
     }
 
     /// Stops accepting and lets calls in flight finish.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        self.0.shutdown().await;
     }
 }
 
-/// Starts the admin API on `app.config.admin_listen` if a token is
-/// configured; otherwise logs that it is off and returns `None`.
+/// Connections the admin listener serves at once; more are refused.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Starts the admin API on `app.config().admin_listen` if a token is
+/// configured; otherwise logs that it is off and returns `None`. It runs on
+/// the same listener code as the app (one worker thread, its own cap).
 pub async fn start(app: Arc<App>) -> std::io::Result<Option<AdminHandle>> {
-    let Some(token) = app.config.admin_token.clone() else {
+    let config = app.config();
+    let Some(token) = config.admin_token.clone() else {
         tracing::info!(
             "admin API off: no admin token configured (set --admin-token or WATERSPOUT_ADMIN_TOKEN to turn it on)"
         );
         return Ok(None);
     };
-    let listen = app.config.admin_listen;
-    let listener = TcpListener::bind(listen).await.map_err(|e| {
+    let listen = config.admin_listen;
+    let listener = std::net::TcpListener::bind(listen).map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!("binding the admin API to {listen}: {e} (choose another with --admin-listen)"),
@@ -105,51 +67,41 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<AdminHandle>> {
             "the admin API listens on {local_addr}, beyond loopback: its token travels in clear text unless a TLS proxy is in front"
         );
     }
-    tracing::info!("admin API on http://{local_addr}");
     crate::metrics::install();
-    let (shutdown, stop) = watch::channel(false);
-    let task = tokio::spawn(serve(app, token, listener, stop));
-    Ok(Some(AdminHandle {
-        local_addr,
-        shutdown,
-        task,
-    }))
+    let settings = Settings {
+        name: "admin",
+        workers: 1,
+        max_connections: MAX_CONNECTIONS,
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+        shutdown_grace: config.shutdown_grace,
+        gauges: false,
+        // hyper's default (~408 KiB): an upload refused before it is read (401, 413)
+        // is drained, up to this much, so the client gets the answer.
+        read_buffer: 8192 + 4096 * 100,
+    };
+    let service = Arc::new(Admin { app, token });
+    let handle = crate::server::listener::start(listener, settings, service, async {})?;
+    tracing::info!("admin API on http://{local_addr}");
+    Ok(Some(AdminHandle(handle)))
 }
 
-async fn serve(app: Arc<App>, token: AdminToken, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.config.header_timeout)
-        .keep_alive(true);
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!("admin accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let (app, token) = (app.clone(), token.clone());
-        let service = service_fn(move |req| {
-            let (app, token) = (app.clone(), token.clone());
-            async move { Ok::<_, std::convert::Infallible>(handle(app, token, req, remote).await) }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%remote, "admin connection ended: {e}");
-            }
-        });
+/// The admin API as a listener's service.
+struct Admin {
+    app: Arc<App>,
+    token: AdminToken,
+}
+
+impl Service for Admin {
+    type Body = Full<Bytes>;
+
+    fn call(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        remote: SocketAddr,
+    ) -> impl Future<Output = AdminResponse> + Send + 'static {
+        async move { handle(self.app.clone(), &self.token, req, remote).await }
     }
-    drop(listener);
-    let _ = tokio::time::timeout(app.config.shutdown_grace, graceful.shutdown()).await;
 }
 
 /// An admin API error: a status and a message for a person.
@@ -174,7 +126,7 @@ impl ApiError {
 impl From<SwapError> for ApiError {
     fn from(e: SwapError) -> Self {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        ApiError::new(status, e.to_string())
+        ApiError::new(status, crate::text::report(&e))
     }
 }
 
@@ -182,14 +134,14 @@ type AdminResponse = Response<Full<Bytes>>;
 
 async fn handle(
     app: Arc<App>,
-    token: AdminToken,
+    token: &AdminToken,
     req: Request<Incoming>,
     remote: SocketAddr,
 ) -> AdminResponse {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = match route(app, &token, req).await {
+    let response = match route(app, token, req).await {
         Ok(response) => response,
         Err(e) => {
             let mut response = json(e.status, &serde_json::json!({ "error": e.message }));
@@ -209,7 +161,7 @@ async fn handle(
     };
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let status = response.status().as_u16();
-    let path = crate::guest_log::sanitize(&path);
+    let path = crate::text::sanitize(&path);
     let ip = remote.ip();
     if status >= 400 {
         tracing::warn!(target: "waterspout::admin", "{status} {method} {path} ({ip}) {ms:.2}ms");
@@ -217,6 +169,22 @@ async fn handle(
         tracing::info!(target: "waterspout::admin", "{status} {method} {path} ({ip}) {ms:.2}ms");
     }
     response
+}
+
+/// At most this much of a refused request's body is read and dropped.
+const DRAIN_LIMIT: usize = 1 << 20;
+
+/// Reads and drops what is left of a refused request's body (up to
+/// [`DRAIN_LIMIT`], for at most a second). Closing a socket with unread data
+/// resets the connection, and the client may then lose the answer before it
+/// reads it; a drained connection stays open for the next request. Returns
+/// whether the whole body was read (if not, the connection must close).
+async fn drain(body: Incoming) -> bool {
+    let read = http_body_util::Limited::new(body, DRAIN_LIMIT).collect();
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(1), read).await,
+        Ok(Ok(_))
+    )
 }
 
 fn authorize(token: &AdminToken, req: &Request<Incoming>) -> Result<(), ApiError> {
@@ -245,7 +213,12 @@ fn authorize(token: &AdminToken, req: &Request<Incoming>) -> Result<(), ApiError
 async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Result<AdminResponse, ApiError> {
     // Authenticate before anything else, so a caller without the token
     // learns nothing (not even which endpoints exist).
-    authorize(token, &req)?;
+    if let Err(mut refused) = authorize(token, &req) {
+        // An upload without the token is refused before its body is read;
+        // the rest of it is read and dropped, so the answer reaches the client.
+        refused.close = !drain(req.into_body()).await;
+        return Err(refused);
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -261,13 +234,14 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
         ["handlers"] => match method {
             Method::GET => Ok(json(
                 StatusCode::OK,
-                &serde_json::json!({ "handlers": app.handler_infos() }),
+                &serde_json::json!({ "handlers": app.deployer().handler_infos() }),
             )),
             _ => not_allowed("GET"),
         },
         ["handlers", name] => match method {
             Method::GET => {
                 let info = app
+                    .deployer()
                     .handler_infos()
                     .into_iter()
                     .find(|h| h.name == *name)
@@ -276,10 +250,9 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
             }
             Method::DELETE => {
                 let name = (*name).to_owned();
-                run(
-                    app.clone(),
-                    move |app| async move { app.delete_handler(&name).await },
-                )
+                run(app.deployer().clone(), move |app| async move {
+                    app.delete_handler(&name).await
+                })
                 .await?;
                 Ok(json(
                     StatusCode::OK,
@@ -290,7 +263,7 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
         },
         ["handlers", name, "versions"] => match method {
             Method::GET => {
-                let versions = app.version_infos(name)?;
+                let versions = app.deployer().version_infos(name)?;
                 let active = versions.iter().find(|v| v.active).map(|v| v.version);
                 Ok(json(
                     StatusCode::OK,
@@ -305,6 +278,7 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
             match method {
                 Method::GET => {
                     let info = app
+                        .deployer()
                         .version_infos(name)?
                         .into_iter()
                         .find(|v| v.version == version)
@@ -316,10 +290,9 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
                 }
                 Method::DELETE => {
                     let name = (*name).to_owned();
-                    run(
-                        app,
-                        move |app| async move { app.delete_version(&name, version).await },
-                    )
+                    run(app.deployer().clone(), move |app| async move {
+                        app.delete_version(&name, version).await
+                    })
                     .await?;
                     Ok(json(
                         StatusCode::OK,
@@ -335,7 +308,10 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
                 return not_allowed("POST");
             }
             let name = (*name).to_owned();
-            let info = run(app, move |app| async move { app.activate(&name, version).await }).await?;
+            let info = run(app.deployer().clone(), move |app| async move {
+                app.activate(&name, version).await
+            })
+            .await?;
             Ok(json(StatusCode::OK, &info))
         }
         ["handlers", name, "rollback"] => {
@@ -343,13 +319,16 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
                 return not_allowed("POST");
             }
             let name = (*name).to_owned();
-            let info = run(app, move |app| async move { app.rollback(&name).await }).await?;
+            let info = run(app.deployer().clone(), move |app| async move {
+                app.rollback(&name).await
+            })
+            .await?;
             Ok(json(StatusCode::OK, &info))
         }
         ["routes"] => match method {
             Method::GET => Ok(json(
                 StatusCode::OK,
-                &serde_json::json!({ "routes": app.route_docs() }),
+                &serde_json::json!({ "routes": app.deployer().route_docs() }),
             )),
             Method::PUT => {
                 let body = read_json_body(req).await?;
@@ -366,13 +345,13 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
                         ),
                     )
                 })?;
-                run(app.clone(), move |app| async move {
+                run(app.deployer().clone(), move |app| async move {
                     app.replace_routes(table.routes).await
                 })
                 .await?;
                 Ok(json(
                     StatusCode::OK,
-                    &serde_json::json!({ "routes": app.route_docs() }),
+                    &serde_json::json!({ "routes": app.deployer().route_docs() }),
                 ))
             }
             _ => not_allowed("GET, PUT"),
@@ -399,15 +378,18 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
 
 /// Runs a change in its own task: a client hanging up mid-call must not
 /// cancel it halfway (between saving the state and swapping it in).
-async fn run<T, F, Fut>(app: Arc<App>, op: F) -> Result<T, SwapError>
+async fn run<T, F, Fut>(deployer: Arc<Deployer>, op: F) -> Result<T, SwapError>
 where
     T: Send + 'static,
-    F: FnOnce(Arc<App>) -> Fut + Send + 'static,
+    F: FnOnce(Arc<Deployer>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<T, SwapError>> + Send + 'static,
 {
-    tokio::spawn(async move { op(app).await })
+    tokio::spawn(async move { op(deployer).await })
         .await
-        .map_err(|e| SwapError::Internal(format!("the operation failed: {e}")))?
+        .map_err(|e| SwapError::Internal {
+            what: "the operation failed",
+            source: e.into(),
+        })?
 }
 
 fn parse_version(text: &str) -> Result<u64, ApiError> {
@@ -436,7 +418,7 @@ async fn upload(app: Arc<App>, name: &str, req: Request<Incoming>) -> Result<Adm
             }
         }
     }
-    let limit = app.config.max_upload_size;
+    let limit = app.config().max_upload_size;
     let bytes = read_limited(req, limit).await?;
     if bytes.is_empty() {
         return Err(ApiError::new(
@@ -445,7 +427,7 @@ async fn upload(app: Arc<App>, name: &str, req: Request<Incoming>) -> Result<Adm
         ));
     }
     let name = name.to_owned();
-    let info = run(app, move |app| async move {
+    let info = run(app.deployer().clone(), move |app| async move {
         app.deploy(&name, bytes, activate, Source::Upload).await
     })
     .await?;

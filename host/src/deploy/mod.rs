@@ -1,6 +1,11 @@
-//! Hot swap: the operations behind the admin API and `serve --watch` (deploy
-//! a version, activate, roll back, delete, replace the routes) and, at start,
-//! restoring what the store says was active.
+//! Deploy: the live set of handlers and routes, the hot-swap operations that
+//! change it (behind the admin API and `serve --watch`: deploy a version,
+//! activate, roll back, delete, replace the routes), the version store they
+//! write, and, at start, restoring what the store says was active.
+//!
+//! **Rule:** deploy knows the runtime (to compile), the registry, the router
+//! and the manifest; never the handler drivers, the server, the admin API or
+//! `App`. Its version store deals in bytes and JSON only.
 //!
 //! Every operation validates first and changes nothing when refused. The
 //! order of a change is always: compile (off the async runtime, one at a
@@ -16,15 +21,28 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::app::{App, LoadError};
+use arc_swap::ArcSwap;
+
 use crate::manifest::{HandlerLimits, Manifest, check_route};
-use crate::registry::{ComponentError, HandlerVersion, Prepared, Registry, World, sha256_hex};
+use crate::registry::{Registry, World, sha256_hex};
 use crate::router::{Route, Router};
-use crate::store::{HandlerRecord, RouteDoc, Source, Store, StoreError, VersionMeta, valid_handler_name};
+use crate::runtime::{ComponentError, Components, HandlerVersion, Prepared};
+
+mod restore;
+mod versions;
+
+pub use self::restore::RestoreError;
+pub use self::versions::{
+    HandlerRecord, RouteDoc, STATE_FILE, Source, StoreError, VersionMeta, VersionStore, rfc3339,
+    valid_handler_name,
+};
+
+/// A boxed underlying error, kept as the `source` of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serializes changes and compiles; remembers the version last swapped out
 /// of each handler so a rollback to it is instant.
-pub struct SwapControl {
+struct SwapControl {
     /// One compile at a time, so uploads never take more than one core from
     /// serving.
     compile: Semaphore,
@@ -44,7 +62,7 @@ impl Default for SwapControl {
 }
 
 /// Why an operation was refused. Each knows its HTTP status; the message says
-/// what to do about it.
+/// what to do about it (with its source, for the underlying error).
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
     #[error("no handler named {0:?} (GET /handlers lists them)")]
@@ -55,7 +73,7 @@ pub enum SwapError {
         "invalid handler name {0:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
     )]
     BadName(String),
-    #[error("component refused: {0}")]
+    #[error("component refused")]
     Refused(#[from] ComponentError),
     #[error(
         "component refused: handler {handler:?} is a {} handler and this component implements the {} world; deploy it under a new name and point a route at it",
@@ -66,14 +84,32 @@ pub enum SwapError {
         active: World,
         uploaded: World,
     },
-    #[error("{0}")]
-    Conflict(String),
-    #[error("invalid route table: {0}")]
-    Routes(String),
+    #[error(
+        "handler {handler:?} has no earlier active version to roll back to (version {current} is active; \
+         POST /handlers/{handler}/versions/N/activate picks any version)"
+    )]
+    NothingToRollBackTo { handler: String, current: u64 },
+    #[error("version {version} of {handler:?} is active; activate or roll back to another version first")]
+    VersionActive { handler: String, version: u64 },
+    #[error("handler {handler:?} is declared in {}; remove it there rather than over the API", file.display())]
+    DeclaredInManifest {
+        handler: String,
+        file: std::path::PathBuf,
+    },
+    #[error(
+        "handler {handler:?} is still routed from {routes:?}; replace the route table without it first (PUT /routes)"
+    )]
+    StillRouted { handler: String, routes: Vec<String> },
+    #[error("invalid route table")]
+    Routes(#[source] RouteTableError),
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error: {what}")]
+    Internal {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl SwapError {
@@ -83,11 +119,19 @@ impl SwapError {
             SwapError::UnknownHandler(_) | SwapError::UnknownVersion { .. } => 404,
             SwapError::BadName(_) => 400,
             SwapError::Refused(_) | SwapError::WorldChange { .. } | SwapError::Routes(_) => 422,
-            SwapError::Conflict(_) => 409,
-            SwapError::Store(_) | SwapError::Internal(_) => 500,
+            SwapError::NothingToRollBackTo { .. }
+            | SwapError::VersionActive { .. }
+            | SwapError::DeclaredInManifest { .. }
+            | SwapError::StillRouted { .. } => 409,
+            SwapError::Store(_) | SwapError::Internal { .. } => 500,
         }
     }
 }
+
+/// What is wrong with a route table given over the API (or saved in the store).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RouteTableError(String);
 
 /// One version, as the admin API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -143,10 +187,58 @@ pub struct HandlerInfo {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, SwapError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| SwapError::Internal(format!("background task failed: {e}")))
+        .map_err(|e| SwapError::Internal {
+            what: "a background task failed",
+            source: e.into(),
+        })
 }
 
-impl App {
+/// The live handlers and routes of an app, and the operations that change
+/// them. One change at a time; compiles one at a time.
+pub struct Deployer {
+    manifest: Manifest,
+    components: Components,
+    registry: Registry<HandlerVersion>,
+    router: ArcSwap<Router>,
+    versions: VersionStore,
+    control: SwapControl,
+}
+
+impl Deployer {
+    /// At start: every handler the manifest declares or the store holds,
+    /// compiled and installed (see [`restore`]), and the route table. Blocking.
+    pub fn restore(
+        manifest: Manifest,
+        components: Components,
+        versions: VersionStore,
+    ) -> Result<Self, RestoreError> {
+        let registry = Registry::default();
+        let routes = restore::restore(&manifest, &components, &registry, &versions)?;
+        Ok(Deployer {
+            manifest,
+            components,
+            registry,
+            router: ArcSwap::from_pointee(Router::new(routes)),
+            versions,
+            control: SwapControl::default(),
+        })
+    }
+
+    /// The route table new requests are matched against.
+    pub fn router(&self) -> arc_swap::Guard<Arc<Router>> {
+        self.router.load()
+    }
+
+    /// Every handler by name, each with its active version.
+    pub fn registry(&self) -> &Registry<HandlerVersion> {
+        &self.registry
+    }
+
+    /// The manifest as loaded at start.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
     /// Validates `bytes` and records them as the next version of `handler`
     /// (creating the handler, with default limits, if it is new); activates
     /// it unless `activate` is false. A new handler's first version is
@@ -168,7 +260,7 @@ impl App {
             blocking(move || sha256_hex(&bytes)).await?
         };
 
-        let _ops = self.swap.ops.lock().await;
+        let _ops = self.control.ops.lock().await;
         let existing = self.registry.get(handler);
         if let Some(slot) = &existing {
             let active = slot.active().world;
@@ -193,7 +285,7 @@ impl App {
         let activate = activate || existing.is_none();
         let meta = {
             let (app, bytes, name, sha) = (self.clone(), bytes.clone(), handler.to_owned(), sha.clone());
-            blocking(move || app.store.record_version(&name, &bytes, &sha, world, source)).await??
+            blocking(move || app.versions.record_version(&name, &bytes, &sha, world, source)).await??
         };
         tracing::info!(handler, version = meta.version, sha256 = %meta.sha256, size = meta.size,
             "recorded a new version ({source:?}, compiled in {:.1} ms)", compile_time.as_secs_f64() * 1e3);
@@ -209,13 +301,13 @@ impl App {
 
     /// Makes `version` of `handler` the active one.
     pub async fn activate(self: &Arc<Self>, handler: &str, version: u64) -> Result<VersionInfo, SwapError> {
-        let _ops = self.swap.ops.lock().await;
+        let _ops = self.control.ops.lock().await;
         let slot = self
             .registry
             .get(handler)
             .ok_or_else(|| SwapError::UnknownHandler(handler.to_owned()))?;
         let meta = self
-            .store
+            .versions
             .meta(handler, version)
             .ok_or(SwapError::UnknownVersion {
                 handler: handler.to_owned(),
@@ -231,21 +323,21 @@ impl App {
     /// Activates the version that was active before the current one. Repeated
     /// rollbacks walk further back; activating pushes onto that history.
     pub async fn rollback(self: &Arc<Self>, handler: &str) -> Result<VersionInfo, SwapError> {
-        let _ops = self.swap.ops.lock().await;
+        let _ops = self.control.ops.lock().await;
         let slot = self
             .registry
             .get(handler)
             .ok_or_else(|| SwapError::UnknownHandler(handler.to_owned()))?;
         let current = slot.active().version;
-        let record = self.store.state().handlers.get(handler).cloned();
+        let record = self.versions.state().handlers.get(handler).cloned();
         let Some(target) = record.and_then(|r| r.previous.last().copied()) else {
-            return Err(SwapError::Conflict(format!(
-                "handler {handler:?} has no earlier active version to roll back to (version {current} is active; \
-                 POST /handlers/{handler}/versions/N/activate picks any version)"
-            )));
+            return Err(SwapError::NothingToRollBackTo {
+                handler: handler.to_owned(),
+                current,
+            });
         };
         let meta = self
-            .store
+            .versions
             .meta(handler, target)
             .ok_or(SwapError::UnknownVersion {
                 handler: handler.to_owned(),
@@ -254,7 +346,7 @@ impl App {
         let version = self.load_version(&meta).await?;
         let (app, name) = (self.clone(), handler.to_owned());
         blocking(move || {
-            app.store.update(|s| {
+            app.versions.update(|s| {
                 let record = s.handlers.get_mut(&name).expect("checked above");
                 record.previous.pop();
                 record.active = target;
@@ -268,35 +360,36 @@ impl App {
 
     /// Deletes a version that is not active (its bytes and metadata).
     pub async fn delete_version(self: &Arc<Self>, handler: &str, version: u64) -> Result<(), SwapError> {
-        let _ops = self.swap.ops.lock().await;
+        let _ops = self.control.ops.lock().await;
         let slot = self
             .registry
             .get(handler)
             .ok_or_else(|| SwapError::UnknownHandler(handler.to_owned()))?;
-        if self.store.meta(handler, version).is_none() {
+        if self.versions.meta(handler, version).is_none() {
             return Err(SwapError::UnknownVersion {
                 handler: handler.to_owned(),
                 version,
             });
         }
         if slot.active().version == version {
-            return Err(SwapError::Conflict(format!(
-                "version {version} of {handler:?} is active; activate or roll back to another version first"
-            )));
+            return Err(SwapError::VersionActive {
+                handler: handler.to_owned(),
+                version,
+            });
         }
         let (app, name) = (self.clone(), handler.to_owned());
         blocking(move || {
-            app.store.update(|s| {
+            app.versions.update(|s| {
                 if let Some(record) = s.handlers.get_mut(&name) {
                     record.previous.retain(|&v| v != version);
                 }
                 Ok::<_, SwapError>(())
             })?;
-            app.store.forget_version(&name, version)?;
+            app.versions.forget_version(&name, version)?;
             Ok::<_, SwapError>(())
         })
         .await??;
-        let mut recent = self.swap.recent.lock().expect("recent lock");
+        let mut recent = self.control.recent.lock().expect("recent lock");
         if recent.get(handler).is_some_and(|v| v.version == version) {
             recent.remove(handler);
         }
@@ -307,34 +400,35 @@ impl App {
     /// Deletes a handler created over the API, with all its versions. Refused
     /// while a route points at it, and for handlers the manifest declares.
     pub async fn delete_handler(self: &Arc<Self>, handler: &str) -> Result<(), SwapError> {
-        let _ops = self.swap.ops.lock().await;
+        let _ops = self.control.ops.lock().await;
         if self.registry.get(handler).is_none() {
             return Err(SwapError::UnknownHandler(handler.to_owned()));
         }
         if self.manifest.handler(handler).is_some() {
-            return Err(SwapError::Conflict(format!(
-                "handler {handler:?} is declared in {}; remove it there rather than over the API",
-                self.manifest.file.display()
-            )));
+            return Err(SwapError::DeclaredInManifest {
+                handler: handler.to_owned(),
+                file: self.manifest.file.clone(),
+            });
         }
         let routed = self.routes_of(handler);
         if !routed.is_empty() {
-            return Err(SwapError::Conflict(format!(
-                "handler {handler:?} is still routed from {routed:?}; replace the route table without it first (PUT /routes)"
-            )));
+            return Err(SwapError::StillRouted {
+                handler: handler.to_owned(),
+                routes: routed,
+            });
         }
         let (app, name) = (self.clone(), handler.to_owned());
         blocking(move || {
-            app.store.update(|s| {
+            app.versions.update(|s| {
                 s.handlers.remove(&name);
                 Ok::<_, SwapError>(())
             })?;
-            app.store.forget_handler(&name)?;
+            app.versions.forget_handler(&name)?;
             Ok::<_, SwapError>(())
         })
         .await??;
         self.registry.remove(handler);
-        self.swap.recent.lock().expect("recent lock").remove(handler);
+        self.control.recent.lock().expect("recent lock").remove(handler);
         tracing::info!(handler, "deleted the handler");
         Ok(())
     }
@@ -342,13 +436,13 @@ impl App {
     /// Replaces the route table, checked as the manifest's is. Saved in the
     /// store, where it wins over the manifest's routes from then on.
     pub async fn replace_routes(self: &Arc<Self>, docs: Vec<RouteDoc>) -> Result<(), SwapError> {
-        let _ops = self.swap.ops.lock().await;
+        let _ops = self.control.ops.lock().await;
         let names = self.registry.names();
         let routes = routes_from_docs(&docs, &names).map_err(SwapError::Routes)?;
         let app = self.clone();
         let count = docs.len();
         blocking(move || {
-            app.store.update(|s| {
+            app.versions.update(|s| {
                 s.routes = Some(docs);
                 Ok::<_, SwapError>(())
             })
@@ -380,23 +474,23 @@ impl App {
 
     /// Every handler, by name.
     pub fn handler_infos(&self) -> Vec<HandlerInfo> {
-        let state = self.store.state();
+        let state = self.versions.state();
         self.registry
             .names()
             .into_iter()
             .filter_map(|name| {
                 let active = self.registry.get(&name)?.active();
-                let meta = self.store.meta(&name, active.version);
+                let meta = self.versions.meta(&name, active.version);
                 let record = state.handlers.get(&name);
                 Some(HandlerInfo {
                     active_version: active.version,
                     sha256: active.sha256.clone(),
                     size: active.size as u64,
                     world: active.world,
-                    uploaded_at: crate::store::rfc3339(active.uploaded_at),
+                    uploaded_at: rfc3339(active.uploaded_at),
                     source: meta.map(|m| m.source),
                     previous_version: record.and_then(|r| r.previous.last().copied()),
-                    versions: self.store.versions(&name).len(),
+                    versions: self.versions.versions(&name).len(),
                     routes: self.routes_of(&name),
                     in_manifest: self.manifest.handler(&name).is_some(),
                     name,
@@ -413,7 +507,7 @@ impl App {
             .ok_or_else(|| SwapError::UnknownHandler(handler.to_owned()))?;
         let active = slot.active().version;
         Ok(self
-            .store
+            .versions
             .versions(handler)
             .into_iter()
             .map(|m| {
@@ -440,14 +534,17 @@ impl App {
         bytes: Arc<Vec<u8>>,
     ) -> Result<(World, Prepared, Duration), SwapError> {
         let _permit = self
-            .swap
+            .control
             .compile
             .acquire()
             .await
-            .map_err(|e| SwapError::Internal(e.to_string()))?;
+            .map_err(|e| SwapError::Internal {
+                what: "the compile queue is closed",
+                source: e.into(),
+            })?;
         let start = Instant::now();
         let app = self.clone();
-        let result = blocking(move || app.registry.linkers.prepare(&bytes)).await?;
+        let result = blocking(move || app.components.prepare(&bytes)).await?;
         let elapsed = start.elapsed();
         crate::metrics::compiled(handler, elapsed, result.is_ok());
         match result {
@@ -462,13 +559,18 @@ impl App {
     /// A stored version, compiled (the compile cache makes this quick) or
     /// taken from the version last swapped out.
     async fn load_version(self: &Arc<Self>, meta: &VersionMeta) -> Result<Arc<HandlerVersion>, SwapError> {
-        if let Some(v) = self.swap.recent.lock().expect("recent lock").get(&meta.handler)
+        if let Some(v) = self
+            .control
+            .recent
+            .lock()
+            .expect("recent lock")
+            .get(&meta.handler)
             && v.version == meta.version
         {
             return Ok(v.clone());
         }
         let (app, name, number) = (self.clone(), meta.handler.clone(), meta.version);
-        let bytes = Arc::new(blocking(move || app.store.read_version(&name, number)).await??);
+        let bytes = Arc::new(blocking(move || app.versions.read_version(&name, number)).await??);
         let (world, prepared, _) = self.compile(&meta.handler, bytes.clone()).await?;
         let mut version = HandlerVersion::new(
             &meta.handler,
@@ -496,7 +598,7 @@ impl App {
             version.sha256.clone(),
         );
         blocking(move || {
-            app.store.update(|s| {
+            app.versions.update(|s| {
                 let record = s.handlers.entry(name).or_insert_with(|| HandlerRecord {
                     active: number,
                     previous: Vec::new(),
@@ -523,7 +625,7 @@ impl App {
             Some(slot) => {
                 let old = slot.swap(version);
                 let was = old.version;
-                self.swap
+                self.control
                     .recent
                     .lock()
                     .expect("recent lock")
@@ -561,15 +663,18 @@ fn set_active(record: &mut HandlerRecord, version: u64) {
 
 /// Checks and compiles a route table given over the API (or saved in the
 /// store) the way the manifest's is checked.
-pub fn routes_from_docs(docs: &[RouteDoc], handlers: &[String]) -> Result<Vec<Route>, String> {
+pub fn routes_from_docs(docs: &[RouteDoc], handlers: &[String]) -> Result<Vec<Route>, RouteTableError> {
     if docs.is_empty() {
-        return Err("it is empty, so nothing would be served; send at least one route".into());
+        return Err(RouteTableError(
+            "it is empty, so nothing would be served; send at least one route".into(),
+        ));
     }
     let known: Vec<&str> = handlers.iter().map(String::as_str).collect();
     docs.iter()
         .enumerate()
         .map(|(i, doc)| {
-            check_route(&doc.pattern, &doc.handler, &known).map_err(|(_, m)| format!("route {i}: {m}"))?;
+            check_route(&doc.pattern, &doc.handler, &known)
+                .map_err(|(_, m)| RouteTableError(format!("route {i}: {m}")))?;
             let settings = doc
                 .settings
                 .iter()
@@ -581,240 +686,9 @@ pub fn routes_from_docs(docs: &[RouteDoc], handlers: &[String]) -> Result<Vec<Ro
                     (k.clone(), value)
                 })
                 .collect();
-            Route::new(&doc.pattern, doc.handler.clone(), doc.name.clone(), settings)
-                .map_err(|e| format!("route {i}: invalid route pattern {:?}: {e}", doc.pattern))
+            Route::new(&doc.pattern, doc.handler.clone(), doc.name.clone(), settings).map_err(|e| {
+                RouteTableError(format!("route {i}: invalid route pattern {:?}: {e}", doc.pattern))
+            })
         })
         .collect()
-}
-
-/// At start: installs every handler's version in `registry` (the store's
-/// active version wins; a manifest wasm file that changed since it was last
-/// recorded counts as a new deploy) and returns the routes (the store's, once
-/// replaced over the API, else the manifest's). Blocking.
-pub(crate) fn restore(
-    manifest: &Manifest,
-    registry: &Registry,
-    store: &Store,
-) -> Result<Vec<Route>, LoadError> {
-    let state = store.state();
-    let store_err = |e: StoreError| LoadError::Store(e.to_string());
-    for spec in &manifest.handlers {
-        if store.dir().is_some() && !valid_handler_name(&spec.name) {
-            return Err(manifest
-                .error(
-                    Some(spec.line),
-                    format!(
-                        "handler name {:?} cannot be kept in the store: use letters, digits, '-', '_' or '.'",
-                        spec.name
-                    ),
-                )
-                .into());
-        }
-        let bytes = std::fs::read(&spec.wasm).map_err(|e| {
-            manifest.error(
-                Some(spec.line),
-                format!(
-                    "handler {:?}: cannot read {}: {e}{}",
-                    spec.name,
-                    spec.wasm.display(),
-                    if spec.build.is_some() {
-                        " (run `waterspout build` or `serve --build` first)"
-                    } else {
-                        ""
-                    }
-                ),
-            )
-        })?;
-        let sha = sha256_hex(&bytes);
-        let compile_file = || {
-            registry.linkers.prepare(&bytes).map_err(|e| {
-                manifest.error(
-                    Some(spec.line),
-                    format!("handler {:?} ({}): {e}", spec.name, spec.wasm.display()),
-                )
-            })
-        };
-        let record_file = |world, prepared| -> Result<HandlerVersion, LoadError> {
-            let meta = store
-                .record_version(&spec.name, &bytes, &sha, world, Source::Manifest)
-                .map_err(store_err)?;
-            store
-                .update(|s| {
-                    let record = s.handlers.entry(spec.name.clone()).or_insert(HandlerRecord {
-                        active: meta.version,
-                        previous: Vec::new(),
-                        manifest_sha256: None,
-                    });
-                    set_active(record, meta.version);
-                    record.manifest_sha256 = Some(sha.clone());
-                    Ok::<_, StoreError>(())
-                })
-                .map_err(store_err)?;
-            let mut version = HandlerVersion::new(
-                &spec.name,
-                meta.version,
-                sha.clone(),
-                bytes.len(),
-                world,
-                prepared,
-            );
-            version.uploaded_at = meta.uploaded_at_time();
-            Ok(version)
-        };
-
-        let version = match state.handlers.get(&spec.name) {
-            None => {
-                let (world, prepared) = compile_file()?;
-                record_file(world, prepared)?
-            }
-            Some(record) => {
-                let active_sha = store.meta(&spec.name, record.active).map(|m| m.sha256);
-                let file_changed =
-                    record.manifest_sha256.as_deref() != Some(&sha) && active_sha.as_deref() != Some(&sha);
-                if file_changed {
-                    match compile_file() {
-                        Ok((world, prepared)) => {
-                            tracing::info!(handler = %spec.name, file = %spec.wasm.display(),
-                                "the manifest's wasm file changed since it was last recorded: deploying it");
-                            record_file(world, prepared)?
-                        }
-                        Err(e) => {
-                            tracing::error!(handler = %spec.name, "{e}; serving the stored active version {}", record.active);
-                            load_stored(registry, store, &spec.name, record)
-                                .map_err(|_| LoadError::Manifest(e))?
-                        }
-                    }
-                } else {
-                    if record.manifest_sha256.as_deref() != Some(&sha) {
-                        store
-                            .update(|s| {
-                                if let Some(r) = s.handlers.get_mut(&spec.name) {
-                                    r.manifest_sha256 = Some(sha.clone());
-                                }
-                                Ok::<_, StoreError>(())
-                            })
-                            .map_err(store_err)?;
-                    }
-                    // The file holds the active version's very bytes: no
-                    // need to read them back from the store.
-                    let same_bytes = active_sha.as_deref() == Some(&sha);
-                    let from_file = same_bytes
-                        .then(|| registry.linkers.prepare(&bytes).ok())
-                        .flatten()
-                        .map(|(world, prepared)| {
-                            let mut version = HandlerVersion::new(
-                                &spec.name,
-                                record.active,
-                                sha.clone(),
-                                bytes.len(),
-                                world,
-                                prepared,
-                            );
-                            if let Some(meta) = store.meta(&spec.name, record.active) {
-                                version.uploaded_at = meta.uploaded_at_time();
-                            }
-                            version
-                        });
-                    match from_file
-                        .ok_or(())
-                        .or_else(|()| load_stored(registry, store, &spec.name, record))
-                    {
-                        Ok(v) => v,
-                        Err(e) => {
-                            tracing::error!(handler = %spec.name, "{e}; falling back to the manifest's file");
-                            let (world, prepared) = compile_file()?;
-                            record_file(world, prepared)?
-                        }
-                    }
-                }
-            }
-        };
-        tracing::debug!(handler = %spec.name, version = version.version, "loaded");
-        registry.install(&spec.name, spec.limits.clone(), Arc::new(version));
-    }
-
-    // Handlers created over the API.
-    for (name, record) in &state.handlers {
-        if manifest.handler(name).is_some() {
-            continue;
-        }
-        let version = load_stored(registry, store, name, record).map_err(LoadError::Store)?;
-        registry.install(name, HandlerLimits::default(), Arc::new(version));
-    }
-
-    let names = registry.names();
-    match &state.routes {
-        Some(docs) => routes_from_docs(docs, &names).map_err(|e| {
-            LoadError::Store(format!(
-                "{}: the route table saved over the admin API is no longer valid: {e} \
-                 (fix it there, or remove its \"routes\" entry to use the manifest's)",
-                store
-                    .dir()
-                    .unwrap_or(std::path::Path::new("."))
-                    .join(crate::store::STATE_FILE)
-                    .display()
-            ))
-        }),
-        None => manifest
-            .routes
-            .iter()
-            .map(|r| {
-                Route::new(&r.pattern, r.handler.clone(), r.name.clone(), r.settings.clone()).map_err(|e| {
-                    manifest
-                        .error(Some(r.line), format!("invalid route pattern: {e}"))
-                        .into()
-                })
-            })
-            .collect(),
-    }
-}
-
-/// The store's active version of `name`, or, if that cannot be loaded, the
-/// most recent earlier one that can (and the state is corrected to it).
-fn load_stored(
-    registry: &Registry,
-    store: &Store,
-    name: &str,
-    record: &HandlerRecord,
-) -> Result<HandlerVersion, String> {
-    let candidates = std::iter::once(record.active).chain(record.previous.iter().rev().copied());
-    let mut problems = Vec::new();
-    for (i, number) in candidates.enumerate() {
-        let loaded = store
-            .read_version(name, number)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                let (world, prepared) = registry.linkers.prepare(&bytes).map_err(|e| e.to_string())?;
-                let meta = store.meta(name, number).expect("read_version checked it");
-                let mut version =
-                    HandlerVersion::new(name, number, meta.sha256.clone(), bytes.len(), world, prepared);
-                version.uploaded_at = meta.uploaded_at_time();
-                Ok(version)
-            });
-        match loaded {
-            Ok(version) => {
-                if i > 0 {
-                    tracing::error!(
-                        handler = name,
-                        "stored version {} cannot be loaded ({}); serving version {number}",
-                        record.active,
-                        problems.join("; ")
-                    );
-                    let _ = store.update(|s| {
-                        if let Some(r) = s.handlers.get_mut(name) {
-                            r.previous.truncate(r.previous.len() - i);
-                            r.active = number;
-                        }
-                        Ok::<_, StoreError>(())
-                    });
-                }
-                return Ok(version);
-            }
-            Err(e) => problems.push(format!("version {number}: {e}")),
-        }
-    }
-    Err(format!(
-        "handler {name:?}: no stored version can be loaded: {}",
-        problems.join("; ")
-    ))
 }

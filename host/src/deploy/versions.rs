@@ -1,4 +1,4 @@
-//! The embedded store: every handler version's bytes and metadata, the active
+//! The version store: every handler version's bytes and metadata, the active
 //! set and the route table, kept in a directory so a restart serves what was
 //! last activated.
 //!
@@ -16,7 +16,7 @@
 //! the new state, never a mix. Leftovers of an interrupted write are removed
 //! when the store is opened.
 //!
-//! Without a directory ([`Store::in_memory`]) the same bookkeeping lives in
+//! Without a directory ([`VersionStore::in_memory`]) the same bookkeeping lives in
 //! memory only: versions can still be listed, activated and rolled back, but
 //! nothing survives a restart.
 
@@ -136,7 +136,7 @@ pub fn valid_handler_name(name: &str) -> bool {
 }
 
 /// The store; see the module docs for the layout.
-pub struct Store {
+pub struct VersionStore {
     dir: Option<PathBuf>,
     inner: Mutex<Inner>,
 }
@@ -152,10 +152,10 @@ struct Inner {
     memory: HashMap<(String, u64), Arc<[u8]>>,
 }
 
-impl Store {
+impl VersionStore {
     /// A store that keeps everything in memory (nothing survives a restart).
-    pub fn in_memory() -> Store {
-        Store {
+    pub fn in_memory() -> VersionStore {
+        VersionStore {
             dir: None,
             inner: Mutex::new(Inner {
                 state: StoreState {
@@ -169,7 +169,7 @@ impl Store {
 
     /// Opens (creating if needed) the store in `dir`, removing what an
     /// interrupted write left behind. Blocking.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+    pub fn open(dir: &Path) -> Result<VersionStore, StoreError> {
         let handlers_dir = dir.join("handlers");
         fs::create_dir_all(&handlers_dir)
             .map_err(|e| StoreError::io(dir, "cannot create the store directory", e))?;
@@ -222,7 +222,7 @@ impl Store {
             next_version.insert(name.clone(), max + 1);
             versions.insert(name, metas);
         }
-        Ok(Store {
+        Ok(VersionStore {
             dir: Some(dir.to_owned()),
             inner: Mutex::new(Inner {
                 state,
@@ -249,7 +249,8 @@ impl Store {
     }
 
     /// Whether a state was saved before (by this or an earlier run).
-    pub fn has_state(&self) -> bool {
+    #[cfg(test)]
+    fn has_state(&self) -> bool {
         self.lock().has_state
     }
 
@@ -543,7 +544,7 @@ mod tests {
     #[test]
     fn versions_and_state_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = VersionStore::open(dir.path()).unwrap();
         assert!(!store.has_state());
         let v1 = store
             .record_version(
@@ -579,7 +580,7 @@ mod tests {
             .unwrap();
         drop(store);
 
-        let store = Store::open(dir.path()).unwrap();
+        let store = VersionStore::open(dir.path()).unwrap();
         assert!(store.has_state());
         assert_eq!(store.state().handlers["hello"].active, 2);
         assert_eq!(store.versions("hello").len(), 2);
@@ -599,7 +600,7 @@ mod tests {
     #[test]
     fn interrupted_writes_are_cleaned_up() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = VersionStore::open(dir.path()).unwrap();
         store
             .record_version(
                 "h",
@@ -616,7 +617,7 @@ mod tests {
         fs::write(hdir.join(".tmp-2.json-1-1"), b"{").unwrap();
         fs::write(dir.path().join(".tmp-state.json-1-2"), b"{").unwrap();
 
-        let store = Store::open(dir.path()).unwrap();
+        let store = VersionStore::open(dir.path()).unwrap();
         assert_eq!(store.versions("h").len(), 1);
         assert!(!hdir.join("2.wasm").exists());
         assert!(!hdir.join(".tmp-2.json-1-1").exists());
@@ -625,7 +626,7 @@ mod tests {
 
     #[test]
     fn a_failed_change_changes_nothing() {
-        let store = Store::in_memory();
+        let store = VersionStore::in_memory();
         let r: Result<(), StoreError> = store.update(|s| {
             s.routes = Some(vec![]);
             Err(StoreError {

@@ -1,4 +1,5 @@
-//! The response under construction (WIT interface `response`). The host owns
+//! Capability `response` (WIT interface `response`): the response under
+//! construction. The host owns
 //! status, headers and the write buffer; `flush` streams a chunk to hyper
 //! through a bounded channel, so a guest that flushes really waits for the
 //! connection, and a slow client cannot make the host buffer without end.
@@ -8,7 +9,10 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use tokio::sync::{mpsc, oneshot};
 
+use wasmtime::component::{HasData, Linker};
+
 use crate::body::{Body, BodyChunk};
+use crate::capabilities::bindings::{CookieOptions, response};
 
 /// What the guest task hands to the hyper service.
 pub type ResponseHead = http::Response<Body>;
@@ -268,18 +272,143 @@ impl ResponseState {
     }
 }
 
-/// A complete host-generated response (404, 500, ...), Tornado's default page.
-pub fn error_page(status: StatusCode) -> ResponseHead {
-    let reason = status.canonical_reason().unwrap_or("Unknown");
-    let code = status.as_u16();
-    let body = format!("<html><title>{code}: {reason}</title><body>{code}: {reason}</body></html>");
-    let mut response = http::Response::new(crate::body::full(body.into_bytes()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=UTF-8"),
-    );
-    headers.insert(header::SERVER, HeaderValue::from_static(crate::SERVER_NAME));
-    response
+/// The response capability's per-instance context: the response under
+/// construction when the instance serves an HTTP request (none for
+/// WebSocket instances, whose calls then trap).
+#[derive(Default)]
+pub struct ResponseCtx(Option<ResponseState>);
+
+impl ResponseCtx {
+    pub fn new(state: ResponseState) -> Self {
+        ResponseCtx(Some(state))
+    }
+
+    pub fn get(&mut self) -> Option<&mut ResponseState> {
+        self.0.as_mut()
+    }
+
+    fn state(&mut self) -> wasmtime::Result<&mut ResponseState> {
+        self.0
+            .as_mut()
+            .ok_or_else(|| wasmtime::format_err!("no response in this context"))
+    }
+}
+
+struct HasResponse;
+
+impl HasData for HasResponse {
+    type Data<'a> = &'a mut ResponseCtx;
+}
+
+/// Links interface `response`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut ResponseCtx,
+) -> wasmtime::Result<()> {
+    response::add_to_linker::<T, HasResponse>(linker, get)
+}
+
+/// Maps a refused response call to the guest's `result` error string.
+fn refused<T>(r: std::result::Result<T, ResponseError>) -> std::result::Result<T, String> {
+    r.map_err(|e| e.to_string())
+}
+
+impl response::Host for ResponseCtx {
+    async fn set_status(
+        &mut self,
+        status: u16,
+        reason: Option<String>,
+    ) -> wasmtime::Result<std::result::Result<(), String>> {
+        Ok(refused(self.state()?.set_status(status, reason)))
+    }
+    async fn get_status(&mut self) -> wasmtime::Result<u16> {
+        Ok(self.state()?.status())
+    }
+    async fn set_header(
+        &mut self,
+        name: String,
+        value: String,
+    ) -> wasmtime::Result<std::result::Result<(), String>> {
+        Ok(refused(self.state()?.set_header(&name, &value)))
+    }
+    async fn add_header(
+        &mut self,
+        name: String,
+        value: String,
+    ) -> wasmtime::Result<std::result::Result<(), String>> {
+        Ok(refused(self.state()?.add_header(&name, &value)))
+    }
+    async fn clear_header(&mut self, name: String) -> wasmtime::Result<()> {
+        self.state()?.clear_header(&name);
+        Ok(())
+    }
+    async fn write(&mut self, chunk: Vec<u8>) -> wasmtime::Result<std::result::Result<(), String>> {
+        Ok(refused(self.state()?.write(&chunk)))
+    }
+    async fn flush(&mut self) -> wasmtime::Result<std::result::Result<(), String>> {
+        Ok(refused(self.state()?.flush().await))
+    }
+    async fn finish(&mut self) -> wasmtime::Result<std::result::Result<(), String>> {
+        Ok(refused(self.state()?.finish().await))
+    }
+    async fn finished(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.state()?.is_finished())
+    }
+    async fn clear(&mut self) -> wasmtime::Result<std::result::Result<(), String>> {
+        Ok(refused(self.state()?.clear()))
+    }
+    async fn redirect(
+        &mut self,
+        url: String,
+        status: Option<u16>,
+    ) -> wasmtime::Result<std::result::Result<(), String>> {
+        let response = self.state()?;
+        if let Err(e) = response.redirect(&url, status) {
+            return Ok(Err(e.to_string()));
+        }
+        Ok(refused(response.finish().await))
+    }
+    async fn set_cookie(
+        &mut self,
+        name: String,
+        value: String,
+        options: CookieOptions,
+    ) -> wasmtime::Result<std::result::Result<(), String>> {
+        let mut cookie = cookie::Cookie::new(name, value);
+        cookie.set_path(options.path.unwrap_or_else(|| "/".to_owned()));
+        if let Some(domain) = options.domain {
+            cookie.set_domain(domain);
+        }
+        if let Some(max_age) = options.max_age {
+            cookie.set_max_age(cookie::time::Duration::seconds(max_age));
+        }
+        cookie.set_secure(options.secure.then_some(true));
+        cookie.set_http_only(options.http_only.then_some(true));
+        if let Some(same_site) = options.same_site {
+            let same_site = match same_site.to_ascii_lowercase().as_str() {
+                "strict" => cookie::SameSite::Strict,
+                "lax" => cookie::SameSite::Lax,
+                "none" => cookie::SameSite::None,
+                other => return Ok(Err(format!("invalid SameSite value {other:?}"))),
+            };
+            cookie.set_same_site(same_site);
+        }
+        Ok(refused(self.state()?.set_cookie(cookie)))
+    }
+    async fn clear_cookie(
+        &mut self,
+        name: String,
+        path: Option<String>,
+        domain: Option<String>,
+    ) -> wasmtime::Result<()> {
+        let mut cookie = cookie::Cookie::new(name, "");
+        cookie.set_path(path.unwrap_or_else(|| "/".to_owned()));
+        if let Some(domain) = domain {
+            cookie.set_domain(domain);
+        }
+        cookie.make_removal();
+        // A removal cookie is always valid.
+        let _ = self.state()?.set_cookie(cookie);
+        Ok(())
+    }
 }

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::admin::AdminToken;
-use crate::app::{App, ServerConfig};
-use crate::deploy::AdminArgs;
+use crate::admin::client::AdminArgs;
+use crate::app::App;
+use crate::config::{AdminToken, ServerConfig};
 use crate::manifest::Manifest;
+
+mod build;
 
 #[derive(Debug, Parser)]
 #[command(name = "waterspout", version, about = "Tornado rebuilt for WebAssembly")]
@@ -140,7 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build { app } => {
             let manifest = Manifest::load(&app)?;
-            crate::build::build_app(&manifest)
+            build::build_app(&manifest)
         }
         Command::Serve(args) => serve(args),
         Command::Deploy {
@@ -148,11 +150,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             no_activate,
             admin,
-        } => client(crate::deploy::deploy(&admin, &name, &file, !no_activate)),
-        Command::Handlers { json, admin } => client(crate::deploy::handlers(&admin, json)),
-        Command::Versions { name, json, admin } => client(crate::deploy::versions(&admin, &name, json)),
-        Command::Activate { name, version, admin } => client(crate::deploy::activate(&admin, &name, version)),
-        Command::Rollback { name, admin } => client(crate::deploy::rollback(&admin, &name)),
+        } => client(crate::admin::client::deploy(&admin, &name, &file, !no_activate)),
+        Command::Handlers { json, admin } => client(crate::admin::client::handlers(&admin, json)),
+        Command::Versions { name, json, admin } => {
+            client(crate::admin::client::versions(&admin, &name, json))
+        }
+        Command::Activate { name, version, admin } => {
+            client(crate::admin::client::activate(&admin, &name, version))
+        }
+        Command::Rollback { name, admin } => client(crate::admin::client::rollback(&admin, &name)),
     }
 }
 
@@ -166,7 +172,7 @@ fn client(command: impl std::future::Future<Output = anyhow::Result<()>>) -> any
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.build {
-        crate::build::build_app(&Manifest::load(&args.app)?)?;
+        build::build_app(&Manifest::load(&args.app)?)?;
     }
     let mut config = ServerConfig::default();
     config.engine.max_instances = args.max_instances;
@@ -175,9 +181,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| args.app.join(".waterspout").join("cache")),
     );
-    if let Some(max) = args.max_body_size {
-        config.max_body_size = max;
-    }
     config.store_dir = Some(
         args.store
             .clone()
@@ -188,14 +191,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(max) = args.max_upload_size {
         config.max_upload_size = max;
     }
-    let mut app = App::load(&args.app, config)?;
+    // The manifest's `[app]` settings first, the command line's over them.
+    let manifest = Manifest::load(&args.app)?;
+    config.apply_manifest(&manifest)?;
+    if let Some(max) = args.max_body_size {
+        config.max_body_size = max;
+    }
     if let Some(workers) = args.workers {
         anyhow::ensure!(workers > 0, "--workers must be at least 1");
-        anyhow::Context::context(Arc::get_mut(&mut app), "the app is already shared")?
-            .config
-            .workers = workers;
+        config.workers = workers;
     }
-    let listen = args.listen.unwrap_or(app.config.listen);
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let app = App::with_manifest(manifest, config)?;
+    let listen = app.config().listen;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(serve_until_signal(app, listen, args.watch))
 }
@@ -204,7 +214,7 @@ async fn serve_until_signal(app: Arc<App>, listen: SocketAddr, watch: bool) -> a
     let server = crate::server::start(app.clone(), listen).await?;
     let admin = crate::admin::start(app.clone()).await?;
     let _watch = if watch {
-        Some(crate::watch::start(app.clone())?)
+        Some(crate::admin::watch::start(app.clone())?)
     } else {
         None
     };

@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
+use crate::deploy::Source;
 use crate::registry::sha256_hex;
-use crate::store::Source;
 
 /// How long a file must be quiet before it is read.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -42,7 +42,7 @@ impl Drop for WatchHandle {
 pub fn start(app: Arc<App>) -> anyhow::Result<WatchHandle> {
     let mut files: HashMap<PathBuf, Vec<String>> = HashMap::new();
     let mut dirs = HashSet::new();
-    for spec in &app.manifest.handlers {
+    for spec in &app.deployer().manifest().handlers {
         let (dir, file) = split(&spec.wasm)
             .with_context(|| format!("--watch: handler {:?}: {}", spec.name, spec.wasm.display()))?;
         files.entry(dir.join(file)).or_default().push(spec.name.clone());
@@ -131,13 +131,13 @@ async fn reload(app: &Arc<App>, name: &str, path: &Path) {
             return;
         }
     };
-    let Some(active) = app.registry.get(name).map(|slot| slot.active()) else {
+    let Some(active) = app.deployer().registry().get(name).map(|slot| slot.active()) else {
         return;
     };
     if active.sha256 == sha256_hex(&bytes) {
         return;
     }
-    let (task_app, task_name) = (app.clone(), name.to_owned());
+    let (task_app, task_name) = (app.deployer().clone(), name.to_owned());
     // Its own task: stopping the watcher must not cut a swap in half.
     let result =
         tokio::spawn(async move { task_app.deploy(&task_name, bytes, true, Source::Watch).await }).await;

@@ -1,7 +1,6 @@
 //! The one wasmtime `Engine`: component model, pooling allocator, epoch
 //! interruption driven by a ticker thread, and the on-disk compile cache.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -9,31 +8,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::config::EngineConfig;
+
 /// How often the epoch advances. A running guest yields to the event loop at
 /// every tick, so a CPU-bound handler never holds a worker thread longer.
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
-
-/// Sizing of the engine, from the server configuration.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// How many guest instances may be alive at once (requests in flight plus
-    /// open WebSockets).
-    pub max_instances: u32,
-    /// The largest linear memory any handler may be configured with.
-    pub max_memory_bytes: usize,
-    /// Where compiled components are cached; `None` turns the cache off.
-    pub cache_dir: Option<PathBuf>,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            max_instances: 1000,
-            max_memory_bytes: 512 << 20,
-            cache_dir: None,
-        }
-    }
-}
 
 /// The engine and the thread that advances its epoch.
 pub struct WasmEngine {

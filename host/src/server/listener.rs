@@ -1,23 +1,59 @@
-//! The HTTP server: hyper 1 over tokio with keep-alive, a header-read timeout,
-//! a connection cap and graceful shutdown that lets requests in flight finish.
+//! A listener: hyper 1 over tokio, a thread per core, keep-alive, a
+//! header-read timeout, connection deadlines, a connection cap and graceful
+//! shutdown that lets requests in flight finish. Serves any [`Service`]: the
+//! app (the edge) and the admin API both listen through here.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::app::App;
+use std::future::Future;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+
+use super::deadline::ConnDeadline;
+
+/// What a listener serves: one response per request, never an error.
+pub trait Service: Send + Sync + 'static {
+    type Body: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static;
+
+    fn call(
+        self: Arc<Self>,
+        req: http::Request<Incoming>,
+        remote: SocketAddr,
+    ) -> impl Future<Output = http::Response<Self::Body>> + Send + 'static;
+}
+
+/// How a listener serves its connections.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Thread name prefix and log name (`http`, `admin`).
+    pub name: &'static str,
+    /// Threads, each with its own event loop.
+    pub workers: usize,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+    /// Report open connections per worker (`waterspout_open_connections`).
+    pub gauges: bool,
+    /// HTTP/1 read buffer. It bounds a request head, and how much of an
+    /// unread body hyper drains after an early answer (a 401 or 413) so the
+    /// close does not reset the connection before the client reads it.
+    pub read_buffer: usize,
+}
 
 /// A running server: its address, and the way to stop it.
 pub struct ServerHandle {
@@ -49,7 +85,9 @@ impl ServerHandle {
     }
 }
 
-/// Binds `listen` (port 0 picks a free port) and serves `app` in the background.
+/// Serves `service` on `listener` in the background; once shutdown is
+/// triggered, `before_drain` runs (e.g. closing WebSockets) and then the
+/// requests in flight drain under the grace period.
 ///
 /// Thread per core, as Tornado runs a process per core: `config.workers`
 /// threads, each with its own single-threaded tokio runtime. The first one
@@ -57,27 +95,32 @@ impl ServerHandle {
 /// open connections; a connection is then served start to finish on its
 /// worker. A request never changes threads, so there are no cross-thread
 /// wake-ups and the instance pool's slots and caches stay warm on one core.
-pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerHandle> {
-    let listener = std::net::TcpListener::bind(listen)?;
+pub fn start<S: Service, F: Future<Output = ()> + Send + 'static>(
+    listener: std::net::TcpListener,
+    settings: Settings,
+    service: Arc<S>,
+    before_drain: F,
+) -> std::io::Result<ServerHandle> {
     listener.set_nonblocking(true)?;
+    let settings = Arc::new(settings);
     let local_addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
     let (abort, abort_rx) = watch::channel(false);
-    let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..app.config.workers.max(1))
+    let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..settings.workers.max(1))
         .map(|worker| {
             let (tx, rx) = mpsc::unbounded_channel();
             let inbox = Inbox {
                 tx,
                 open: Arc::new(AtomicUsize::new(0)),
-                gauge: crate::metrics::open_connections(worker),
+                gauge: settings.gauges.then(|| crate::metrics::open_connections(worker)),
             };
             (inbox, rx)
         })
         .unzip();
     let shared = Arc::new(Shared {
-        builder: connection_builder(&app),
+        builder: connection_builder(&settings),
         graceful: std::sync::Mutex::new(Some(GracefulShutdown::new())),
-        connections: Arc::new(Semaphore::new(app.config.max_connections)),
+        connections: Arc::new(Semaphore::new(settings.max_connections)),
         workers: inboxes,
     });
     let mut listener = Some(listener);
@@ -88,29 +131,26 @@ pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerH
             .build()?;
         let worker = Worker {
             index,
-            app: app.clone(),
+            service: service.clone(),
+            settings: settings.clone(),
             shared: shared.clone(),
         };
         let (listener, stop, abort) = (listener.take(), rx.clone(), abort_rx.clone());
         let thread = std::thread::Builder::new()
-            .name(format!("waterspout-http-{index}"))
+            .name(format!("waterspout-{}-{index}", settings.name))
             .spawn(move || runtime.block_on(worker.run(listener, inbox, stop, abort)))?;
         threads.push(thread);
     }
-    tracing::info!(
-        "{} worker thread(s) serving on http://{local_addr}",
-        threads.len()
-    );
     let task = tokio::spawn(async move {
         // Every worker stops accepting; then the in-flight requests of all of
         // them drain together under one grace period.
         let mut stop = rx;
         let _ = stop.wait_for(|stop| *stop).await;
         let graceful = shared.graceful.lock().expect("graceful lock").take();
-        tracing::info!("shutting down: waiting for requests in flight");
-        crate::websocket::close_all(&app).await;
+        tracing::info!("{}: shutting down: waiting for requests in flight", settings.name);
+        before_drain.await;
         if let Some(graceful) = graceful
-            && tokio::time::timeout(app.config.shutdown_grace, graceful.shutdown())
+            && tokio::time::timeout(settings.shutdown_grace, graceful.shutdown())
                 .await
                 .is_err()
         {
@@ -146,7 +186,7 @@ struct Inbox {
     tx: mpsc::UnboundedSender<Handoff>,
     /// Connections open on that worker (and its Prometheus gauge).
     open: Arc<AtomicUsize>,
-    gauge: metrics::Gauge,
+    gauge: Option<metrics::Gauge>,
 }
 
 /// A connection on its way to a worker: the socket (detached from the
@@ -158,14 +198,14 @@ struct Handoff {
     open: OpenConnection,
 }
 
-fn connection_builder(app: &App) -> auto::Builder<TokioExecutor> {
+fn connection_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(app.config.header_timeout)
+        .header_read_timeout(settings.header_timeout)
         .keep_alive(true)
-        .max_buf_size(64 * 1024);
+        .max_buf_size(settings.read_buffer);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -174,13 +214,14 @@ fn connection_builder(app: &App) -> auto::Builder<TokioExecutor> {
 }
 
 /// One worker thread and its event loop.
-struct Worker {
+struct Worker<S> {
     index: usize,
-    app: Arc<App>,
+    service: Arc<S>,
+    settings: Arc<Settings>,
     shared: Arc<Shared>,
 }
 
-impl Worker {
+impl<S: Service> Worker<S> {
     /// Serves the connections it is handed (and, on the worker holding the
     /// listener, accepts and hands out new ones) until told to stop; then
     /// keeps its loop running while they drain.
@@ -263,20 +304,19 @@ impl Worker {
         open: OpenConnection,
     ) {
         let _ = stream.set_nodelay(true);
-        let app = &self.app;
         let in_flight = Arc::new(AtomicUsize::new(0));
         let stream = ConnDeadline::new(
             stream,
-            app.config.header_timeout,
-            app.config.idle_timeout,
+            self.settings.header_timeout,
+            self.settings.idle_timeout,
             in_flight.clone(),
         );
-        let service_app = app.clone();
+        let target = self.service.clone();
         let service = service_fn(move |req| {
-            let app = service_app.clone();
             let in_flight = Counted::enter(&in_flight);
+            let response = target.clone().call(req, remote);
             async move {
-                let response = crate::dispatch::handle(app, req, remote).await;
+                let response = response.await;
                 drop(in_flight);
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -309,13 +349,15 @@ impl Worker {
 /// Counts a connection on its worker until dropped.
 struct OpenConnection {
     open: Arc<AtomicUsize>,
-    gauge: metrics::Gauge,
+    gauge: Option<metrics::Gauge>,
 }
 
 impl OpenConnection {
     fn enter(worker: &Inbox) -> Self {
         worker.open.fetch_add(1, Ordering::Relaxed);
-        worker.gauge.increment(1.0);
+        if let Some(gauge) = &worker.gauge {
+            gauge.increment(1.0);
+        }
         OpenConnection {
             open: worker.open.clone(),
             gauge: worker.gauge.clone(),
@@ -326,7 +368,9 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
-        self.gauge.decrement(1.0);
+        if let Some(gauge) = &self.gauge {
+            gauge.decrement(1.0);
+        }
     }
 }
 
@@ -351,152 +395,5 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The HTTP/2 connection preface; its first bytes decide the protocol.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Deadlines hyper does not enforce on its own, per connection.
-///
-/// First, the protocol must be decided within the header timeout: hyper-util's
-/// auto builder reads up to the 24-byte HTTP/2 preface to pick HTTP/1 or
-/// HTTP/2 without any timeout, and hyper's header-read timer only starts after
-/// that, so a client that connects and sends nothing (or part of the preface)
-/// would hold a slot under the connection cap forever. HTTP/1 then needs
-/// nothing more (hyper's header-read timer also closes idle keep-alive
-/// connections). An HTTP/2 connection has no such timer: it is closed after
-/// `idle` without reads or writes while no request is in flight.
-struct ConnDeadline<S> {
-    io: S,
-    phase: Phase,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    seen: usize,
-    idle: Duration,
-    in_flight: Arc<AtomicUsize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for the bytes that decide the protocol.
-    Preface,
-    /// HTTP/2: closed when idle.
-    Http2,
-    /// HTTP/1: hyper's own timers apply.
-    PassThrough,
-}
-
-impl<S> ConnDeadline<S> {
-    fn new(io: S, header_timeout: Duration, idle: Duration, in_flight: Arc<AtomicUsize>) -> Self {
-        ConnDeadline {
-            io,
-            phase: Phase::Preface,
-            deadline: Box::pin(tokio::time::sleep(header_timeout)),
-            seen: 0,
-            idle,
-            in_flight,
-        }
-    }
-
-    /// Activity on an HTTP/2 connection pushes the idle deadline back.
-    fn touch(&mut self) {
-        if self.phase == Phase::Http2 {
-            let at = tokio::time::Instant::now() + self.idle;
-            self.deadline.as_mut().reset(at);
-        }
-    }
-
-    /// Whether the deadline has passed with nothing to wait for (registers a
-    /// wake-up otherwise).
-    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        loop {
-            if self.deadline.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-            if self.phase == Phase::Http2 && self.in_flight.load(Ordering::Relaxed) > 0 {
-                // Requests are running: check again one idle period later.
-                self.touch();
-                continue;
-            }
-            return true;
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for ConnDeadline<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        let before = buf.filled().len();
-        let result = Pin::new(&mut this.io).poll_read(cx, buf);
-        match (&result, this.phase) {
-            (_, Phase::PassThrough) | (Poll::Ready(Err(_)), _) => {}
-            (Poll::Ready(Ok(())), Phase::Preface) => {
-                let new = &buf.filled()[before..];
-                let start = this.seen.min(H2_PREFACE.len());
-                let end = (this.seen + new.len()).min(H2_PREFACE.len());
-                this.seen += new.len();
-                let differs = new[..end - start] != H2_PREFACE[start..end];
-                if new.is_empty() || differs {
-                    this.phase = Phase::PassThrough;
-                } else if this.seen >= H2_PREFACE.len() {
-                    this.phase = Phase::Http2;
-                    this.touch();
-                }
-            }
-            (Poll::Ready(Ok(())), Phase::Http2) => this.touch(),
-            (Poll::Pending, _) => {
-                if this.expired(cx) {
-                    let why = if this.phase == Phase::Preface {
-                        "no request within the header timeout"
-                    } else {
-                        "HTTP/2 connection idle"
-                    };
-                    return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why)));
-                }
-            }
-        }
-        result
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for ConnDeadline<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let result = Pin::new(&mut self.io).poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        result
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        result
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -1,0 +1,75 @@
+//! Capabilities: one module per WIT interface the host implements, each
+//! owning its per-instance context and exposing `add_to_linker(linker, getter)`
+//! in wasmtime-wasi's "view" style.
+//!
+//! **Rule:** a capability knows its interface, its context and the
+//! app-wide backends in `services/`; never the runtime, the handler drivers,
+//! the server or `App`. Adding a host interface = one module here, its
+//! context as one field of [`Ctx`], and one line in [`add_to_linker`].
+
+pub mod bindings;
+pub mod log;
+pub mod outbound_http;
+pub mod request;
+pub mod response;
+pub mod wasi;
+pub mod websocket_connection;
+
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi_http::WasiHttpView;
+
+use self::log::Tag;
+
+/// Host resources (streams, pollables, wasi:http fields, requests…) one
+/// instance may hold at once. wasmtime's default (1,000,000) would let one
+/// guest that never drops its handles hold hundreds of MiB of host memory.
+pub const MAX_RESOURCES: usize = 10_000;
+
+/// What one guest instance may touch: the context of every capability.
+pub struct Ctx {
+    /// Who the instance is (handler, version, request): `log` tags lines with it.
+    pub tag: Tag,
+    /// The instance's host resources: requests, WASI streams, wasi:http bodies.
+    pub table: ResourceTable,
+    pub wasi: wasi::Wasi,
+    pub outbound_http: outbound_http::OutboundHttp,
+    pub response: response::ResponseCtx,
+    pub websocket_connection: websocket_connection::ConnectionCtx,
+}
+
+impl Ctx {
+    /// Every capability's default context: nothing granted, no response, no
+    /// connection. The handler driver fills in what its kind of guest needs.
+    pub fn new(tag: Tag) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        Ctx {
+            tag,
+            table,
+            wasi: Default::default(),
+            outbound_http: Default::default(),
+            response: Default::default(),
+            websocket_connection: Default::default(),
+        }
+    }
+}
+
+/// A store's data that holds a [`Ctx`] (the runtime's per-instance state).
+/// WASI and wasi:http find their views through their own traits.
+pub trait HasCtx: WasiView + WasiHttpView + Send + 'static {
+    fn capabilities(&mut self) -> &mut Ctx;
+}
+
+/// The capability list: every host interface, linked once for every
+/// component whatever its world (a component that imports an interface its
+/// kind of instance does not serve gets an error value or a trap from it).
+pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wasi::add_to_linker(linker)?;
+    outbound_http::add_to_linker(linker)?;
+    request::add_to_linker(linker, |t| request::RequestView(&mut t.capabilities().table))?;
+    log::add_to_linker(linker, |t| &mut t.capabilities().tag)?;
+    response::add_to_linker(linker, |t| &mut t.capabilities().response)?;
+    websocket_connection::add_to_linker(linker, |t| &mut t.capabilities().websocket_connection)?;
+    Ok(())
+}

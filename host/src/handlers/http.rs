@@ -1,0 +1,223 @@
+//! Our handler world, in Tornado's order: method supported? → body parsed
+//! (malformed → 400) → prepare (may finish) → verb → automatic finish →
+//! on-finish. An `http-error` from prepare or the verb goes to the guest's
+//! `write-error`; a fault (trap, timeout, full pool) becomes a generic
+//! 500 / 503 page that never shows the trap's text.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use tokio::sync::oneshot;
+use wasmtime::Store;
+use wasmtime::component::Resource;
+
+use super::Target;
+use crate::app::App;
+use crate::body::{Body, error_page};
+use crate::capabilities::bindings::{HandlerPre, HttpError, RequestHandler};
+use crate::capabilities::request::RequestData;
+use crate::capabilities::response::{ResponseCtx, ResponseState};
+use crate::runtime::{Admission, Guest, HostState};
+use crate::text::sanitize;
+
+/// Serves one request; never fails (every failure is a response).
+pub(super) async fn serve(
+    app: Arc<App>,
+    target: Target,
+    pre: HandlerPre<HostState>,
+    parts: http::request::Parts,
+    body: Bytes,
+    remote: SocketAddr,
+) -> http::Response<Body> {
+    let start = Instant::now();
+    let Target {
+        slot,
+        version,
+        settings,
+        path_args,
+        path_kwargs,
+    } = target;
+    let data = RequestData::new(parts, body, remote.ip(), path_args, path_kwargs);
+    let (head_tx, mut head_rx) = oneshot::channel();
+    let request_id = app.next_request_id();
+    // The guest runs inside this request's future (no task hand-off, no
+    // cross-thread wake-up). If it flushes, the head must reach hyper while
+    // the guest keeps running: then the rest of the run moves to its own task.
+    let mut run = Box::pin(async move {
+        let admitted = Guest::admit(app.engine(), &slot, version.clone(), request_id, Admission::Wait).await;
+        let mut guest = match admitted {
+            Ok(guest) => guest,
+            Err(fault) => {
+                let _ = head_tx.send(error_page(fault.status()));
+                version
+                    .metrics
+                    .request_done(fault.status().as_u16(), start.elapsed());
+                return;
+            }
+        };
+        let is_head = data.method == Method::HEAD;
+        guest.ctx().response = ResponseCtx::new(ResponseState::new(head_tx, is_head));
+        let outcome = guest
+            .call("request", async |store| {
+                lifecycle(store, &pre, &settings, data).await
+            })
+            .await;
+        let response = guest.ctx().response.get().expect("http instance has a response");
+        let status = match outcome {
+            Ok(()) => response.status(),
+            Err(fault) => match response.take_unsent_head() {
+                Some(head_tx) => {
+                    let _ = head_tx.send(error_page(fault.status()));
+                    fault.status().as_u16()
+                }
+                None => {
+                    response.abort().await;
+                    response.status()
+                }
+            },
+        };
+        version.metrics.request_done(status, start.elapsed());
+    });
+    let head = tokio::select! {
+        biased;
+        head = &mut head_rx => {
+            tokio::spawn(run);
+            head
+        }
+        () = &mut run => head_rx.await,
+    };
+    // Without a head the run already logged why.
+    head.unwrap_or_else(|_| error_page(StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+async fn lifecycle(
+    store: &mut Store<HostState>,
+    pre: &HandlerPre<HostState>,
+    settings: &[(String, String)],
+    mut data: RequestData,
+) -> wasmtime::Result<()> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let handler = instance.waterspout_handler_request_handler();
+    handler.call_initialize(&mut *store, settings).await?;
+
+    let body_error = data.parse_body().await.err();
+    let method = data.method.clone();
+    let req: Resource<RequestData> = store.data_mut().ctx.table.push(data)?;
+    let borrow = || Resource::<RequestData>::new_borrow(req.rep());
+
+    let outcome: Result<(), HttpError> = if let Some(e) = body_error {
+        Err(HttpError {
+            status: 400,
+            reason: None,
+            log_message: Some(e.to_string()),
+        })
+    } else if !is_supported(&method) {
+        Err(HttpError {
+            status: 405,
+            reason: None,
+            log_message: None,
+        })
+    } else {
+        match handler.call_prepare(&mut *store, borrow()).await? {
+            Err(e) => Err(e),
+            Ok(()) if response(store).is_finished() => Ok(()),
+            Ok(()) => {
+                let call = match method {
+                    Method::GET => handler.call_get(&mut *store, borrow()).await,
+                    Method::HEAD => handler.call_head(&mut *store, borrow()).await,
+                    Method::POST => handler.call_post(&mut *store, borrow()).await,
+                    Method::PUT => handler.call_put(&mut *store, borrow()).await,
+                    Method::DELETE => handler.call_delete(&mut *store, borrow()).await,
+                    Method::PATCH => handler.call_patch(&mut *store, borrow()).await,
+                    _ => handler.call_options(&mut *store, borrow()).await,
+                };
+                call?
+            }
+        }
+    };
+
+    if let Err(error) = outcome {
+        send_error(store, handler, req.rep(), error).await?;
+    }
+    let response = response(store);
+    if !response.is_finished() {
+        let _ = response.finish().await;
+    }
+    handler.call_on_finish(&mut *store, borrow()).await?;
+    Ok(())
+}
+
+/// Tornado's `send_error`: reset the response, set the status, let the guest
+/// write the page. Once headers are out, all that is left is to finish.
+async fn send_error(
+    store: &mut Store<HostState>,
+    handler: &RequestHandler,
+    req: u32,
+    error: HttpError,
+) -> wasmtime::Result<()> {
+    if let Some(message) = &error.log_message {
+        let request = store
+            .data()
+            .ctx
+            .table
+            .get(&Resource::<RequestData>::new_borrow(req))?;
+        tracing::warn!(target: "waterspout::access", "{} {} {} ({}): {}", error.status, request.method,
+            sanitize(request.target()), request.remote_ip, sanitize(message));
+    }
+    let response = response(store);
+    if response.headers_sent() {
+        tracing::error!("cannot send error response after headers written");
+        if !response.is_finished() {
+            let _ = response.finish().await;
+        }
+        return Ok(());
+    }
+    response.clear().ok();
+    let (status, reason) = match response.set_status(error.status, error.reason.clone()) {
+        Ok(()) => (error.status, error.reason),
+        Err(_) => {
+            tracing::error!(
+                status = error.status,
+                "handler returned an invalid HTTP status; sending 500"
+            );
+            response.set_status(500, None).ok();
+            (500, None)
+        }
+    };
+    let reason = reason.unwrap_or_else(|| {
+        StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Unknown")
+            .to_owned()
+    });
+    handler
+        .call_write_error(&mut *store, Resource::new_borrow(req), status, &reason)
+        .await
+}
+
+fn response(store: &mut Store<HostState>) -> &mut ResponseState {
+    store
+        .data_mut()
+        .ctx
+        .response
+        .get()
+        .expect("http instance has a response")
+}
+
+/// Tornado's `SUPPORTED_METHODS`.
+fn is_supported(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::PATCH
+            | Method::OPTIONS
+    )
+}

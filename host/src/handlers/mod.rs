@@ -1,0 +1,92 @@
+//! Handler drivers: one per exported world. [`http`] drives our handler
+//! world in Tornado's lifecycle, [`wasi_http`] serves standard wasi:http
+//! components, [`websocket`] runs a connection. The server's edge finds the
+//! route ([`find`]) and hands the request to [`serve`] or [`upgrade`].
+//!
+//! **Rule:** a driver runs guests only through `runtime::Guest` (permit,
+//! store, deadline, call, fault) and never implements a host trait; it knows
+//! `App`, the runtime and the capabilities' contexts, never the server.
+
+mod http;
+mod wasi_http;
+pub(crate) mod websocket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ::http::StatusCode;
+use bytes::Bytes;
+
+use crate::app::App;
+use crate::body::Body;
+use crate::registry::HandlerSlot;
+use crate::runtime::{HandlerVersion, Prepared};
+
+pub(crate) use self::websocket::close_all;
+
+/// Where a request goes: its handler, the version active when it arrived
+/// (kept for the whole request), and what the route gives the guest.
+pub(crate) struct Target {
+    slot: Arc<HandlerSlot<HandlerVersion>>,
+    version: Arc<HandlerVersion>,
+    settings: Vec<(String, String)>,
+    path_args: Vec<String>,
+    path_kwargs: Vec<(String, String)>,
+}
+
+impl Target {
+    /// A WebSocket handler: the request is an upgrade, its body is not read.
+    pub(crate) fn is_websocket(&self) -> bool {
+        matches!(self.version.prepared, Prepared::Websocket(_))
+    }
+}
+
+/// The route for `path` (404 when none matches, 500 when it points at a
+/// handler that is not loaded).
+pub(crate) fn find(app: &App, path: &str) -> Result<Target, StatusCode> {
+    let router = app.deployer().router();
+    let found = router.find(path).ok_or(StatusCode::NOT_FOUND)?;
+    let Some(slot) = app.deployer().registry().get(&found.route.handler) else {
+        tracing::error!(handler = %found.route.handler, "route points at a handler that is not loaded");
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    Ok(Target {
+        version: slot.active(),
+        slot,
+        settings: found.route.settings.clone(),
+        path_args: found.path_args,
+        path_kwargs: found.path_kwargs,
+    })
+}
+
+/// Serves one request whose body was read (within the limits) by the edge.
+pub(crate) async fn serve(
+    app: Arc<App>,
+    target: Target,
+    parts: ::http::request::Parts,
+    body: Bytes,
+    remote: SocketAddr,
+) -> ::http::Response<Body> {
+    match &target.version.prepared {
+        Prepared::Handler(pre) => {
+            let pre = pre.clone();
+            http::serve(app, target, pre, parts, body, remote).await
+        }
+        Prepared::WasiHttp(pre) => {
+            let pre = pre.clone();
+            wasi_http::serve(app, target, pre, parts, body).await
+        }
+        Prepared::Websocket(_) => unreachable!("the edge upgrades websocket routes"),
+    }
+}
+
+/// Runs a WebSocket handshake (and, once accepted, the connection).
+pub(crate) async fn upgrade(
+    app: &Arc<App>,
+    target: Target,
+    parts: ::http::request::Parts,
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    remote: SocketAddr,
+) -> ::http::Response<Body> {
+    websocket::upgrade(app, target, parts, on_upgrade, remote).await
+}

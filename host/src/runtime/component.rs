@@ -1,0 +1,174 @@
+//! Components: validation, the world a component implements (told by its
+//! exports), linking against the one linker built from the capability list,
+//! and the compiled, linked result ready to instantiate.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::capabilities::bindings::{HandlerPre, WebsocketPre};
+use crate::metrics::VersionMetrics;
+use crate::registry::{World, sha256_hex};
+use crate::runtime::HostState;
+
+const HANDLER_EXPORT: &str = "waterspout:handler/request-handler@0.1.0";
+const WEBSOCKET_EXPORT: &str = "waterspout:handler/websocket-handler@0.1.0";
+/// Any 0.2.x version of wasi:http's handler export.
+const WASI_HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2";
+
+/// A compiled, linked component ready to instantiate.
+pub enum Prepared {
+    Handler(HandlerPre<HostState>),
+    Websocket(WebsocketPre<HostState>),
+    WasiHttp(ProxyPre<HostState>),
+}
+
+/// One immutable version of a handler.
+pub struct HandlerVersion {
+    pub name: Arc<str>,
+    pub version: u64,
+    pub sha256: String,
+    pub size: usize,
+    pub world: World,
+    pub uploaded_at: SystemTime,
+    pub prepared: Prepared,
+    /// This version's Prometheus series.
+    pub metrics: VersionMetrics,
+}
+
+impl HandlerVersion {
+    /// Version `version` of `name`, from a component [`Components::prepare`]d
+    /// out of bytes whose SHA-256 and size are given (hashing a large
+    /// component once is enough).
+    pub fn new(
+        name: &str,
+        version: u64,
+        sha256: String,
+        size: usize,
+        world: World,
+        prepared: Prepared,
+    ) -> Self {
+        HandlerVersion {
+            name: name.into(),
+            version,
+            sha256,
+            size,
+            world,
+            uploaded_at: SystemTime::now(),
+            prepared,
+            metrics: VersionMetrics::new(name, version),
+        }
+    }
+}
+
+/// A boxed underlying error, kept as the `source` of ours.
+pub type Source = Box<dyn std::error::Error + Send + Sync>;
+
+fn source(error: wasmtime::Error) -> Source {
+    anyhow::Error::from(error).into()
+}
+
+/// Why a component was refused. The message names what is wrong; the
+/// underlying wasmtime error is its source.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error("not a WebAssembly component: missing the \\0asm magic number")]
+    NotWasm,
+    #[error("not a WebAssembly component")]
+    Invalid(#[source] Source),
+    #[error(
+        "this is precompiled native code (a serialized wasmtime artifact, .cwasm); only WebAssembly components (.wasm) are accepted, and the server compiles them itself"
+    )]
+    Precompiled,
+    #[error(
+        "this is a core WebAssembly module, not a component (build for wasm32-wasip2 or run `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error(
+        "the component exports none of the worlds served here (expected an export of `{HANDLER_EXPORT}`, `{WEBSOCKET_EXPORT}` or `{WASI_HTTP_EXPORT}.x`; found: {0})"
+    )]
+    UnknownWorld(String),
+    #[error("the component's imports cannot be satisfied")]
+    Link(#[source] Source),
+}
+
+/// The engine and the one linker every component is linked against.
+pub struct Components {
+    engine: Engine,
+    linker: Linker<HostState>,
+}
+
+impl Components {
+    /// Builds the linker from the capability list.
+    pub fn new(engine: Engine) -> wasmtime::Result<Self> {
+        let mut linker = Linker::new(&engine);
+        crate::capabilities::add_to_linker(&mut linker)?;
+        Ok(Components { engine, linker })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or loads from the compile cache) and links `bytes`. Blocking:
+    /// call it off the async runtime.
+    pub fn prepare(&self, bytes: &[u8]) -> Result<(World, Prepared), ComponentError> {
+        // Native code from a client is never loaded: it would bypass the
+        // sandbox's validation. Name it so the sender knows what to send.
+        if Engine::detect_precompiled(bytes).is_some() || bytes.starts_with(b"\x7fELF") {
+            return Err(ComponentError::Precompiled);
+        }
+        if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
+            return Err(ComponentError::CoreModule);
+        }
+        if bytes.len() < 4 || bytes[..4] != *b"\0asm" {
+            return Err(ComponentError::NotWasm);
+        }
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(|e| ComponentError::Invalid(source(e)))?;
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let link = |e: wasmtime::Error| ComponentError::Link(source(e));
+        let pre = |_| self.linker.instantiate_pre(&component).map_err(link);
+        if exports.iter().any(|e| e == HANDLER_EXPORT) {
+            let pre = HandlerPre::new(pre(())?).map_err(link)?;
+            Ok((World::Handler, Prepared::Handler(pre)))
+        } else if exports.iter().any(|e| e == WEBSOCKET_EXPORT) {
+            let pre = WebsocketPre::new(pre(())?).map_err(link)?;
+            Ok((World::Websocket, Prepared::Websocket(pre)))
+        } else if exports.iter().any(|e| e.starts_with(WASI_HTTP_EXPORT)) {
+            let pre = ProxyPre::new(pre(())?).map_err(link)?;
+            Ok((World::WasiHttp, Prepared::WasiHttp(pre)))
+        } else {
+            Err(ComponentError::UnknownWorld(if exports.is_empty() {
+                "no exports".into()
+            } else {
+                exports.join(", ")
+            }))
+        }
+    }
+
+    /// Compiles `bytes` as version `version` of `name` (blocking).
+    pub fn build_version(
+        &self,
+        name: &str,
+        version: u64,
+        bytes: &[u8],
+    ) -> Result<HandlerVersion, ComponentError> {
+        let (world, prepared) = self.prepare(bytes)?;
+        Ok(HandlerVersion::new(
+            name,
+            version,
+            sha256_hex(bytes),
+            bytes.len(),
+            world,
+            prepared,
+        ))
+    }
+}

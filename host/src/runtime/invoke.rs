@@ -1,0 +1,228 @@
+//! The one place that runs a guest: a permit from the handler's
+//! `max_instances`, a fresh `Store` with the memory limiter and the epoch
+//! callback, a deadline armed per call, the call itself, and — when it ends
+//! badly — the fault told apart (trap, memory limit, timeout, full pool),
+//! logged once and counted once, with the status the client gets.
+//!
+//! The handler drivers (`handlers/`) decide *which* guest calls to make and
+//! what to answer; they never build a store or classify a fault themselves.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+use crate::capabilities::Ctx;
+use crate::capabilities::log::Tag;
+use crate::metrics::InstanceGuard;
+use crate::registry::HandlerSlot;
+use crate::runtime::{HandlerVersion, HostState};
+
+/// How a guest run ended, when it did not end well.
+#[derive(Debug)]
+pub enum Fault {
+    /// Every one of the handler's `max_instances` is busy.
+    Busy,
+    /// No free slot in the engine's instance pool (`--max-instances`).
+    PoolFull,
+    /// The call ran (or waited) past the handler's time limit.
+    Timeout,
+    /// The guest grew its memory past `memory_limit_mb` and then trapped.
+    MemoryLimit(wasmtime::Error),
+    /// The guest trapped.
+    Trap(wasmtime::Error),
+}
+
+impl Fault {
+    /// What the client gets: the server is busy or the guest too slow (503),
+    /// or the guest failed (500). Never the trap's text.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Fault::Busy | Fault::PoolFull | Fault::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Fault::MemoryLimit(_) | Fault::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Whether a guest waits for a free instance or is refused at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Wait for a permit, within the handler's time limit (HTTP requests).
+    Wait,
+    /// Refuse when none is free (WebSocket handshakes: a connection would
+    /// hold the permit for its whole life).
+    NoWait,
+}
+
+/// One guest instance's store, under its handler's limits, holding one of
+/// the handler's permits and counted as a live instance until dropped.
+pub struct Guest {
+    store: Store<HostState>,
+    version: Arc<HandlerVersion>,
+    timeout: Duration,
+    memory_limit_mb: u64,
+    _live: InstanceGuard,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Guest {
+    /// Takes a permit from `slot` and builds a fresh store for one request
+    /// (or connection) of `version`. The driver then gives the capabilities
+    /// what its kind of guest needs ([`Guest::ctx`]: its response, its
+    /// connection, its outbound policy).
+    pub async fn admit(
+        engine: &Engine,
+        slot: &HandlerSlot<HandlerVersion>,
+        version: Arc<HandlerVersion>,
+        request_id: u64,
+        admission: Admission,
+    ) -> Result<Guest, Fault> {
+        let limits = &slot.limits;
+        let timeout = Duration::from_millis(limits.timeout_ms);
+        let permit = match slot.permits.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) if admission == Admission::Wait => {
+                // Waiting counts against the time limit (the timer is only
+                // armed when there is a wait).
+                tokio::time::timeout(timeout, slot.permits.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            Err(_) => None,
+        };
+        let Some(permit) = permit else {
+            tracing::warn!(handler = %slot.name, version = version.version,
+                "every one of the handler's {} instances is busy; answering 503", limits.max_instances);
+            return Err(Fault::Busy);
+        };
+        let tag = Tag {
+            handler: version.name.clone(),
+            version: version.version,
+            request_id,
+        };
+        let state = HostState::new(
+            tag,
+            (limits.memory_limit_mb as usize) << 20,
+            Instant::now() + timeout,
+        );
+        let mut store = Store::new(engine, state);
+        configure_store(&mut store);
+        Ok(Guest {
+            store,
+            _live: version.metrics.instance_started(),
+            version,
+            timeout,
+            memory_limit_mb: limits.memory_limit_mb,
+            _permit: permit,
+        })
+    }
+
+    pub fn store(&mut self) -> &mut Store<HostState> {
+        &mut self.store
+    }
+
+    /// The capabilities' contexts (the response, the connection…).
+    pub fn ctx(&mut self) -> &mut Ctx {
+        &mut self.store.data_mut().ctx
+    }
+
+    pub fn tag(&self) -> &Tag {
+        &self.store.data().ctx.tag
+    }
+
+    pub fn version(&self) -> &Arc<HandlerVersion> {
+        &self.version
+    }
+
+    /// Runs `call` (one guest call, or several that share one time limit)
+    /// under a fresh deadline: the epoch deadline bounds CPU time, a
+    /// wall-clock timeout bounds waiting in host calls. A fault is
+    /// classified, logged and counted here, once; `what` names the call in
+    /// the log ("request", "websocket on-message", …).
+    pub async fn call<T>(
+        &mut self,
+        what: &str,
+        call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T, Fault> {
+        let data = self.store.data_mut();
+        data.deadline = Instant::now() + self.timeout;
+        data.timed_out = false;
+        self.store.set_epoch_deadline(1);
+        let result = tokio::time::timeout(self.timeout, call(&mut self.store)).await;
+        let fault = match result {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(_)) if self.store.data().timed_out => Fault::Timeout,
+            Ok(Err(e)) if pool_full(&e) => Fault::PoolFull,
+            Ok(Err(e)) if self.store.data().limiter.memory_limit_hit => Fault::MemoryLimit(e),
+            Ok(Err(e)) => Fault::Trap(e),
+            Err(_elapsed) => Fault::Timeout,
+        };
+        self.log(what, &fault);
+        Err(fault)
+    }
+
+    fn log(&self, what: &str, fault: &Fault) {
+        let tag = self.tag();
+        let (handler, version, request) = (&*tag.handler, tag.version, tag.request_id);
+        match fault {
+            Fault::Busy => {}
+            Fault::PoolFull => tracing::warn!(
+                handler,
+                version,
+                request,
+                "no free instance slot in the pool (--max-instances); answering 503"
+            ),
+            Fault::Timeout => {
+                self.version.metrics.timeout();
+                tracing::error!(
+                    handler,
+                    version,
+                    request,
+                    "{what} exceeded the handler's time limit of {} ms",
+                    self.timeout.as_millis()
+                );
+            }
+            Fault::MemoryLimit(trap) => {
+                self.version.metrics.trap();
+                tracing::error!(
+                    handler,
+                    version,
+                    request,
+                    "{what} trapped: memory limit of {} MiB reached; {trap:#}",
+                    self.memory_limit_mb
+                );
+            }
+            Fault::Trap(trap) => {
+                self.version.metrics.trap();
+                tracing::error!(handler, version, request, "{what} trapped: {trap:#}");
+            }
+        }
+    }
+}
+
+/// Whether `error` is wasmtime's pooling allocator refusing one more
+/// instance (all `--max-instances` slots in use): the server is busy (503),
+/// the guest is not at fault.
+fn pool_full(error: &wasmtime::Error) -> bool {
+    error
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+}
+
+/// Epoch deadline: every tick the guest yields to the event loop; after the
+/// current call's time limit it traps.
+#[doc(hidden)]
+pub fn configure_store(store: &mut Store<HostState>) {
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut ctx| {
+        if Instant::now() >= ctx.data().deadline {
+            ctx.data_mut().timed_out = true;
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+    });
+}

@@ -1,0 +1,16 @@
+//! The runtime: the wasmtime engine, components (validation, the world they
+//! implement, linking against the one linker the capability list builds),
+//! per-instance state, and [`invoke`], the one place that runs a guest.
+//!
+//! **Rule:** the runtime knows wasmtime and the capabilities; never hyper,
+//! the handler drivers, the server or `App`.
+
+mod component;
+mod engine;
+mod invoke;
+mod state;
+
+pub use self::component::{ComponentError, Components, HandlerVersion, Prepared};
+pub use self::engine::{EPOCH_TICK, WasmEngine};
+pub use self::invoke::{Admission, Fault, Guest, configure_store};
+pub use self::state::{HostState, Limiter};

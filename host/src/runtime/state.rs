@@ -1,0 +1,83 @@
+//! Per-instance state: the data of one store (one request, or one WebSocket
+//! connection). The capabilities' contexts, plus what the runtime needs to
+//! bound the guest: its memory limiter and its deadline.
+
+use std::time::Instant;
+
+use wasmtime::{ResourceLimiter, Result};
+use wasmtime_wasi::{WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
+
+use crate::capabilities::log::Tag;
+use crate::capabilities::{Ctx, HasCtx};
+
+/// Limits one instance's linear memory and tables, and remembers whether the
+/// limit was what stopped the guest (so the log can say so).
+pub struct Limiter {
+    pub memory_limit: usize,
+    pub memory_limit_hit: bool,
+}
+
+/// Tables (function references) are capped as well; a guest creating
+/// elements without end hits this.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+        if desired > self.memory_limit {
+            self.memory_limit_hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// The data of one store.
+pub struct HostState {
+    /// Every capability's context.
+    pub ctx: Ctx,
+    pub limiter: Limiter,
+    /// The current call's time limit ends here; the epoch callback traps after it.
+    pub deadline: Instant,
+    pub timed_out: bool,
+}
+
+impl HostState {
+    pub fn new(tag: Tag, memory_limit: usize, deadline: Instant) -> Self {
+        HostState {
+            ctx: Ctx::new(tag),
+            limiter: Limiter {
+                memory_limit,
+                memory_limit_hit: false,
+            },
+            deadline,
+            timed_out: false,
+        }
+    }
+}
+
+impl HasCtx for HostState {
+    fn capabilities(&mut self) -> &mut Ctx {
+        &mut self.ctx
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        let Ctx { wasi, table, tag, .. } = &mut self.ctx;
+        wasi.view(table, tag)
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        let Ctx {
+            outbound_http, table, ..
+        } = &mut self.ctx;
+        outbound_http.view(table)
+    }
+}
