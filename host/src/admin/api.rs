@@ -95,12 +95,8 @@ struct Admin {
 impl Service for Admin {
     type Body = Full<Bytes>;
 
-    fn call(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        remote: SocketAddr,
-    ) -> impl Future<Output = AdminResponse> + Send + 'static {
-        async move { handle(self.app.clone(), &self.token, req, remote).await }
+    async fn call(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> AdminResponse {
+        handle(self.app.clone(), &self.token, req, remote).await
     }
 }
 

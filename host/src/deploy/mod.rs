@@ -234,7 +234,8 @@ impl Deployer {
         &self.registry
     }
 
-    /// The manifest as loaded at start.
+    /// The manifest as loaded at start (`--watch` watches its files).
+    #[cfg(feature = "cli")]
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
