@@ -39,8 +39,8 @@ fn main() {
 
     println!("cargo:rerun-if-changed=build.rs");
     watch(&root.join("wit"));
-    watch(&root.join("guest-sdk/src"));
-    watch(&root.join("guest-sdk/Cargo.toml"));
+    watch(&root.join("guest-sdk/rust/src"));
+    watch(&root.join("guest-sdk/rust/Cargo.toml"));
 
     let mut guests = Vec::new();
     for workspace in GUEST_WORKSPACES {

@@ -8,7 +8,7 @@
 /// Bindings of the `handler` world (request handlers).
 pub mod handler {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../../wit",
         world: "handler",
         pub_export_macro: true,
         export_macro_name: "export_handler_world",
@@ -19,7 +19,7 @@ pub mod handler {
 /// Bindings of the `websocket` world (WebSocket handlers).
 pub mod websocket {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../../wit",
         world: "websocket",
         pub_export_macro: true,
         export_macro_name: "export_websocket_world",
