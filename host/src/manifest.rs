@@ -67,9 +67,16 @@ struct RawRoute {
     pattern: Spanned<String>,
     handler: Spanned<String>,
     name: Option<String>,
+    /// Which handler class of a component holding several serves the route
+    /// (Tornado's `(r"/", MainHandler)`); reaches `initialize` as the
+    /// setting [`CLASS_SETTING`].
+    class: Option<String>,
     #[serde(default)]
     settings: toml::Table,
 }
+
+/// The route setting that names the handler class (a route's `class`).
+pub const CLASS_SETTING: &str = "waterspout:class";
 
 /// Limits and options of one handler (`[handler.NAME]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -239,11 +246,15 @@ impl Manifest {
                 };
                 return Err(err(line_of(span.start), message));
             }
+            let mut settings = settings_pairs(&route.settings);
+            if let Some(class) = &route.class {
+                settings.insert(0, (CLASS_SETTING.to_owned(), class.clone()));
+            }
             routes.push(RouteSpec {
                 pattern: pattern.clone(),
                 handler: handler.clone(),
                 name: route.name.clone(),
-                settings: settings_pairs(&route.settings),
+                settings,
                 line: line_at(text, route.pattern.span().start),
             });
         }
@@ -365,6 +376,21 @@ timeout_ms = 500
         assert_eq!(m.handlers[0].wasm, Path::new("/app/items.wasm"));
         assert_eq!(m.handlers[0].limits.timeout_ms, 500);
         assert_eq!(m.handlers[0].limits.memory_limit_mb, 64);
+    }
+
+    #[test]
+    fn a_route_class_becomes_the_first_setting() {
+        let m = parse(
+            "[[route]]\npattern = \"/\"\nhandler = \"app\"\nclass = \"MainHandler\"\n[route.settings]\nx = \"1\"\n\n[handler.app]\nwasm = \"app.wasm\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            m.routes[0].settings,
+            [
+                (CLASS_SETTING.into(), "MainHandler".into()),
+                ("x".into(), "1".into())
+            ]
+        );
     }
 
     #[test]
