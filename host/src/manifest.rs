@@ -91,6 +91,12 @@ pub struct HandlerLimits {
     /// Instances of this handler alive at once; more requests wait.
     #[serde(default = "default_max_instances")]
     pub max_instances: u32,
+    /// Handler world: an instance serves up to this many requests, one after
+    /// another, before it is dropped (0 or 1: a fresh instance per request,
+    /// the default). State a guest keeps in memory then lasts from one
+    /// request to the next of this handler, never across handlers.
+    #[serde(default)]
+    pub reuse: u32,
     /// wasi:http components: hosts outbound requests may go to (none by default).
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<String>,
@@ -127,6 +133,7 @@ impl Default for HandlerLimits {
             timeout_ms: default_timeout_ms(),
             memory_limit_mb: default_memory_mb(),
             max_instances: default_max_instances(),
+            reuse: 0,
             allowed_outbound_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             max_message_size: default_ws_max_message(),

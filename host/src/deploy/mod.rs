@@ -622,9 +622,11 @@ impl Deployer {
     fn swap_in(&self, version: Arc<HandlerVersion>) {
         let name = version.name.to_string();
         let number = version.version;
+        version.idle.reopen();
         let previous = match self.registry.get(&name) {
             Some(slot) => {
                 let old = slot.swap(version);
+                old.idle.retire();
                 let was = old.version;
                 self.control
                     .recent

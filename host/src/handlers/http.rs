@@ -17,10 +17,10 @@ use wasmtime::component::Resource;
 use super::Target;
 use crate::app::App;
 use crate::body::{Body, error_page};
-use crate::capabilities::bindings::{HandlerPre, HttpError, RequestHandler};
+use crate::capabilities::bindings::{HandlerPre, HandlerWorld, HttpError, RequestHandler};
 use crate::capabilities::request::RequestData;
 use crate::capabilities::response::{ResponseCtx, ResponseState};
-use crate::runtime::{Admission, Guest, HostState};
+use crate::runtime::{Guest, HostState};
 use crate::text::sanitize;
 
 /// Serves one request; never fails (every failure is a response).
@@ -47,9 +47,9 @@ pub(super) async fn serve(
     // cross-thread wake-up). If it flushes, the head must reach hyper while
     // the guest keeps running: then the rest of the run moves to its own task.
     let mut run = Box::pin(async move {
-        let admitted = Guest::admit(app.engine(), &slot, version.clone(), request_id, Admission::Wait).await;
-        let mut guest = match admitted {
-            Ok(guest) => guest,
+        let admitted = Guest::admit_reusing(app.engine(), &slot, version.clone(), request_id).await;
+        let (mut guest, reused) = match admitted {
+            Ok(admitted) => admitted,
             Err(fault) => {
                 let _ = head_tx.send(error_page(fault.status()));
                 version
@@ -62,24 +62,33 @@ pub(super) async fn serve(
         guest.ctx().response = ResponseCtx::new(ResponseState::new(head_tx, is_head));
         let outcome = guest
             .call("request", async |store| {
-                lifecycle(store, &pre, &settings, data).await
+                let instance = match reused {
+                    Some(instance) => instance,
+                    None => pre.instantiate_async(&mut *store).await?,
+                };
+                lifecycle(store, &instance, &settings, data).await?;
+                Ok(instance)
             })
             .await;
         let response = guest.ctx().response.get().expect("http instance has a response");
-        let status = match outcome {
-            Ok(()) => response.status(),
+        let (status, instance) = match outcome {
+            Ok(instance) => (response.status(), Some(instance)),
             Err(fault) => match response.take_unsent_head() {
                 Some(head_tx) => {
                     let _ = head_tx.send(error_page(fault.status()));
-                    fault.status().as_u16()
+                    (fault.status().as_u16(), None)
                 }
                 None => {
                     response.abort().await;
-                    response.status()
+                    (response.status(), None)
                 }
             },
         };
         version.metrics.request_done(status, start.elapsed());
+        // A fault drops the instance with the guest; a clean one may serve again.
+        if let Some(instance) = instance {
+            guest.recycle(instance, slot.limits.reuse);
+        }
     });
     let head = tokio::select! {
         biased;
@@ -95,11 +104,10 @@ pub(super) async fn serve(
 
 async fn lifecycle(
     store: &mut Store<HostState>,
-    pre: &HandlerPre<HostState>,
+    instance: &HandlerWorld,
     settings: &[(String, String)],
     mut data: RequestData,
 ) -> wasmtime::Result<()> {
-    let instance = pre.instantiate_async(&mut *store).await?;
     let handler = instance.waterspout_handler_request_handler();
     handler.call_initialize(&mut *store, settings).await?;
 
@@ -147,6 +155,9 @@ async fn lifecycle(
         let _ = response.finish().await;
     }
     handler.call_on_finish(&mut *store, borrow()).await?;
+    // The guest only ever borrowed the request: nothing of it stays behind
+    // in an instance that serves again.
+    store.data_mut().ctx.table.delete(req)?;
     Ok(())
 }
 

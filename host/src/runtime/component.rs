@@ -13,6 +13,7 @@ use crate::capabilities::bindings::{HandlerPre, WebsocketPre};
 use crate::metrics::VersionMetrics;
 use crate::registry::{World, sha256_hex};
 use crate::runtime::HostState;
+use crate::runtime::idle::IdleInstances;
 
 const HANDLER_EXPORT: &str = "waterspout:handler/request-handler@0.1.0";
 const WEBSOCKET_EXPORT: &str = "waterspout:handler/websocket-handler@0.1.0";
@@ -37,6 +38,8 @@ pub struct HandlerVersion {
     pub prepared: Prepared,
     /// This version's Prometheus series.
     pub metrics: VersionMetrics,
+    /// Instances waiting for their next request (`reuse = N`).
+    pub idle: IdleInstances,
 }
 
 impl HandlerVersion {
@@ -60,6 +63,7 @@ impl HandlerVersion {
             uploaded_at: SystemTime::now(),
             prepared,
             metrics: VersionMetrics::new(name, version),
+            idle: IdleInstances::default(),
         }
     }
 }

@@ -15,9 +15,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::capabilities::Ctx;
+use crate::capabilities::bindings::HandlerWorld;
 use crate::capabilities::log::Tag;
 use crate::metrics::InstanceGuard;
 use crate::registry::HandlerSlot;
+use crate::runtime::idle::Idle;
 use crate::runtime::{HandlerVersion, HostState};
 
 /// How a guest run ended, when it did not end well.
@@ -63,7 +65,9 @@ pub struct Guest {
     version: Arc<HandlerVersion>,
     timeout: Duration,
     memory_limit_mb: u64,
-    _live: InstanceGuard,
+    /// Requests this instance served before the current one (reuse).
+    served: u32,
+    live: InstanceGuard,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -79,25 +83,9 @@ impl Guest {
         request_id: u64,
         admission: Admission,
     ) -> Result<Guest, Fault> {
+        let permit = permit(slot, &version, admission).await?;
         let limits = &slot.limits;
         let timeout = Duration::from_millis(limits.timeout_ms);
-        let permit = match slot.permits.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) if admission == Admission::Wait => {
-                // Waiting counts against the time limit (the timer is only
-                // armed when there is a wait).
-                tokio::time::timeout(timeout, slot.permits.clone().acquire_owned())
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            }
-            Err(_) => None,
-        };
-        let Some(permit) = permit else {
-            tracing::warn!(handler = %slot.name, version = version.version,
-                "every one of the handler's {} instances is busy; answering 503", limits.max_instances);
-            return Err(Fault::Busy);
-        };
         let tag = Tag {
             handler: version.name.clone(),
             version: version.version,
@@ -112,12 +100,72 @@ impl Guest {
         configure_store(&mut store);
         Ok(Guest {
             store,
-            _live: version.metrics.instance_started(),
+            live: version.metrics.instance_started(),
             version,
             timeout,
             memory_limit_mb: limits.memory_limit_mb,
+            served: 0,
             _permit: permit,
         })
+    }
+
+    /// [`Guest::admit`] for a handler-world request: with `reuse` set on the
+    /// handler, an idle instance of the version is taken when there is one
+    /// (returned beside the guest; `None`: instantiate a fresh one).
+    pub async fn admit_reusing(
+        engine: &Engine,
+        slot: &HandlerSlot<HandlerVersion>,
+        version: Arc<HandlerVersion>,
+        request_id: u64,
+    ) -> Result<(Guest, Option<HandlerWorld>), Fault> {
+        if slot.limits.reuse > 1 {
+            let permit = permit(slot, &version, Admission::Wait).await?;
+            if let Some(idle) = version.idle.take() {
+                let Idle {
+                    mut store,
+                    instance,
+                    served,
+                    live,
+                } = idle;
+                store.data_mut().ctx.tag.request_id = request_id;
+                let guest = Guest {
+                    store,
+                    live,
+                    version,
+                    timeout: Duration::from_millis(slot.limits.timeout_ms),
+                    memory_limit_mb: slot.limits.memory_limit_mb,
+                    served,
+                    _permit: permit,
+                };
+                return Ok((guest, Some(instance)));
+            }
+            drop(permit);
+        }
+        let guest = Guest::admit(engine, slot, version, request_id, Admission::Wait).await?;
+        Ok((guest, None))
+    }
+
+    /// The request ended well: `instance` waits for the next request of its
+    /// version, unless it has served `reuse` requests or the version was
+    /// swapped out (then it is dropped). The per-request contexts are reset;
+    /// what the guest keeps in its own memory stays.
+    pub fn recycle(mut self, instance: HandlerWorld, reuse: u32) {
+        let served = self.served + 1;
+        if served >= reuse {
+            return;
+        }
+        let data = self.store.data_mut();
+        data.ctx.response = Default::default();
+        data.ctx.websocket_connection = Default::default();
+        data.ctx.outbound_http = Default::default();
+        data.limiter.memory_limit_hit = false;
+        let version = self.version.clone();
+        version.idle.put(Idle {
+            store: self.store,
+            instance,
+            served,
+            live: self.live,
+        });
     }
 
     pub fn store(&mut self) -> &mut Store<HostState> {
@@ -201,6 +249,31 @@ impl Guest {
             }
         }
     }
+}
+
+/// A permit to run one more instance of `slot`. Waiting for one (HTTP)
+/// counts against the time limit; the timer is only armed when there is a wait.
+async fn permit(
+    slot: &HandlerSlot<HandlerVersion>,
+    version: &HandlerVersion,
+    admission: Admission,
+) -> Result<OwnedSemaphorePermit, Fault> {
+    let permit = match slot.permits.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) if admission == Admission::Wait => {
+            let timeout = Duration::from_millis(slot.limits.timeout_ms);
+            tokio::time::timeout(timeout, slot.permits.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }
+        Err(_) => None,
+    };
+    permit.ok_or_else(|| {
+        tracing::warn!(handler = %slot.name, version = version.version,
+            "every one of the handler's {} instances is busy; answering 503", slot.limits.max_instances);
+        Fault::Busy
+    })
 }
 
 /// Whether `error` is wasmtime's pooling allocator refusing one more

@@ -7,10 +7,12 @@
 
 mod component;
 mod engine;
+mod idle;
 mod invoke;
 mod state;
 
 pub use self::component::{ComponentError, Components, HandlerVersion, Prepared};
 pub use self::engine::{EPOCH_TICK, WasmEngine};
+pub use self::idle::IdleInstances;
 pub use self::invoke::{Admission, Fault, Guest, configure_store};
 pub use self::state::{HostState, Limiter};

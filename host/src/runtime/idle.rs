@@ -1,0 +1,64 @@
+//! Instance reuse (`reuse = N` on a handler): instances of one handler
+//! version that finished a request cleanly wait here for the next one, so a
+//! runtime that is slow to start (Python, JavaScript: ~1 ms) starts once per
+//! N requests. A fault never returns an instance; a hot swap retires a
+//! version's idle instances at once, and those still serving after it.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use wasmtime::Store;
+
+use crate::capabilities::bindings::HandlerWorld;
+use crate::metrics::InstanceGuard;
+use crate::runtime::HostState;
+
+/// Idle instances kept per version at most: enough for every request a
+/// worker thread interleaves; each one holds a slot of the engine's pool.
+const MAX_IDLE: usize = 64;
+
+/// An instance between two requests.
+pub(super) struct Idle {
+    pub(super) store: Store<HostState>,
+    pub(super) instance: HandlerWorld,
+    /// Requests it has served.
+    pub(super) served: u32,
+    pub(super) live: InstanceGuard,
+}
+
+/// The idle instances of one handler version.
+#[derive(Default)]
+pub struct IdleInstances {
+    idle: Mutex<Vec<Idle>>,
+    retired: AtomicBool,
+}
+
+impl IdleInstances {
+    pub(super) fn take(&self) -> Option<Idle> {
+        self.idle.lock().expect("idle lock").pop()
+    }
+
+    /// Keeps `idle` for the next request, unless the version was retired or
+    /// enough are waiting already (then it is dropped).
+    pub(super) fn put(&self, idle: Idle) {
+        if self.retired.load(Ordering::Acquire) {
+            return;
+        }
+        let mut waiting = self.idle.lock().expect("idle lock");
+        if waiting.len() < MAX_IDLE {
+            waiting.push(idle);
+        }
+    }
+
+    /// The version is active (again, after a rollback): keep instances.
+    pub fn reopen(&self) {
+        self.retired.store(false, Ordering::Release);
+    }
+
+    /// The version is no longer active: its idle instances go now, and those
+    /// serving a request go when it ends.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.idle.lock().expect("idle lock").clear();
+    }
+}
