@@ -3,10 +3,17 @@
 //! guests (`tests/guests/`), each its own cargo workspace built with
 //! `cargo build --release --target wasm32-wasip2`.
 //!
+//! Guest apps in other languages (`examples/<language>/<app>/`) are built by
+//! their manifest's `build` lines (the SDK's build command), and only when a
+//! hash of what goes into them (the app's files, the SDK's folder, `wit/`)
+//! differs from the one saved beside the built wasm: an unchanged guest is
+//! never rebuilt.
+//!
 //! It then writes `$OUT_DIR/guests.rs`, which `lib.rs` includes as
-//! `waterspout_tests::guests`: one `NAME_WASM` constant per component (the
+//! `waterspout_tests::guests`: one `NAME_WASM` constant per Rust component (the
 //! absolute path of the built `.wasm`) and one `NAME_APP` constant per crate
-//! that has a `waterspout.toml` (the app directory to serve).
+//! or app that has a `waterspout.toml` (the app directory to serve), named
+//! `LANGUAGE_APP_APP` for the other languages (`PYTHON_HELLO_APP`).
 
 use std::env;
 use std::fmt::Write as _;
@@ -18,6 +25,10 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The guest workspaces, relative to the repository root.
 const GUEST_WORKSPACES: &[&str] = &["examples", "tests/guests"];
+
+/// The languages whose example apps live in `examples/<language>/`, each
+/// with its SDK in `guest-sdk/<language>/`.
+const LANGUAGES: &[&str] = &["python", "js", "c"];
 
 /// One crate of a guest workspace.
 struct GuestCrate {
@@ -65,6 +76,18 @@ fn main() {
             }
         }
         guests.extend(crates);
+    }
+
+    for language in LANGUAGES {
+        for app in language_apps(&root, language) {
+            build_language_app(&root, language, &app);
+            let name = format!("{language}-{}", app.file_name().unwrap().to_string_lossy());
+            guests.push(GuestCrate {
+                name,
+                dir: app,
+                wasm: PathBuf::new(),
+            });
+        }
     }
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -225,10 +248,12 @@ fn constants(guests: &[GuestCrate]) -> String {
                 guest.name
             );
         }
-        let wasm = guest.wasm.display().to_string();
-        writeln!(out, "/// The built `{}` component.", guest.name).unwrap();
-        writeln!(out, "pub const {ident}_WASM: &str = {wasm:?};").unwrap();
-        writeln!(all_wasm, "    ({:?}, {ident}_WASM),", guest.name).unwrap();
+        if !guest.wasm.as_os_str().is_empty() {
+            let wasm = guest.wasm.display().to_string();
+            writeln!(out, "/// The built `{}` component.", guest.name).unwrap();
+            writeln!(out, "pub const {ident}_WASM: &str = {wasm:?};").unwrap();
+            writeln!(all_wasm, "    ({:?}, {ident}_WASM),", guest.name).unwrap();
+        }
         if guest.dir.join("waterspout.toml").is_file() {
             let app = guest.dir.display().to_string();
             writeln!(
@@ -246,4 +271,130 @@ fn constants(guests: &[GuestCrate]) -> String {
     writeln!(out, "\n/// Every app directory, as `(crate name, directory)`.").unwrap();
     writeln!(out, "pub const ALL_APPS: &[(&str, &str)] = &[\n{all_apps}];").unwrap();
     out
+}
+
+/// The app directories of `examples/<language>/`, sorted.
+fn language_apps(root: &Path, language: &str) -> Vec<PathBuf> {
+    let dir = root.join("examples").join(language);
+    watch(&dir);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut apps: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("waterspout.toml").is_file())
+        .collect();
+    apps.sort();
+    apps
+}
+
+/// Builds one app of another language with its manifest's `build` lines,
+/// unless the hash of its inputs matches the one saved at the last build.
+fn build_language_app(root: &Path, language: &str, app: &Path) {
+    let sdk = root.join("guest-sdk").join(language);
+    let inputs = [app.to_path_buf(), sdk, root.join("wit")];
+    for input in &inputs {
+        watch(input);
+    }
+    let manifest_path = app.join("waterspout.toml");
+    let manifest: toml::Table = read(&manifest_path)
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
+    let mut commands: Vec<String> = Vec::new();
+    let mut outputs: Vec<PathBuf> = Vec::new();
+    for handler in manifest.get("handler").and_then(|h| h.as_table()).into_iter().flat_map(|t| t.values()) {
+        if let Some(wasm) = handler.get("wasm").and_then(|w| w.as_str()) {
+            outputs.push(app.join(wasm));
+        }
+        if let Some(build) = handler.get("build").and_then(|b| b.as_str())
+            && !commands.iter().any(|c| c == build)
+        {
+            commands.push(build.to_owned());
+        }
+    }
+    let hash = inputs_hash(&inputs);
+    let stamps: Vec<PathBuf> = outputs.iter().map(|w| w.with_extension("wasm.inputs-sha256")).collect();
+    let fresh = !outputs.is_empty()
+        && outputs.iter().zip(&stamps).all(|(wasm, stamp)| {
+            wasm.is_file() && fs::read_to_string(stamp).is_ok_and(|saved| saved.trim() == hash)
+        });
+    if fresh {
+        return;
+    }
+    for command in &commands {
+        let mut sh = Command::new("sh");
+        sh.arg("-c").arg(command).current_dir(app);
+        for (key, _) in env::vars_os() {
+            if let Some(key) = key.to_str()
+                && breaks_nested_cargo(key)
+            {
+                sh.env_remove(key);
+            }
+        }
+        let output = sh
+            .output()
+            .unwrap_or_else(|e| panic!("{}: cannot run `{command}`: {e}", app.display()));
+        if !output.status.success() {
+            eprintln!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            panic!(
+                "{}: the build command `{command}` failed ({}); its output is above \
+                 (the {language} toolchain is installed by `make tools`)",
+                manifest_path.display(),
+                output.status
+            );
+        }
+    }
+    for (wasm, stamp) in outputs.iter().zip(&stamps) {
+        if !wasm.is_file() {
+            panic!(
+                "{}: the build commands succeeded but {} is missing",
+                manifest_path.display(),
+                wasm.display()
+            );
+        }
+        fs::write(stamp, &hash).unwrap_or_else(|e| panic!("cannot write {}: {e}", stamp.display()));
+    }
+}
+
+/// A SHA-256 over every file under `inputs` (path and contents), skipping
+/// what builds produce: dot files, `target`, `node_modules`, `__pycache__`, `*.wasm`.
+fn inputs_hash(inputs: &[PathBuf]) -> String {
+    use sha2::Digest as _;
+    let mut files = Vec::new();
+    for input in inputs {
+        collect_files(input, &mut files);
+    }
+    files.sort();
+    let mut hasher = sha2::Sha256::new();
+    for file in files {
+        hasher.update(file.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update(fs::read(&file).unwrap_or_default());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>) {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let skipped = name.starts_with('.')
+        || matches!(name.as_str(), "target" | "node_modules" | "__pycache__")
+        || name.ends_with(".wasm");
+    if skipped {
+        return;
+    }
+    if path.is_dir() {
+        if let Ok(entries) = fs::read_dir(path) {
+            for entry in entries.filter_map(Result::ok) {
+                collect_files(&entry.path(), files);
+            }
+        }
+    } else if path.is_file() {
+        files.push(path.to_owned());
+    }
 }
