@@ -165,3 +165,12 @@ pub fn rss_kib(pid: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+static MEASURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Taken first by a test that measures this process (its resident memory,
+/// the latency of its requests): the tests of one binary run in parallel,
+/// and two such tests side by side would move each other's numbers.
+pub async fn measure_alone() -> tokio::sync::MutexGuard<'static, ()> {
+    MEASURING.lock().await
+}

@@ -1,10 +1,7 @@
-//! Admin API under abuse (issue 6, item 5), beside what `tests/admin.rs`
+//! Admin API under abuse (issue 6, item 5), beside what `integration/admin.rs`
 //! covers (401s, bad uploads, 413): an oversize upload is refused before its
 //! body is sent, a compile bomb is bounded and does not stall serving, and
 //! concurrent uploads end consistent with increasing versions.
-
-#[path = "raw.rs"]
-mod raw;
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +10,9 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
-use waterspout_tests::harness::{ADMIN_TOKEN, TestServer, admin_config};
+use waterspout_tests::harness::{ADMIN_TOKEN, TestServer, admin_config, measure_alone};
+
+use crate::raw;
 
 async fn start(config: ServerConfig) -> TestServer {
     let server = TestServer::start_with(guests::VERSION_A_APP, config).await;
@@ -83,6 +82,7 @@ fn compile_bomb(functions: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compile_bomb_is_bounded_and_serving_goes_on() {
+    let _alone = measure_alone().await;
     let server = start(admin_config()).await;
     let bomb = compile_bomb(50_000);
     let size_kib = bomb.len() / 1024;

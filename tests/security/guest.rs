@@ -3,15 +3,14 @@
 //! recursion, unbounded resource creation, a response that never finishes —
 //! costs only its own request while other requests stay fast.
 
-#[path = "raw.rs"]
-mod raw;
-
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use waterspout_tests::guests;
-use waterspout_tests::harness::TestServer;
+use waterspout_tests::harness::{TestServer, measure_alone};
+
+use crate::raw;
 
 const TORNADO_500: &str =
     "<html><title>500: Internal Server Error</title><body>500: Internal Server Error</body></html>";
@@ -135,6 +134,7 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unbounded_resource_creation_is_stopped_and_memory_released() {
+    let _alone = measure_alone().await;
     let server = TestServer::start(guests::FAULTS_APP).await;
     // Warm up: instance slots and allocator arenas.
     let (status, body) = server.get_text("/resource-bomb").await;
@@ -194,6 +194,7 @@ async fn fault_pages_never_carry_trap_text() {
 /// normal requests stay fast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_cost_only_their_own_request() {
+    let _alone = measure_alone().await;
     let server = TestServer::start(guests::FAULTS_APP).await;
     for _ in 0..3 {
         assert_eq!(server.get_text("/ok").await.0, 200);

@@ -6,15 +6,13 @@
 //! (`GET /ok` with `Connection: close`): if the server answers the marker, it
 //! kept reading after the bad request, so it must have parsed it exactly.
 
-#[path = "raw.rs"]
-mod raw;
-
 use std::time::Duration;
 
-use raw::{Outcome, exchange};
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
 use waterspout_tests::harness::TestServer;
+
+use crate::raw::{self, Outcome, exchange};
 
 /// Asks for `ok` and closes: the second answer on a connection that is in sync.
 const MARKER: &str = "GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";

@@ -3,11 +3,14 @@
 //! The process must not crash, its resident memory must stay bounded, and
 //! normal requests must keep succeeding, every second of the run.
 //!
-//! `mixed_load_short` (5 s, 64 connections) runs with the suite; the long
-//! run (30 s, 256 connections) is `make load`:
+//! A test binary of its own (`load`), not a module of `security`: it keeps
+//! both cores busy, which would slow the timed checks of the other security
+//! tests, and they would move its numbers. `mixed_load_short` (5 s, 64
+//! connections) runs with the suite; the long run (30 s, 256 connections) is
+//! `make load`:
 //!
 //! ```sh
-//! cargo test -p waterspout-tests --test security_load -- --ignored --nocapture
+//! cargo test -p waterspout-tests --test load -- --ignored --nocapture
 //! ```
 
 #[path = "raw.rs"]

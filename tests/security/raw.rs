@@ -2,7 +2,7 @@
 //! every response the server writes, and see whether it closed the connection.
 //! Every wait is bounded.
 
-#![allow(dead_code)] // each test target uses a different part
+#![allow(dead_code)] // the load binary uses a part of it
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

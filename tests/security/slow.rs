@@ -3,16 +3,15 @@
 //! cut off by a timeout or refused, and a normal request still gets through
 //! quickly.
 
-#[path = "raw.rs"]
-mod raw;
-
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
-use waterspout_tests::harness::TestServer;
+use waterspout_tests::harness::{TestServer, measure_alone};
+
+use crate::raw;
 
 async fn start(config: ServerConfig) -> TestServer {
     TestServer::start_with(guests::FAULTS_APP, config).await
@@ -245,6 +244,7 @@ async fn connections_over_the_cap_are_refused_until_timeouts_free_them() {
 /// bounded amount, and others are served normally.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipelining_client_that_never_reads_is_bounded() {
+    let _alone = measure_alone().await;
     // Its connection never drains: do not wait 30 s for it at shutdown.
     let server = start(ServerConfig {
         shutdown_grace: Duration::from_secs(1),

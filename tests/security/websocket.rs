@@ -1,10 +1,7 @@
-//! WebSocket abuse (issue 6, item 4), beside what `tests/websocket.rs`
+//! WebSocket abuse (issue 6, item 4), beside what `integration/websocket.rs`
 //! covers (1009, 1002, 1007, a client that does not read its messages, idle
 //! pings): a ping flood from a client that never reads the pongs stays
 //! bounded in memory, and other connections keep being served.
-
-#[path = "raw.rs"]
-mod raw;
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use waterspout_tests::guests;
-use waterspout_tests::harness::TestServer;
+use waterspout_tests::harness::{TestServer, measure_alone};
+
+use crate::raw;
 
 /// Resident memory of this process (the server runs in it), MiB.
 fn rss_mib() -> u64 {
@@ -55,6 +54,7 @@ fn ping_frame() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_from_a_client_that_never_reads_stays_bounded() {
+    let _alone = measure_alone().await;
     let server = TestServer::start(guests::ECHO_APP).await;
     let flooded = open_raw(&server).await;
     let (_unread, mut write) = flooded.into_split();

@@ -994,7 +994,7 @@ async fn protocol_errors_close_1002() {
 
 // ---------------------------------------------------------------------------
 // Rough numbers (not a benchmark: the test profile, one process for server
-// and clients). `cargo test -p waterspout-tests --test websocket -- --ignored --nocapture`
+// and clients). `cargo test -p waterspout-tests --test integration -- --ignored --nocapture websocket::`
 
 fn rss_kib() -> u64 {
     waterspout_tests::harness::rss_kib("self")
