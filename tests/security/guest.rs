@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use waterspout_tests::guests;
-use waterspout_tests::harness::{TestServer, measure_alone};
-
-use crate::raw;
+use waterspout_tests::harness::{TestServer, measure_alone, own_rss_kib, raw};
 
 const TORNADO_500: &str =
     "<html><title>500: Internal Server Error</title><body>500: Internal Server Error</body></html>";
@@ -127,11 +125,6 @@ async fn a_response_that_never_finishes_is_cut_off() {
     server.shutdown().await;
 }
 
-/// Resident memory of this process (the server runs in it), KiB.
-fn rss_kib() -> u64 {
-    waterspout_tests::harness::rss_kib("self")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unbounded_resource_creation_is_stopped_and_memory_released() {
     let _alone = measure_alone().await;
@@ -139,7 +132,7 @@ async fn unbounded_resource_creation_is_stopped_and_memory_released() {
     // Warm up: instance slots and allocator arenas.
     let (status, body) = server.get_text("/resource-bomb").await;
     assert_eq!((status, body.as_str()), (500, TORNADO_500));
-    let before = rss_kib();
+    let before = own_rss_kib();
     let start = Instant::now();
     let bombs: Vec<_> = (0..8)
         .map(|_| {
@@ -154,7 +147,7 @@ async fn unbounded_resource_creation_is_stopped_and_memory_released() {
         assert_eq!(bomb.await.unwrap(), (500, TORNADO_500.to_owned()));
     }
     let took = start.elapsed();
-    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    let grown_mib = own_rss_kib().saturating_sub(before) / 1024;
     eprintln!("8 resource bombs: {took:?}, RSS +{grown_mib} MiB");
     // Stopped by the resource limit (MAX_RESOURCES), not by the 30 s time
     // limit; before it, each bomb held ~40 MiB and a tokio task per handle.

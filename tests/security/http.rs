@@ -11,8 +11,7 @@ use std::time::Duration;
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
 use waterspout_tests::harness::TestServer;
-
-use crate::raw::{self, Outcome, exchange};
+use waterspout_tests::harness::raw::{self, Outcome, exchange};
 
 /// Asks for `ok` and closes: the second answer on a connection that is in sync.
 const MARKER: &str = "GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";

@@ -10,6 +10,5 @@ mod crash;
 mod fuzz_regressions;
 mod guest;
 mod http;
-mod raw;
 mod slow;
 mod websocket;

@@ -9,9 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
-use waterspout_tests::harness::{TestServer, measure_alone};
-
-use crate::raw;
+use waterspout_tests::harness::{TestServer, measure_alone, own_rss_kib, raw};
 
 async fn start(config: ServerConfig) -> TestServer {
     TestServer::start_with(guests::FAULTS_APP, config).await
@@ -254,7 +252,7 @@ async fn a_pipelining_client_that_never_reads_is_bounded() {
     let stream = TcpStream::connect(server.addr).await.unwrap();
     let batch = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
     let (_read, mut write) = stream.into_split();
-    let before = rss_kib();
+    let before = own_rss_kib();
     let greedy = tokio::spawn(async move {
         let mut sent = 0usize;
         // Up to 60 MB of requests; stops when the server stops reading.
@@ -270,7 +268,7 @@ async fn a_pipelining_client_that_never_reads_is_bounded() {
         .await
         .unwrap()
         .unwrap();
-    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    let grown_mib = own_rss_kib().saturating_sub(before) / 1024;
     eprintln!(
         "a non-reading client got {} MB in; RSS +{grown_mib} MiB",
         sent >> 20
@@ -285,11 +283,6 @@ async fn a_pipelining_client_that_never_reads_is_bounded() {
     assert!(took < Duration::from_millis(500), "{took:?}");
     drop(write);
     server.shutdown().await;
-}
-
-/// Resident memory of this process (the server runs in it), KiB.
-fn rss_kib() -> u64 {
-    waterspout_tests::harness::rss_kib("self")
 }
 
 /// HTTP/2 has no header-read timer between requests: an idle connection is

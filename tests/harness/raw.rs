@@ -1,8 +1,6 @@
-//! Raw HTTP/1 over tokio TCP for the security tests: send exact bytes, read
-//! every response the server writes, and see whether it closed the connection.
-//! Every wait is bounded.
-
-#![allow(dead_code)] // the load binary uses a part of it
+//! Raw HTTP/1 over tokio TCP, for what a polite client never sends: send
+//! exact bytes, read every response the server writes, and see whether it
+//! closed the connection. Every wait is bounded.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
