@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
 use waterspout_tests::harness::{
-    TestServer, admin_call, admin_config, read_wasm, start_version_a, version_app,
+    TestServer, admin_call, admin_config, read_wasm, sha256_hex, start_version_a, version_app,
 };
 
 async fn upload(server: &TestServer, name: &str, bytes: Vec<u8>) -> (u16, Value) {
@@ -23,10 +23,6 @@ fn error_of(body: &Value) -> &str {
     body["error"]
         .as_str()
         .unwrap_or_else(|| panic!("no error message in {body}"))
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    waterspout::registry::sha256_hex(bytes)
 }
 
 #[tokio::test]
@@ -59,7 +55,7 @@ async fn upload_activates_the_new_version_and_lists_it() {
     assert_eq!(info["active"], true);
     assert_eq!(info["world"], "handler");
     assert_eq!(info["source"], "upload");
-    assert_eq!(info["sha256"], sha256(&b));
+    assert_eq!(info["sha256"], sha256_hex(&b));
     assert!(info["compile_ms"].as_f64().unwrap() > 0.0);
     // Active before the call returned.
     assert_eq!(server.get_text("/").await, (200, "b".into()));
@@ -71,7 +67,7 @@ async fn upload_activates_the_new_version_and_lists_it() {
     let h = &handlers[0];
     assert_eq!(h["name"], "version");
     assert_eq!(h["active_version"], 2);
-    assert_eq!(h["sha256"], sha256(&b));
+    assert_eq!(h["sha256"], sha256_hex(&b));
     assert_eq!(h["size"], b.len());
     assert_eq!(h["world"], "handler");
     assert_eq!(h["routes"], json!(["/"]));
@@ -90,7 +86,10 @@ async fn upload_activates_the_new_version_and_lists_it() {
     assert_eq!(versions[0]["source"], "manifest");
     assert_eq!(versions[0]["active"], false);
     assert_eq!(versions[1]["active"], true);
-    assert_eq!(versions[0]["sha256"], sha256(&read_wasm(guests::VERSION_A_WASM)));
+    assert_eq!(
+        versions[0]["sha256"],
+        sha256_hex(&read_wasm(guests::VERSION_A_WASM))
+    );
 
     let (status, v1) = admin_call(server.admin(Method::GET, "/handlers/version/versions/1")).await;
     assert_eq!((status, &v1["version"]), (200, &json!(1)));

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use waterspout_tests::guests;
-use waterspout_tests::harness::{TestServer, app_with_manifest};
+use waterspout_tests::harness::{TestServer, World, app_with_manifest};
 
 #[tokio::test]
 async fn a_wasi_http_component_is_served_at_its_routes() {
@@ -15,7 +15,7 @@ async fn a_wasi_http_component_is_served_at_its_routes() {
         assert_eq!(r.text().await.unwrap(), "Hello, world");
     }
     let listed = server.app.registry.get("wasi-hello").unwrap().active();
-    assert_eq!(listed.world, waterspout::registry::World::WasiHttp);
+    assert_eq!(listed.world, World::WasiHttp);
     server.shutdown().await;
 }
 
