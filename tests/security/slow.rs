@@ -251,19 +251,10 @@ async fn a_pipelining_client_that_never_reads_is_bounded() {
     .await;
     let stream = TcpStream::connect(server.addr).await.unwrap();
     let batch = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
-    let (_read, mut write) = stream.into_split();
+    let (_read, write) = stream.into_split();
     let before = own_rss_kib();
-    let greedy = tokio::spawn(async move {
-        let mut sent = 0usize;
-        // Up to 60 MB of requests; stops when the server stops reading.
-        while sent < 60 << 20 {
-            match tokio::time::timeout(Duration::from_secs(1), write.write_all(&batch)).await {
-                Ok(Ok(())) => sent += batch.len(),
-                _ => break,
-            }
-        }
-        (sent, write)
-    });
+    // Up to 60 MB of requests; stops when the server stops reading.
+    let greedy = raw::flood(write, batch, 60 << 20);
     let (sent, write) = tokio::time::timeout(Duration::from_secs(60), greedy)
         .await
         .unwrap()

@@ -5,31 +5,21 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
 use waterspout_tests::guests;
 use waterspout_tests::harness::websocket::{PING, client_frame, connect, raw_open, send_text, text};
-use waterspout_tests::harness::{TestServer, measure_alone, own_rss_kib};
+use waterspout_tests::harness::{TestServer, measure_alone, own_rss_kib, raw};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_from_a_client_that_never_reads_stays_bounded() {
     let _alone = measure_alone().await;
     let server = TestServer::start(guests::ECHO_APP).await;
     let flooded = raw_open(&server, "/echo").await;
-    let (_unread, mut write) = flooded.into_split();
+    let (_unread, write) = flooded.into_split();
     // Masked pings with 125 bytes each, the most a control frame may carry.
     let batch = client_frame(true, PING, &[b'p'; 125]).repeat(1000); // 131 KB
     let before = own_rss_kib() / 1024;
-    let flood = tokio::spawn(async move {
-        let mut sent = 0usize;
-        // 200 MB of pings, or less if the server stops reading.
-        while sent < 200 << 20 {
-            match tokio::time::timeout(Duration::from_secs(1), write.write_all(&batch)).await {
-                Ok(Ok(())) => sent += batch.len(),
-                _ => break,
-            }
-        }
-        (sent, write)
-    });
+    // 200 MB of pings, or less if the server stops reading.
+    let flood = raw::flood(write, batch, 200 << 20);
     // Meanwhile another client is echoed promptly.
     let mut ws = connect(&server, "/echo").await;
     let mut worst = Duration::ZERO;
