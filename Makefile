@@ -42,7 +42,7 @@ bench-deps:
 # The long runs of docs/SECURITY.md, outside `make test`: load (30 s, 256
 # connections) and every fuzz target for FUZZ_SECONDS (nightly).
 load: setup
-	$(CARGO) test -p waterspout-tests --test security_load -- --ignored --nocapture
+	$(CARGO) test -p waterspout-tests --test load -- --ignored --nocapture
 
 fuzz: setup
 	scripts/fuzz.sh

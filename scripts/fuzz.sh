@@ -9,7 +9,7 @@
 # cargo-fuzz if missing. The corpus grows in fuzz/corpus/<target>/ (seeded
 # from fuzz/seeds/ and the built guest components); crashes, timeouts and
 # out-of-memory inputs are copied to fuzz/regressions/<target>/, which
-# `cargo test -p waterspout-tests --test security_fuzz_regressions` replays
+# `cargo test -p waterspout-tests --test security fuzz_regressions` replays
 # on stable. Exits non-zero if any target found something.
 set -uo pipefail
 cd "$(dirname "$0")/../fuzz"

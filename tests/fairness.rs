@@ -6,16 +6,13 @@ use std::time::{Duration, Instant};
 
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
-use waterspout_tests::harness::TestServer;
-
-/// The tests here measure latency: one at a time.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use waterspout_tests::harness::{TestServer, measure_alone};
 
 /// The seed's warning about event loops and CPU-bound handlers, answered:
 /// a guest spinning for 2 s yields every epoch tick.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spinning_handler_does_not_block_other_requests() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    let _alone = measure_alone().await;
     let server = TestServer::start(guests::FAULTS_APP).await;
     // Warm the connection pool and the instance slots.
     for _ in 0..5 {
@@ -66,7 +63,7 @@ async fn hellos_stay_fast(server: &TestServer, period: Duration) -> Vec<Duration
 /// connection whose guest spins shares the loop with every other connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_worker_thread_shares_its_loop_with_a_spinning_handler() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    let _alone = measure_alone().await;
     let config = ServerConfig {
         workers: 1,
         ..ServerConfig::default()

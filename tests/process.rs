@@ -1,93 +1,24 @@
 //! The `waterspout` binary as a process: access log format, guest output in
 //! the host log, graceful shutdown on SIGTERM.
 
-use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use waterspout_tests::guests;
-use waterspout_tests::harness::spawn_server;
+use waterspout_tests::harness::{ADMIN_TOKEN, ServerProcess, serve_command};
 
-/// A server process and everything it has written to stderr so far.
-struct Process {
-    child: Child,
-    /// This process's own version store (tests run in parallel on one app).
-    _store: tempfile::TempDir,
-    addr: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Process {
-    fn serve(app: &str) -> Process {
-        Process::serve_with(app, &[])
-    }
-
-    fn serve_with(app: &str, args: &[&str]) -> Process {
-        let (mut command, store) = serve_command(app, args);
-        command
-            .env("WATERSPOUT_LOG", "info")
-            .env_remove("WATERSPOUT_ADMIN_TOKEN");
-        let spawned = spawn_server(command, false);
-        Process {
-            child: spawned.child,
-            _store: store,
-            addr: spawned.addr,
-            log: spawned.log,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    /// Waits until the log contains `needle` (or panics after 10 s).
-    fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = self.log.lock().unwrap().clone();
-            if log.contains(needle) {
-                return log;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "log never contained {needle:?}:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-/// `waterspout serve APP --listen 127.0.0.1:0 --store TMP ARGS…` (the test
-/// build of the binary). Each process gets its own version store: processes
-/// sharing one would race on its files. Keep the directory while it runs.
-fn serve_command(app: &str, args: &[&str]) -> (Command, tempfile::TempDir) {
-    let store = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"));
-    command
-        .args(["serve", app, "--listen", "127.0.0.1:0", "--store"])
-        .arg(store.path())
-        .args(args);
-    (command, store)
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Sends `signal` (`TERM`, …) to `server` with kill(1).
+fn signal(server: &ServerProcess, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 #[test]
 fn access_log_uses_tornado_format_and_guest_output_is_tagged_and_escaped() {
-    let server = Process::serve(guests::FAULTS_APP);
+    let server = ServerProcess::on_own_store(guests::FAULTS_APP, &[]);
     let body = reqwest::blocking::get(server.url("/log?x=1"))
         .unwrap()
         .text()
@@ -157,13 +88,13 @@ fn regex_lite(line: &str) -> bool {
 
 #[test]
 fn sigterm_finishes_requests_in_flight_then_exits() {
-    let mut server = Process::serve(guests::FAULTS_APP);
+    let mut server = ServerProcess::on_own_store(guests::FAULTS_APP, &[]);
     let url = server.url("/spin?ms=1000");
     let in_flight = std::thread::spawn(move || {
         reqwest::blocking::get(url).map(|r| (r.status().as_u16(), r.text().unwrap()))
     });
     std::thread::sleep(Duration::from_millis(300));
-    server.signal("TERM");
+    signal(&server, "TERM");
     let (status, body) = in_flight.join().unwrap().expect("in-flight request failed");
     assert_eq!((status, body.as_str()), (200, "spun"));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -180,7 +111,7 @@ fn sigterm_finishes_requests_in_flight_then_exits() {
 
 #[test]
 fn workers_flag_starts_that_many_event_loop_threads_that_all_serve() {
-    let server = Process::serve_with(guests::FAULTS_APP, &["--workers", "3"]);
+    let server = ServerProcess::on_own_store(guests::FAULTS_APP, &["--workers", "3"]);
     server.wait_for_log("3 worker thread(s) serving on http://");
     let pid = server.child.id();
     // A thread names itself once it runs: give them a moment.
@@ -212,8 +143,11 @@ fn workers_flag_starts_that_many_event_loop_threads_that_all_serve() {
 
 #[test]
 fn zero_workers_is_refused_with_a_reason() {
-    let (mut command, _store) = serve_command(guests::FAULTS_APP, &["--workers", "0"]);
-    let output = command.env_remove("WATERSPOUT_ADMIN_TOKEN").output().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let output = serve_command(guests::FAULTS_APP, store.path())
+        .args(["--workers", "0"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--workers must be at least 1"), "{stderr}");
@@ -224,22 +158,22 @@ fn zero_workers_is_refused_with_a_reason() {
 /// (`waterspout_open_connections` on the admin API's `/metrics`).
 #[test]
 fn connections_are_spread_evenly_over_the_workers() {
-    let (mut command, _store) = serve_command(guests::FAULTS_APP, &["--workers", "2"]);
-    command
-        .args([
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--admin-token",
-            waterspout_tests::harness::ADMIN_TOKEN,
-        ])
-        .env("WATERSPOUT_LOG", "info");
-    let mut spawned = spawn_server(command, true);
-    let addr = spawned.addr.clone();
+    let store = tempfile::tempdir().unwrap();
+    let mut command = serve_command(guests::FAULTS_APP, store.path());
+    command.args([
+        "--workers",
+        "2",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token",
+        ADMIN_TOKEN,
+    ]);
+    let server = ServerProcess::spawn(command, true);
     // Eight connections held open at once (raw sockets: no client pool decides).
     let mut connections: Vec<std::net::TcpStream> = (0..8)
         .map(|_| {
             use std::io::{Read, Write};
-            let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+            let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
             stream.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
             let mut buf = [0u8; 256];
             let n = stream.read(&mut buf).unwrap();
@@ -252,8 +186,8 @@ fn connections_are_spread_evenly_over_the_workers() {
         })
         .collect();
     let metrics = reqwest::blocking::Client::new()
-        .get(format!("http://{}/metrics", spawned.admin.as_ref().unwrap()))
-        .bearer_auth(waterspout_tests::harness::ADMIN_TOKEN)
+        .get(server.admin_url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .unwrap()
         .text()
@@ -270,6 +204,4 @@ fn connections_are_spread_evenly_over_the_workers() {
     };
     assert_eq!((open("0"), open("1")), (4.0, 4.0), "{metrics}");
     connections.clear();
-    let _ = spawned.child.kill();
-    let _ = spawned.child.wait();
 }

@@ -9,7 +9,8 @@
 //!
 //! Scenarios: a (HTTP hello vs hyper, wasmtime serve, Tornado), b (request
 //! path µs, criterion), c (WebSocket echo vs tokio-tungstenite; RSS with
-//! 10,000 idle WebSockets), d (hot swap). A scenario is a function returning
+//! 10,000 idle WebSockets), d (hot swap; its upload-to-visible and restart
+//! timings alone: `--swap-bench`). A scenario is a function returning
 //! markdown; new ones (long polling, other languages) slot into `main`.
 
 use std::fmt::Write as _;
@@ -24,6 +25,7 @@ mod baseline;
 mod chart;
 mod peers;
 mod swap;
+mod swap_bench;
 mod wrk;
 mod ws;
 
@@ -48,6 +50,10 @@ struct Args {
     /// Skip the peers that must be installed (wasmtime serve, Tornado).
     #[arg(long)]
     no_peers: bool,
+    /// Only the hot-swap timings of scenario d (upload to visible, restart
+    /// to serving): printed, and written to --out when it is given.
+    #[arg(long)]
+    swap_bench: bool,
     /// Where to write the report (default: BENCHMARKS.md at the root).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -75,6 +81,15 @@ fn main() -> anyhow::Result<()> {
     }
     let root = root();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if args.swap_bench {
+        let report = runtime.block_on(swap_bench::run(&root))?;
+        println!("{report}");
+        if let Some(out) = &args.out {
+            std::fs::write(out, &report)?;
+            eprintln!("written to {}", out.display());
+        }
+        return Ok(());
+    }
     let mut report = header(&root)?;
     let mut http = Vec::new();
     for scenario in &args.scenarios {

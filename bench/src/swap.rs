@@ -1,18 +1,16 @@
-//! Scenario d: hot swap. Upload-to-visible and restart times come from the
-//! host's `swap_bench` example; here, requests/sec and errors under load
-//! while the handler is swapped every 100 ms, against the same load without
-//! swapping.
+//! Scenario d: hot swap. Requests/sec and errors under load while the
+//! handler is swapped every 100 ms, against the same load without swapping;
+//! then the upload-to-visible and restart times of [`swap_bench`].
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::wrk;
+use crate::{swap_bench, wrk};
 
 pub fn scenario_d(runtime: &tokio::runtime::Runtime, root: &Path, secs: u64) -> anyhow::Result<String> {
     let versions = ["version_a", "version_b"]
@@ -68,20 +66,9 @@ pub fn scenario_d(runtime: &tokio::runtime::Runtime, root: &Path, secs: u64) -> 
     let _ = swapper.join();
     let swapping = swapping?;
     runtime.block_on(server.shutdown());
-
-    let example = Command::new("cargo")
-        .current_dir(root)
-        .args([
-            "run",
-            "--release",
-            "-q",
-            "-p",
-            "waterspout",
-            "--example",
-            "swap_bench",
-        ])
-        .output()
-        .context("running the swap_bench example")?;
+    runtime.block_on(admin.shutdown());
+    drop(app);
+    let timings = runtime.block_on(swap_bench::run(root));
 
     let mut out = String::from("## d. Hot swap\n\n");
     writeln!(
@@ -106,24 +93,20 @@ pub fn scenario_d(runtime: &tokio::runtime::Runtime, root: &Path, secs: u64) -> 
         failed_swaps.load(Ordering::Relaxed),
         100.0 * swapping.rps / still.rps
     )?;
-    if example.status.success() {
-        let text = String::from_utf8_lossy(&example.stdout);
-        // The example prints markdown with its own top heading; nest it.
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# ") {
-                writeln!(out, "### {rest}")?;
-            } else if let Some(rest) = line.strip_prefix("## ") {
-                writeln!(out, "#### {rest}")?;
-            } else {
-                writeln!(out, "{line}")?;
+    match timings {
+        Ok(text) => {
+            // Its markdown has its own top heading; nest it.
+            for line in text.lines() {
+                if let Some(rest) = line.strip_prefix("# ") {
+                    writeln!(out, "### {rest}")?;
+                } else if let Some(rest) = line.strip_prefix("## ") {
+                    writeln!(out, "#### {rest}")?;
+                } else {
+                    writeln!(out, "{line}")?;
+                }
             }
         }
-    } else {
-        writeln!(
-            out,
-            "_swap_bench failed: {}_",
-            String::from_utf8_lossy(&example.stderr).trim()
-        )?;
+        Err(e) => writeln!(out, "_swap_bench failed: {e:#}_")?,
     }
     out.push('\n');
     Ok(out)

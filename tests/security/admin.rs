@@ -1,45 +1,21 @@
-//! Admin API under abuse (issue 6, item 5), beside what `tests/admin.rs`
+//! Admin API under abuse (issue 6, item 5), beside what `integration/admin.rs`
 //! covers (401s, bad uploads, 413): an oversize upload is refused before its
 //! body is sent, a compile bomb is bounded and does not stall serving, and
 //! concurrent uploads end consistent with increasing versions.
 
-#[path = "raw.rs"]
-mod raw;
-
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
-use waterspout_tests::harness::{ADMIN_TOKEN, TestServer, admin_config};
-
-async fn start(config: ServerConfig) -> TestServer {
-    let server = TestServer::start_with(guests::VERSION_A_APP, config).await;
-    assert_eq!(server.get_text("/").await, (200, "a".into()));
-    server
-}
-
-async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.expect("admin request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("admin body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-fn wasm(path: &str) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// Resident memory of this process (the server runs in it), MiB.
-fn rss_mib() -> u64 {
-    waterspout_tests::harness::rss_kib("self") / 1024
-}
+use waterspout_tests::harness::{
+    ADMIN_TOKEN, admin_call, admin_config, measure_alone, own_rss_kib, raw, read_wasm, start_version_a,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_upload_is_refused_before_its_body_is_sent() {
-    let server = start(ServerConfig {
+    let server = start_version_a(ServerConfig {
         max_upload_size: 1 << 20,
         ..admin_config()
     })
@@ -83,10 +59,11 @@ fn compile_bomb(functions: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compile_bomb_is_bounded_and_serving_goes_on() {
-    let server = start(admin_config()).await;
+    let _alone = measure_alone().await;
+    let server = start_version_a(admin_config()).await;
     let bomb = compile_bomb(50_000);
     let size_kib = bomb.len() / 1024;
-    let before = rss_mib();
+    let before = own_rss_kib() / 1024;
     let (admin, url) = (
         server.client.clone(),
         server.admin_url("/handlers/version/versions"),
@@ -113,7 +90,7 @@ async fn a_compile_bomb_is_bounded_and_serving_goes_on() {
         let start = Instant::now();
         assert_eq!(server.get_text("/").await, (200, "a".into()));
         latencies.push(start.elapsed());
-        peak = peak.max(rss_mib());
+        peak = peak.max(own_rss_kib() / 1024);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, body, took) = upload.await.unwrap();
@@ -139,14 +116,17 @@ async fn a_compile_bomb_is_bounded_and_serving_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_uploads_end_consistent_with_increasing_versions() {
-    let server = start(admin_config()).await;
-    let bytes = [wasm(guests::VERSION_A_WASM), wasm(guests::VERSION_B_WASM)];
+    let server = start_version_a(admin_config()).await;
+    let bytes = [
+        read_wasm(guests::VERSION_A_WASM),
+        read_wasm(guests::VERSION_B_WASM),
+    ];
     let uploads: Vec<_> = (0..8)
         .map(|i| {
             let request = server
                 .admin(Method::POST, "/handlers/version/versions")
                 .body(bytes[i % 2].clone());
-            tokio::spawn(async move { (i % 2, call(request).await) })
+            tokio::spawn(async move { (i % 2, admin_call(request).await) })
         })
         .collect();
     let mut returned = Vec::new();
@@ -159,7 +139,7 @@ async fn concurrent_uploads_end_consistent_with_increasing_versions() {
     let numbers: Vec<u64> = returned.iter().map(|(v, _)| *v).collect();
     // Eight distinct versions after the manifest's version 1.
     assert_eq!(numbers, (2..=9).collect::<Vec<_>>(), "{returned:?}");
-    let (_, listing) = call(server.admin(Method::GET, "/handlers/version/versions")).await;
+    let (_, listing) = admin_call(server.admin(Method::GET, "/handlers/version/versions")).await;
     let listed: Vec<u64> = listing["versions"]
         .as_array()
         .unwrap()

@@ -3,15 +3,12 @@
 //! recursion, unbounded resource creation, a response that never finishes —
 //! costs only its own request while other requests stay fast.
 
-#[path = "raw.rs"]
-mod raw;
-
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use waterspout_tests::guests;
-use waterspout_tests::harness::TestServer;
+use waterspout_tests::harness::{TestServer, measure_alone, own_rss_kib, raw};
 
 const TORNADO_500: &str =
     "<html><title>500: Internal Server Error</title><body>500: Internal Server Error</body></html>";
@@ -128,18 +125,14 @@ async fn a_response_that_never_finishes_is_cut_off() {
     server.shutdown().await;
 }
 
-/// Resident memory of this process (the server runs in it), KiB.
-fn rss_kib() -> u64 {
-    waterspout_tests::harness::rss_kib("self")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unbounded_resource_creation_is_stopped_and_memory_released() {
+    let _alone = measure_alone().await;
     let server = TestServer::start(guests::FAULTS_APP).await;
     // Warm up: instance slots and allocator arenas.
     let (status, body) = server.get_text("/resource-bomb").await;
     assert_eq!((status, body.as_str()), (500, TORNADO_500));
-    let before = rss_kib();
+    let before = own_rss_kib();
     let start = Instant::now();
     let bombs: Vec<_> = (0..8)
         .map(|_| {
@@ -154,7 +147,7 @@ async fn unbounded_resource_creation_is_stopped_and_memory_released() {
         assert_eq!(bomb.await.unwrap(), (500, TORNADO_500.to_owned()));
     }
     let took = start.elapsed();
-    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    let grown_mib = own_rss_kib().saturating_sub(before) / 1024;
     eprintln!("8 resource bombs: {took:?}, RSS +{grown_mib} MiB");
     // Stopped by the resource limit (MAX_RESOURCES), not by the 30 s time
     // limit; before it, each bomb held ~40 MiB and a tokio task per handle.
@@ -194,6 +187,7 @@ async fn fault_pages_never_carry_trap_text() {
 /// normal requests stay fast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_cost_only_their_own_request() {
+    let _alone = measure_alone().await;
     let server = TestServer::start(guests::FAULTS_APP).await;
     for _ in 0..3 {
         assert_eq!(server.get_text("/ok").await.0, 200);

@@ -6,15 +6,12 @@
 //! (`GET /ok` with `Connection: close`): if the server answers the marker, it
 //! kept reading after the bad request, so it must have parsed it exactly.
 
-#[path = "raw.rs"]
-mod raw;
-
 use std::time::Duration;
 
-use raw::{Outcome, exchange};
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
-use waterspout_tests::harness::TestServer;
+use waterspout_tests::harness::raw::{self, Outcome, exchange};
+use waterspout_tests::harness::{MAX_URI_LEN, TestServer};
 
 /// Asks for `ok` and closes: the second answer on a connection that is in sync.
 const MARKER: &str = "GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -324,7 +321,7 @@ async fn too_many_or_too_large_headers_are_431() {
 #[tokio::test]
 async fn long_uri_is_414() {
     let server = faults().await;
-    let long = format!("/ok?{}", "q".repeat(waterspout::MAX_URI_LEN));
+    let long = format!("/ok?{}", "q".repeat(MAX_URI_LEN));
     refused(
         &server,
         "8 KiB target",
@@ -333,7 +330,7 @@ async fn long_uri_is_414() {
     )
     .await;
     // At the limit it is served.
-    let fits = format!("/ok?{}", "q".repeat(waterspout::MAX_URI_LEN - 4));
+    let fits = format!("/ok?{}", "q".repeat(MAX_URI_LEN - 4));
     in_sync(
         &server,
         "target at the limit",

@@ -3,76 +3,44 @@
 //! The process must not crash, its resident memory must stay bounded, and
 //! normal requests must keep succeeding, every second of the run.
 //!
-//! `mixed_load_short` (5 s, 64 connections) runs with the suite; the long
-//! run (30 s, 256 connections) is `make load`:
+//! A test binary of its own (`load`), not a module of `security`: it keeps
+//! both cores busy, which would slow the timed checks of the other security
+//! tests, and they would move its numbers. `mixed_load_short` (5 s, 64
+//! connections) runs with the suite; the long run (30 s, 256 connections) is
+//! `make load`:
 //!
 //! ```sh
-//! cargo test -p waterspout-tests --test security_load -- --ignored --nocapture
+//! cargo test -p waterspout-tests --test load -- --ignored --nocapture
 //! ```
 
-#[path = "raw.rs"]
-mod raw;
-
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use waterspout_tests::guests;
+use waterspout_tests::harness::{ServerProcess, raw, serve_command};
 
-/// The server as a child process, killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+/// The server as a process on the faults app, with a store of its own.
+fn start_server(store: &Path) -> ServerProcess {
+    let mut command = serve_command(guests::FAULTS_APP, store);
+    // Faults log a backtrace each; keep only the start-up line.
+    command.env(
+        "WATERSPOUT_LOG",
+        "warn,waterspout::server=info,waterspout::access=off,waterspout::handlers=off,waterspout::guest=off",
+    );
+    ServerProcess::spawn(command, false)
 }
 
-impl Server {
-    fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_waterspout-test-server"))
-            .args(["serve", guests::FAULTS_APP, "--listen", "127.0.0.1:0"])
-            // Faults log a backtrace each; keep only the start-up line.
-            .env("WATERSPOUT_LOG", "warn,waterspout::server=info,waterspout::access=off,waterspout::handlers=off,waterspout::guest=off")
-            .env_remove("WATERSPOUT_ADMIN_TOKEN")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting the server");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("serving on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("the server did not start");
-        Server {
-            child,
-            addr: addr.parse().unwrap(),
-        }
-    }
-
-    fn rss_mib(&self) -> u64 {
-        waterspout_tests::harness::rss_kib(&self.child.id().to_string()) / 1024
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
+fn rss_mib(server: &ServerProcess) -> u64 {
+    server.rss_kib() / 1024
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn alive(server: &mut ServerProcess) -> bool {
+    server.child.try_wait().unwrap().is_none()
 }
 
 /// One kind of request in the mix.
@@ -233,27 +201,29 @@ struct Report {
 }
 
 async fn run_load(duration: Duration, connections: u64) -> Report {
-    let mut server = Server::start();
+    let store = tempfile::tempdir().unwrap();
+    let mut server = start_server(store.path());
+    let addr: SocketAddr = server.addr.parse().unwrap();
     // Warm up: compile caches, instance slots.
     for path in ["/ok", "/trap", "/grow"] {
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        raw::exchange(server.addr, request.as_bytes(), Duration::from_secs(5)).await;
+        raw::exchange(addr, request.as_bytes(), Duration::from_secs(5)).await;
     }
-    let baseline_mib = server.rss_mib();
+    let baseline_mib = rss_mib(&server);
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
     let start = Instant::now();
     let workers: Vec<_> = (0..connections)
-        .map(|id| tokio::spawn(worker(server.addr, id, stop.clone(), tally.clone(), start)))
+        .map(|id| tokio::spawn(worker(addr, id, stop.clone(), tally.clone(), start)))
         .collect();
     // Peaks of the first and the second half, to see a plateau.
     let mut peaks = [baseline_mib, 0];
     while start.elapsed() < duration {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let half = usize::from(start.elapsed() >= duration / 2);
-        let rss = server.rss_mib();
+        let rss = rss_mib(&server);
         peaks[half] = peaks[half].max(rss);
-        assert!(server.alive(), "the server died under load");
+        assert!(alive(&mut server), "the server died under load");
         if duration >= Duration::from_secs(20) && start.elapsed().as_millis() % 5000 < 200 {
             eprintln!("{:>3}s: RSS {rss} MiB", start.elapsed().as_secs());
         }
@@ -266,13 +236,13 @@ async fn run_load(duration: Duration, connections: u64) -> Report {
             .expect("a client hung")
             .unwrap();
     }
-    assert!(server.alive(), "the server died under load");
+    assert!(alive(&mut server), "the server died under load");
     // Let the pool settle, then see what is still resident.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after_mib = server.rss_mib();
+    let after_mib = rss_mib(&server);
     let (status, body) = {
         let outcome = raw::exchange(
-            server.addr,
+            addr,
             b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             Duration::from_secs(5),
         )

@@ -3,16 +3,13 @@
 //! cut off by a timeout or refused, and a normal request still gets through
 //! quickly.
 
-#[path = "raw.rs"]
-mod raw;
-
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
-use waterspout_tests::harness::TestServer;
+use waterspout_tests::harness::{TestServer, measure_alone, own_rss_kib, raw};
 
 async fn start(config: ServerConfig) -> TestServer {
     TestServer::start_with(guests::FAULTS_APP, config).await
@@ -245,6 +242,7 @@ async fn connections_over_the_cap_are_refused_until_timeouts_free_them() {
 /// bounded amount, and others are served normally.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipelining_client_that_never_reads_is_bounded() {
+    let _alone = measure_alone().await;
     // Its connection never drains: do not wait 30 s for it at shutdown.
     let server = start(ServerConfig {
         shutdown_grace: Duration::from_secs(1),
@@ -253,24 +251,15 @@ async fn a_pipelining_client_that_never_reads_is_bounded() {
     .await;
     let stream = TcpStream::connect(server.addr).await.unwrap();
     let batch = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
-    let (_read, mut write) = stream.into_split();
-    let before = rss_kib();
-    let greedy = tokio::spawn(async move {
-        let mut sent = 0usize;
-        // Up to 60 MB of requests; stops when the server stops reading.
-        while sent < 60 << 20 {
-            match tokio::time::timeout(Duration::from_secs(1), write.write_all(&batch)).await {
-                Ok(Ok(())) => sent += batch.len(),
-                _ => break,
-            }
-        }
-        (sent, write)
-    });
+    let (_read, write) = stream.into_split();
+    let before = own_rss_kib();
+    // Up to 60 MB of requests; stops when the server stops reading.
+    let greedy = raw::flood(write, batch, 60 << 20);
     let (sent, write) = tokio::time::timeout(Duration::from_secs(60), greedy)
         .await
         .unwrap()
         .unwrap();
-    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    let grown_mib = own_rss_kib().saturating_sub(before) / 1024;
     eprintln!(
         "a non-reading client got {} MB in; RSS +{grown_mib} MiB",
         sent >> 20
@@ -285,11 +274,6 @@ async fn a_pipelining_client_that_never_reads_is_bounded() {
     assert!(took < Duration::from_millis(500), "{took:?}");
     drop(write);
     server.shutdown().await;
-}
-
-/// Resident memory of this process (the server runs in it), KiB.
-fn rss_kib() -> u64 {
-    waterspout_tests::harness::rss_kib("self")
 }
 
 /// HTTP/2 has no header-read timer between requests: an idle connection is

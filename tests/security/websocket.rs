@@ -1,95 +1,37 @@
-//! WebSocket abuse (issue 6, item 4), beside what `tests/websocket.rs`
+//! WebSocket abuse (issue 6, item 4), beside what `integration/websocket.rs`
 //! covers (1009, 1002, 1007, a client that does not read its messages, idle
 //! pings): a ping flood from a client that never reads the pongs stays
 //! bounded in memory, and other connections keep being served.
 
-#[path = "raw.rs"]
-mod raw;
-
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 use waterspout_tests::guests;
-use waterspout_tests::harness::TestServer;
-
-/// Resident memory of this process (the server runs in it), MiB.
-fn rss_mib() -> u64 {
-    waterspout_tests::harness::rss_kib("self") / 1024
-}
-
-/// A raw connection to `/echo` after the opening handshake.
-async fn open_raw(server: &TestServer) -> TcpStream {
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream
-        .write_all(
-            b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(raw::PATIENCE, stream.read(&mut byte))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(n, 1, "closed during the handshake");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head);
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    stream
-}
-
-/// A masked client ping with a 125-byte payload (the largest a control
-/// frame may carry); the zero mask leaves the payload as it is.
-fn ping_frame() -> Vec<u8> {
-    let mut frame = vec![0x89, 0x80 | 125, 0, 0, 0, 0];
-    frame.extend_from_slice(&[b'p'; 125]);
-    frame
-}
+use waterspout_tests::harness::websocket::{PING, client_frame, connect, raw_open, send_text, text};
+use waterspout_tests::harness::{TestServer, measure_alone, own_rss_kib, raw};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_from_a_client_that_never_reads_stays_bounded() {
+    let _alone = measure_alone().await;
     let server = TestServer::start(guests::ECHO_APP).await;
-    let flooded = open_raw(&server).await;
-    let (_unread, mut write) = flooded.into_split();
-    let batch = ping_frame().repeat(1000); // 131 KB of pings
-    let before = rss_mib();
-    let flood = tokio::spawn(async move {
-        let mut sent = 0usize;
-        // 200 MB of pings, or less if the server stops reading.
-        while sent < 200 << 20 {
-            match tokio::time::timeout(Duration::from_secs(1), write.write_all(&batch)).await {
-                Ok(Ok(())) => sent += batch.len(),
-                _ => break,
-            }
-        }
-        (sent, write)
-    });
+    let flooded = raw_open(&server, "/echo").await;
+    let (_unread, write) = flooded.into_split();
+    // Masked pings with 125 bytes each, the most a control frame may carry.
+    let batch = client_frame(true, PING, &[b'p'; 125]).repeat(1000); // 131 KB
+    let before = own_rss_kib() / 1024;
+    // 200 MB of pings, or less if the server stops reading.
+    let flood = raw::flood(write, batch, 200 << 20);
     // Meanwhile another client is echoed promptly.
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/echo", server.addr))
-        .await
-        .unwrap();
+    let mut ws = connect(&server, "/echo").await;
     let mut worst = Duration::ZERO;
     while !flood.is_finished() {
         let start = Instant::now();
-        ws.send(Message::text("hi")).await.unwrap();
-        let echoed = tokio::time::timeout(raw::PATIENCE, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(echoed, Message::text("hi"));
+        send_text(&mut ws, "hi").await;
+        assert_eq!(text(&mut ws).await, "hi");
         worst = worst.max(start.elapsed());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (sent, write) = flood.await.unwrap();
-    let grown = rss_mib().saturating_sub(before);
+    let grown = (own_rss_kib() / 1024).saturating_sub(before);
     eprintln!(
         "ping flood: {} MB sent before the server stopped reading; RSS +{grown} MiB; worst echo beside it {worst:?}",
         sent >> 20

@@ -1,4 +1,4 @@
-//! A WebSocket handler that misbehaves on command, for tests/websocket.rs.
+//! A WebSocket handler that misbehaves on command, for tests/integration/websocket.rs.
 //!
 //! Handshake (query arguments of the upgrade request):
 //! - `refuse=STATUS`: `open` refuses with STATUS and reason "refused by guest";

@@ -1,5 +1,5 @@
-"""A Python handler for swap_bench's "large component" case (~18 MB once
-componentized): GET / answers "python". Built by swap_bench with
+"""A Python handler for the "large component" case of bench/src/swap_bench.rs
+(~18 MB once componentized): GET / answers "python". Built there with
 `componentize-py -d wit -w handler componentize app -o app.wasm` when
 componentize-py is installed (`pip install componentize-py`)."""
 

@@ -505,6 +505,8 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
 mod bad_manifests {
     use std::path::Path;
 
+    use waterspout_tests::harness::app_with_manifest;
+
     use super::*;
 
     fn load(dir: &Path) -> String {
@@ -514,19 +516,13 @@ mod bad_manifests {
         }
     }
 
-    fn app(manifest: &str) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("waterspout.toml"), manifest).unwrap();
-        dir
-    }
-
     fn handler(name: &str, wasm: &str) -> String {
         format!("[handler.{name}]\nwasm = {wasm:?}\n")
     }
 
     #[test]
     fn zero_workers() {
-        let dir = app(&format!(
+        let dir = app_with_manifest(&format!(
             "[app]\nworkers = 0\n\n[[route]]\npattern = \"/\"\nhandler = \"hello\"\n\n{}",
             handler("hello", guests::HELLO_WASM)
         ));
@@ -536,14 +532,14 @@ mod bad_manifests {
 
     #[test]
     fn syntax_error() {
-        let dir = app("[[route]]\npattern = \"/\"\nhandler = hello\n");
+        let dir = app_with_manifest("[[route]]\npattern = \"/\"\nhandler = hello\n");
         let e = load(dir.path());
         assert!(e.contains("waterspout.toml:3:"), "{e}");
     }
 
     #[test]
     fn unknown_handler() {
-        let dir = app(&format!(
+        let dir = app_with_manifest(&format!(
             "[[route]]\npattern = \"/\"\nhandler = \"nope\"\n\n{}",
             handler("hello", guests::HELLO_WASM)
         ));
@@ -556,7 +552,7 @@ mod bad_manifests {
 
     #[test]
     fn invalid_regex() {
-        let dir = app(&format!(
+        let dir = app_with_manifest(&format!(
             "[[route]]\npattern = \"/(\"\nhandler = \"hello\"\n{}",
             handler("hello", guests::HELLO_WASM)
         ));
@@ -569,7 +565,7 @@ mod bad_manifests {
 
     #[test]
     fn missing_wasm_file() {
-        let dir = app(&format!(
+        let dir = app_with_manifest(&format!(
             "[[route]]\npattern = \"/\"\nhandler = \"hello\"\n\n{}",
             handler("hello", "missing.wasm")
         ));
@@ -582,7 +578,7 @@ mod bad_manifests {
 
     #[test]
     fn component_of_the_wrong_world() {
-        let dir = app(&format!(
+        let dir = app_with_manifest(&format!(
             "[[route]]\npattern = \"/\"\nhandler = \"cmd\"\n\n{}",
             handler("cmd", guests::COMMAND_WASM)
         ));
@@ -596,7 +592,7 @@ mod bad_manifests {
 
     #[test]
     fn core_module_instead_of_component() {
-        let dir = app(&format!(
+        let dir = app_with_manifest(&format!(
             "[[route]]\npattern = \"/\"\nhandler = \"m\"\n\n{}",
             handler("m", "m.wasm")
         ));

@@ -2,31 +2,16 @@
 //! activate, rollback, delete, route replace, the store across restarts,
 //! authentication and `/metrics`.
 
-use std::path::Path;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
-use waterspout_tests::harness::{TestServer, admin_config};
-
-async fn start_version_a(config: ServerConfig) -> TestServer {
-    let server = TestServer::start_with(guests::VERSION_A_APP, config).await;
-    assert_eq!(server.get_text("/").await, (200, "a".into()));
-    server
-}
-
-/// Sends an admin request; returns the status and the JSON body.
-async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.expect("admin request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("admin body");
-    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    (status, body)
-}
+use waterspout_tests::harness::{
+    TestServer, admin_call, admin_config, read_wasm, sha256_hex, start_version_a, version_app,
+};
 
 async fn upload(server: &TestServer, name: &str, bytes: Vec<u8>) -> (u16, Value) {
-    call(
+    admin_call(
         server
             .admin(Method::POST, &format!("/handlers/{name}/versions"))
             .body(bytes),
@@ -34,18 +19,10 @@ async fn upload(server: &TestServer, name: &str, bytes: Vec<u8>) -> (u16, Value)
     .await
 }
 
-fn wasm(path: &str) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 fn error_of(body: &Value) -> &str {
     body["error"]
         .as_str()
         .unwrap_or_else(|| panic!("no error message in {body}"))
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    waterspout_tests::harness::sha256_hex(bytes)
 }
 
 #[tokio::test]
@@ -63,7 +40,7 @@ async fn without_a_token_the_admin_api_is_off() {
 #[tokio::test]
 async fn upload_activates_the_new_version_and_lists_it() {
     let server = start_version_a(admin_config()).await;
-    let b = wasm(guests::VERSION_B_WASM);
+    let b = read_wasm(guests::VERSION_B_WASM);
 
     let response = server
         .admin(Method::POST, "/handlers/version/versions")
@@ -78,19 +55,19 @@ async fn upload_activates_the_new_version_and_lists_it() {
     assert_eq!(info["active"], true);
     assert_eq!(info["world"], "handler");
     assert_eq!(info["source"], "upload");
-    assert_eq!(info["sha256"], sha256(&b));
+    assert_eq!(info["sha256"], sha256_hex(&b));
     assert!(info["compile_ms"].as_f64().unwrap() > 0.0);
     // Active before the call returned.
     assert_eq!(server.get_text("/").await, (200, "b".into()));
 
-    let (status, list) = call(server.admin(Method::GET, "/handlers")).await;
+    let (status, list) = admin_call(server.admin(Method::GET, "/handlers")).await;
     assert_eq!(status, 200);
     let handlers = list["handlers"].as_array().unwrap();
     assert_eq!(handlers.len(), 1);
     let h = &handlers[0];
     assert_eq!(h["name"], "version");
     assert_eq!(h["active_version"], 2);
-    assert_eq!(h["sha256"], sha256(&b));
+    assert_eq!(h["sha256"], sha256_hex(&b));
     assert_eq!(h["size"], b.len());
     assert_eq!(h["world"], "handler");
     assert_eq!(h["routes"], json!(["/"]));
@@ -98,10 +75,10 @@ async fn upload_activates_the_new_version_and_lists_it() {
     assert_eq!(h["in_manifest"], true);
     assert!(h["uploaded_at"].as_str().unwrap().ends_with('Z'));
 
-    let (status, one) = call(server.admin(Method::GET, "/handlers/version")).await;
+    let (status, one) = admin_call(server.admin(Method::GET, "/handlers/version")).await;
     assert_eq!((status, &one["active_version"]), (200, &json!(2)));
 
-    let (status, versions) = call(server.admin(Method::GET, "/handlers/version/versions")).await;
+    let (status, versions) = admin_call(server.admin(Method::GET, "/handlers/version/versions")).await;
     assert_eq!(status, 200);
     assert_eq!(versions["active_version"], 2);
     let versions = versions["versions"].as_array().unwrap();
@@ -109,9 +86,12 @@ async fn upload_activates_the_new_version_and_lists_it() {
     assert_eq!(versions[0]["source"], "manifest");
     assert_eq!(versions[0]["active"], false);
     assert_eq!(versions[1]["active"], true);
-    assert_eq!(versions[0]["sha256"], sha256(&wasm(guests::VERSION_A_WASM)));
+    assert_eq!(
+        versions[0]["sha256"],
+        sha256_hex(&read_wasm(guests::VERSION_A_WASM))
+    );
 
-    let (status, v1) = call(server.admin(Method::GET, "/handlers/version/versions/1")).await;
+    let (status, v1) = admin_call(server.admin(Method::GET, "/handlers/version/versions/1")).await;
     assert_eq!((status, &v1["version"]), (200, &json!(1)));
     server.shutdown().await;
 }
@@ -140,7 +120,7 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
     let server = start_version_a(config).await;
     let precompiled = server
         .app
-        .precompile(&wasm(guests::VERSION_B_WASM))
+        .precompile(&read_wasm(guests::VERSION_B_WASM))
         .expect("precompiling");
     assert!(precompiled.starts_with(b"\x7fELF"));
 
@@ -172,13 +152,13 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
         ),
         (
             "websocket component for an HTTP handler",
-            wasm(guests::ECHO_WASM),
+            read_wasm(guests::ECHO_WASM),
             422,
             "implements the websocket world",
         ),
         (
             "truncated component",
-            wasm(guests::VERSION_B_WASM)[..4000].to_vec(),
+            read_wasm(guests::VERSION_B_WASM)[..4000].to_vec(),
             422,
             "not a WebAssembly component",
         ),
@@ -200,7 +180,7 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
     // Too big without a Content-Length: counted while streaming.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..40).map(|_| Ok(vec![0u8; 16 * 1024])).collect();
     let stream = futures_util::stream::iter(chunks);
-    let (got, body) = call(
+    let (got, body) = admin_call(
         server
             .admin(Method::POST, "/handlers/version/versions")
             .body(reqwest::Body::wrap_stream(stream)),
@@ -209,16 +189,16 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
     assert_eq!(got, 413, "{body}");
 
     // A bad name, and a missing handler for activate.
-    let (got, body) = upload(&server, ".hidden", wasm(guests::VERSION_B_WASM)).await;
+    let (got, body) = upload(&server, ".hidden", read_wasm(guests::VERSION_B_WASM)).await;
     assert_eq!(got, 400, "{body}");
-    let (got, body) = upload(&server, "bad%20name", wasm(guests::VERSION_B_WASM)).await;
+    let (got, body) = upload(&server, "bad%20name", read_wasm(guests::VERSION_B_WASM)).await;
     assert_eq!(got, 400, "{body}");
     assert!(error_of(&body).contains("invalid handler name"), "{body}");
 
     // Nothing was recorded.
-    let (_, versions) = call(server.admin(Method::GET, "/handlers/version/versions")).await;
+    let (_, versions) = admin_call(server.admin(Method::GET, "/handlers/version/versions")).await;
     assert_eq!(versions["versions"].as_array().unwrap().len(), 1, "{versions}");
-    let (_, list) = call(server.admin(Method::GET, "/handlers")).await;
+    let (_, list) = admin_call(server.admin(Method::GET, "/handlers")).await;
     assert_eq!(list["handlers"].as_array().unwrap().len(), 1, "{list}");
     server.shutdown().await;
 }
@@ -226,7 +206,7 @@ async fn bad_uploads_are_refused_with_a_reason_and_change_nothing() {
 #[tokio::test]
 async fn wrong_or_missing_token_is_401() {
     let server = start_version_a(admin_config()).await;
-    let b = wasm(guests::VERSION_B_WASM);
+    let b = read_wasm(guests::VERSION_B_WASM);
     let url = server.admin_url("/handlers/version/versions");
     let cases = [
         (None, "missing admin token"),
@@ -266,31 +246,31 @@ async fn wrong_or_missing_token_is_401() {
 #[tokio::test]
 async fn rollback_activate_and_store_only_uploads() {
     let server = start_version_a(admin_config()).await;
-    let (status, _) = upload(&server, "version", wasm(guests::VERSION_B_WASM)).await;
+    let (status, _) = upload(&server, "version", read_wasm(guests::VERSION_B_WASM)).await;
     assert_eq!(status, 201);
     assert_eq!(server.get_text("/").await.1, "b");
 
-    let (status, info) = call(server.admin(Method::POST, "/handlers/version/rollback")).await;
+    let (status, info) = admin_call(server.admin(Method::POST, "/handlers/version/rollback")).await;
     assert_eq!((status, &info["version"]), (200, &json!(1)), "{info}");
     assert_eq!(server.get_text("/").await.1, "a");
     // Nothing before version 1.
-    let (status, body) = call(server.admin(Method::POST, "/handlers/version/rollback")).await;
+    let (status, body) = admin_call(server.admin(Method::POST, "/handlers/version/rollback")).await;
     assert_eq!(status, 409, "{body}");
     assert!(error_of(&body).contains("no earlier active version"), "{body}");
 
-    let (status, _) = call(server.admin(Method::POST, "/handlers/version/versions/2/activate")).await;
+    let (status, _) = admin_call(server.admin(Method::POST, "/handlers/version/versions/2/activate")).await;
     assert_eq!(status, 200);
     assert_eq!(server.get_text("/").await.1, "b");
     // Rollback returns to what was active before: 1.
-    let (_, info) = call(server.admin(Method::POST, "/handlers/version/rollback")).await;
+    let (_, info) = admin_call(server.admin(Method::POST, "/handlers/version/rollback")).await;
     assert_eq!(info["version"], 1);
     assert_eq!(server.get_text("/").await.1, "a");
 
     // Stored, not activated.
-    let (status, info) = call(
+    let (status, info) = admin_call(
         server
             .admin(Method::POST, "/handlers/version/versions?activate=false")
-            .body(wasm(guests::VERSION_B_WASM)),
+            .body(read_wasm(guests::VERSION_B_WASM)),
     )
     .await;
     assert_eq!(
@@ -298,20 +278,22 @@ async fn rollback_activate_and_store_only_uploads() {
         (201, &json!(3), &json!(false))
     );
     assert_eq!(server.get_text("/").await.1, "a");
-    let (status, _) = call(server.admin(Method::POST, "/handlers/version/versions/3/activate")).await;
+    let (status, _) = admin_call(server.admin(Method::POST, "/handlers/version/versions/3/activate")).await;
     assert_eq!(status, 200);
     assert_eq!(server.get_text("/").await.1, "b");
 
-    let (status, body) = call(server.admin(Method::POST, "/handlers/version/versions/99/activate")).await;
+    let (status, body) =
+        admin_call(server.admin(Method::POST, "/handlers/version/versions/99/activate")).await;
     assert_eq!(status, 404, "{body}");
-    let (status, body) = call(server.admin(Method::POST, "/handlers/nope/rollback")).await;
+    let (status, body) = admin_call(server.admin(Method::POST, "/handlers/nope/rollback")).await;
     assert_eq!(status, 404, "{body}");
     assert!(error_of(&body).contains("no handler named \"nope\""), "{body}");
-    let (status, body) = call(server.admin(Method::POST, "/handlers/version/versions/x/activate")).await;
+    let (status, body) =
+        admin_call(server.admin(Method::POST, "/handlers/version/versions/x/activate")).await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = call(server.admin(Method::GET, "/handlers/version/rollback")).await;
+    let (status, body) = admin_call(server.admin(Method::GET, "/handlers/version/rollback")).await;
     assert_eq!(status, 405, "{body}");
-    let (status, body) = call(server.admin(Method::GET, "/nope")).await;
+    let (status, body) = admin_call(server.admin(Method::GET, "/nope")).await;
     assert_eq!(status, 404, "{body}");
     server.shutdown().await;
 }
@@ -319,10 +301,10 @@ async fn rollback_activate_and_store_only_uploads() {
 #[tokio::test]
 async fn an_http_handler_swaps_to_a_wasi_http_component_and_back() {
     let server = start_version_a(admin_config()).await;
-    let (status, info) = upload(&server, "version", wasm(guests::WASI_HELLO_WASM)).await;
+    let (status, info) = upload(&server, "version", read_wasm(guests::WASI_HELLO_WASM)).await;
     assert_eq!((status, &info["world"]), (201, &json!("wasi-http")), "{info}");
     assert_eq!(server.get_text("/").await, (200, "Hello, world".into()));
-    let (status, info) = call(server.admin(Method::POST, "/handlers/version/rollback")).await;
+    let (status, info) = admin_call(server.admin(Method::POST, "/handlers/version/rollback")).await;
     assert_eq!((status, &info["world"]), (200, &json!("handler")), "{info}");
     assert_eq!(server.get_text("/").await, (200, "a".into()));
     server.shutdown().await;
@@ -331,29 +313,29 @@ async fn an_http_handler_swaps_to_a_wasi_http_component_and_back() {
 #[tokio::test]
 async fn delete_versions_and_api_created_handlers() {
     let server = start_version_a(admin_config()).await;
-    upload(&server, "version", wasm(guests::VERSION_B_WASM)).await;
+    upload(&server, "version", read_wasm(guests::VERSION_B_WASM)).await;
 
     // The active version cannot go; an inactive one can.
-    let (status, body) = call(server.admin(Method::DELETE, "/handlers/version/versions/2")).await;
+    let (status, body) = admin_call(server.admin(Method::DELETE, "/handlers/version/versions/2")).await;
     assert_eq!(status, 409, "{body}");
     assert!(error_of(&body).contains("is active"), "{body}");
-    let (status, _) = call(server.admin(Method::DELETE, "/handlers/version/versions/1")).await;
+    let (status, _) = admin_call(server.admin(Method::DELETE, "/handlers/version/versions/1")).await;
     assert_eq!(status, 200);
-    let (_, versions) = call(server.admin(Method::GET, "/handlers/version/versions")).await;
+    let (_, versions) = admin_call(server.admin(Method::GET, "/handlers/version/versions")).await;
     assert_eq!(versions["versions"].as_array().unwrap().len(), 1);
     // Version 1 is gone from the rollback history too.
-    let (status, _) = call(server.admin(Method::POST, "/handlers/version/rollback")).await;
+    let (status, _) = admin_call(server.admin(Method::POST, "/handlers/version/rollback")).await;
     assert_eq!(status, 409);
-    let (status, _) = call(server.admin(Method::DELETE, "/handlers/version/versions/1")).await;
+    let (status, _) = admin_call(server.admin(Method::DELETE, "/handlers/version/versions/1")).await;
     assert_eq!(status, 404);
 
     // A handler the manifest declares cannot be deleted over the API.
-    let (status, body) = call(server.admin(Method::DELETE, "/handlers/version")).await;
+    let (status, body) = admin_call(server.admin(Method::DELETE, "/handlers/version")).await;
     assert_eq!(status, 409, "{body}");
     assert!(error_of(&body).contains("waterspout.toml"), "{body}");
 
     // A new handler over the API: served once routed; deletable once unrouted.
-    let (status, info) = upload(&server, "extra", wasm(guests::VERSION_A_WASM)).await;
+    let (status, info) = upload(&server, "extra", read_wasm(guests::VERSION_A_WASM)).await;
     assert_eq!(
         (status, &info["version"], &info["active"]),
         (201, &json!(1), &json!(true))
@@ -362,10 +344,10 @@ async fn delete_versions_and_api_created_handlers() {
         { "pattern": "/", "handler": "version" },
         { "pattern": "/extra", "handler": "extra" },
     ]});
-    let (status, _) = call(server.admin(Method::PUT, "/routes").json(&routes)).await;
+    let (status, _) = admin_call(server.admin(Method::PUT, "/routes").json(&routes)).await;
     assert_eq!(status, 200);
     assert_eq!(server.get_text("/extra").await, (200, "a".into()));
-    let (status, body) = call(server.admin(Method::DELETE, "/handlers/extra")).await;
+    let (status, body) = admin_call(server.admin(Method::DELETE, "/handlers/extra")).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         error_of(&body).contains("still routed from [\"/extra\"]"),
@@ -373,10 +355,10 @@ async fn delete_versions_and_api_created_handlers() {
     );
 
     let routes = json!({ "routes": [{ "pattern": "/", "handler": "version" }] });
-    call(server.admin(Method::PUT, "/routes").json(&routes)).await;
-    let (status, _) = call(server.admin(Method::DELETE, "/handlers/extra")).await;
+    admin_call(server.admin(Method::PUT, "/routes").json(&routes)).await;
+    let (status, _) = admin_call(server.admin(Method::DELETE, "/handlers/extra")).await;
     assert_eq!(status, 200);
-    let (status, _) = call(server.admin(Method::GET, "/handlers/extra")).await;
+    let (status, _) = admin_call(server.admin(Method::GET, "/handlers/extra")).await;
     assert_eq!(status, 404);
     assert_eq!(server.get_text("/extra").await.0, 404);
     assert_eq!(server.get_text("/").await, (200, "b".into()));
@@ -386,9 +368,9 @@ async fn delete_versions_and_api_created_handlers() {
 #[tokio::test]
 async fn route_table_is_validated_like_the_manifest() {
     let server = start_version_a(admin_config()).await;
-    upload(&server, "bee", wasm(guests::VERSION_B_WASM)).await;
+    upload(&server, "bee", read_wasm(guests::VERSION_B_WASM)).await;
 
-    let (status, table) = call(server.admin(Method::GET, "/routes")).await;
+    let (status, table) = admin_call(server.admin(Method::GET, "/routes")).await;
     assert_eq!(status, 200);
     assert_eq!(
         table,
@@ -419,7 +401,7 @@ async fn route_table_is_validated_like_the_manifest() {
         ),
     ];
     for (table, status, reason) in bad {
-        let (got, body) = call(server.admin(Method::PUT, "/routes").json(&table)).await;
+        let (got, body) = admin_call(server.admin(Method::PUT, "/routes").json(&table)).await;
         assert_eq!(got, status, "{table}: {body}");
         assert!(error_of(&body).contains(reason), "{table}: {body}");
         assert_eq!(server.get_text("/").await, (200, "a".into()));
@@ -430,7 +412,7 @@ async fn route_table_is_validated_like_the_manifest() {
         { "pattern": "/b", "handler": "bee", "name": "bee", "settings": { "greeting": "hi", "n": 3 } },
         { "pattern": "/(.*)", "handler": "version" },
     ]});
-    let (status, body) = call(server.admin(Method::PUT, "/routes").json(&table)).await;
+    let (status, body) = admin_call(server.admin(Method::PUT, "/routes").json(&table)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["routes"][0]["settings"],
@@ -438,7 +420,7 @@ async fn route_table_is_validated_like_the_manifest() {
     );
     assert_eq!(server.get_text("/b").await, (200, "b".into()));
     assert_eq!(server.get_text("/anything").await, (200, "a".into()));
-    let (_, list) = call(server.admin(Method::GET, "/handlers")).await;
+    let (_, list) = admin_call(server.admin(Method::GET, "/handlers")).await;
     let bee = list["handlers"]
         .as_array()
         .unwrap()
@@ -456,7 +438,7 @@ async fn metrics_cover_requests_swaps_and_compiles() {
     for _ in 0..3 {
         server.get("/").await;
     }
-    upload(&server, "version", wasm(guests::VERSION_B_WASM)).await;
+    upload(&server, "version", read_wasm(guests::VERSION_B_WASM)).await;
     server.get("/").await;
     upload(&server, "version", b"not wasm".to_vec()).await;
 
@@ -488,22 +470,11 @@ async fn metrics_cover_requests_swaps_and_compiles() {
     server.shutdown().await;
 }
 
-/// Copies the version-a app into `dir` with its wasm beside the manifest.
-fn app_copy(dir: &Path, wasm_file: &str) {
-    std::fs::copy(wasm_file, dir.join("version.wasm")).unwrap();
-    std::fs::write(
-        dir.join("waterspout.toml"),
-        "[[route]]\npattern = \"/\"\nhandler = \"version\"\n\n[handler.version]\nwasm = \"version.wasm\"\n",
-    )
-    .unwrap();
-}
-
 #[tokio::test]
 async fn the_store_restores_versions_routes_and_history_after_a_restart() {
-    let app = tempfile::tempdir().unwrap();
+    let app = version_app(guests::VERSION_A_WASM);
     let store = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    app_copy(app.path(), guests::VERSION_A_WASM);
     let config = || {
         let mut config = admin_config();
         config.store_dir = Some(store.path().to_owned());
@@ -514,22 +485,22 @@ async fn the_store_restores_versions_routes_and_history_after_a_restart() {
 
     let server = TestServer::start_with(dir, config()).await;
     assert_eq!(server.get_text("/").await.1, "a");
-    upload(&server, "version", wasm(guests::VERSION_B_WASM)).await;
-    upload(&server, "bee", wasm(guests::VERSION_B_WASM)).await;
+    upload(&server, "version", read_wasm(guests::VERSION_B_WASM)).await;
+    upload(&server, "bee", read_wasm(guests::VERSION_B_WASM)).await;
     let routes = json!({ "routes": [
         { "pattern": "/", "handler": "version" },
         { "pattern": "/bee", "handler": "bee" },
     ]});
-    call(server.admin(Method::PUT, "/routes").json(&routes)).await;
+    admin_call(server.admin(Method::PUT, "/routes").json(&routes)).await;
     server.shutdown().await;
 
     // The store's active version and route table win over the manifest's.
     let server = TestServer::start_with(dir, config()).await;
     assert_eq!(server.get_text("/").await, (200, "b".into()));
     assert_eq!(server.get_text("/bee").await, (200, "b".into()));
-    let (_, versions) = call(server.admin(Method::GET, "/handlers/version/versions")).await;
+    let (_, versions) = admin_call(server.admin(Method::GET, "/handlers/version/versions")).await;
     assert_eq!(versions["active_version"], 2);
-    let (status, info) = call(server.admin(Method::POST, "/handlers/version/rollback")).await;
+    let (status, info) = admin_call(server.admin(Method::POST, "/handlers/version/rollback")).await;
     assert_eq!((status, &info["version"]), (200, &json!(1)));
     assert_eq!(server.get_text("/").await.1, "a");
     server.shutdown().await;
@@ -541,7 +512,7 @@ async fn the_store_restores_versions_routes_and_history_after_a_restart() {
     std::fs::copy(guests::VERSION_B_WASM, app.path().join("version.wasm")).unwrap();
     let server = TestServer::start_with(dir, config()).await;
     assert_eq!(server.get_text("/").await.1, "b");
-    let (_, versions) = call(server.admin(Method::GET, "/handlers/version/versions")).await;
+    let (_, versions) = admin_call(server.admin(Method::GET, "/handlers/version/versions")).await;
     assert_eq!(versions["active_version"], 3, "{versions}");
     assert_eq!(versions["versions"][2]["source"], "manifest");
     server.shutdown().await;

@@ -1,14 +1,14 @@
-//! Raw HTTP/1 over tokio TCP for the security tests: send exact bytes, read
-//! every response the server writes, and see whether it closed the connection.
-//! Every wait is bounded.
-
-#![allow(dead_code)] // each test target uses a different part
+//! Raw HTTP/1 over tokio TCP, for what a polite client never sends: send
+//! exact bytes, read every response the server writes, and see whether it
+//! closed the connection. Every wait is bounded.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::task::JoinHandle;
 
 /// How long a test waits for the server to say or do anything.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -120,6 +120,23 @@ pub async fn closes_within(stream: &mut (impl AsyncRead + Unpin), within: Durati
             Err(_) => return false,
         }
     }
+}
+
+/// A client that writes and never reads: a task sending `batch` again and
+/// again on `write` until `limit` bytes are out or a write has waited a
+/// second (the server stopped reading). It returns how much it sent, and
+/// `write`, for the caller to close when it likes.
+pub fn flood(mut write: OwnedWriteHalf, batch: Vec<u8>, limit: usize) -> JoinHandle<(usize, OwnedWriteHalf)> {
+    tokio::spawn(async move {
+        let mut sent = 0;
+        while sent < limit {
+            match tokio::time::timeout(Duration::from_secs(1), write.write_all(&batch)).await {
+                Ok(Ok(())) => sent += batch.len(),
+                _ => break,
+            }
+        }
+        (sent, write)
+    })
 }
 
 /// Every complete response in `buf`, in order; a last response cut short is

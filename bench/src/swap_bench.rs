@@ -1,11 +1,13 @@
-//! Hot-swap benchmark: how soon a new version serves after the upload call
-//! returns, and how long a restart takes to serve again with a cold and a
-//! warm compile cache, for a small component (hello, ~50 KB) and a large one
-//! (a Python handler, ~18 MB, when `componentize-py` is installed).
+//! Hot-swap timings, part of scenario d: how soon a new version serves after
+//! the upload call returns, and how long a restart takes to serve again with
+//! a cold and a warm compile cache, for a small component (hello, ~50 KB)
+//! and a large one (a Python handler, ~18 MB, when `componentize-py` is
+//! installed).
 //!
-//! Run: `cargo run --release -p waterspout --example swap_bench` after the
-//! guests are built (`cargo build -p waterspout-tests` builds them).
-//! `--markdown FILE` also writes the results as a table.
+//! Alone: `cargo run --release -p waterspout-bench -- --swap-bench` after the
+//! guests are built (`cargo build -p waterspout-tests` builds them); `--out
+//! FILE` also writes the tables. Build `--release -p waterspout` first for
+//! the restart-as-a-process column.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,30 +19,8 @@ use waterspout::{App, ServerConfig};
 
 const TOKEN: &str = "bench";
 
-fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let markdown = args
-        .iter()
-        .position(|a| a == "--markdown")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let report = runtime.block_on(run())?;
-    println!("{report}");
-    if let Some(path) = markdown {
-        std::fs::write(&path, &report)?;
-        eprintln!("written to {}", path.display());
-    }
-    Ok(())
-}
-
-/// The repository root (this file is `host/examples/swap_bench/main.rs`).
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-fn guest(path: &str) -> anyhow::Result<PathBuf> {
-    let path = root().join(path);
+fn guest(root: &Path, path: &str) -> anyhow::Result<PathBuf> {
+    let path = root.join(path);
     anyhow::ensure!(
         path.is_file(),
         "{} is missing: build the guests first (`cargo build -p waterspout-tests`)",
@@ -116,14 +96,15 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-async fn run() -> anyhow::Result<String> {
-    let version_a = guest("tests/guests/target/wasm32-wasip2/release/version_a.wasm")?;
-    let version_b = guest("tests/guests/target/wasm32-wasip2/release/version_b.wasm")?;
-    let hello = guest("examples/target/wasm32-wasip2/release/hello.wasm")?;
+/// Runs the measurements; returns them as markdown with its own `#` heading.
+pub async fn run(root: &Path) -> anyhow::Result<String> {
+    let version_a = guest(root, "tests/guests/target/wasm32-wasip2/release/version_a.wasm")?;
+    let version_b = guest(root, "tests/guests/target/wasm32-wasip2/release/version_b.wasm")?;
+    let hello = guest(root, "examples/target/wasm32-wasip2/release/hello.wasm")?;
     let client = reqwest::Client::new();
     let mut out = String::from("# Hot swap: measurements\n\n");
     out.push_str(&format!(
-        "Measured by `cargo run --release -p waterspout --example swap_bench` on this machine ({} cores), in process over loopback.\n\n",
+        "Measured by `cargo run --release -p waterspout-bench -- --swap-bench` on this machine ({} cores), in process over loopback.\n\n",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     ));
 
@@ -208,9 +189,9 @@ async fn run() -> anyhow::Result<String> {
         "`App::load` (engine, store, compile or cache load, link) + bind + the first `GET /` answered. \
          Cold: empty compile cache and store. Warm: the cache and store of the previous start (median of 5).\n\n",
     );
+    // The `waterspout` binary of the same build, beside this one.
     let binary = std::env::current_exe()?
         .parent()
-        .and_then(Path::parent)
         .map(|dir| dir.join("waterspout"))
         .filter(|p| p.is_file());
     out.push_str(
@@ -218,7 +199,7 @@ async fn run() -> anyhow::Result<String> {
          |---|---|---|---|---|\n",
     );
     let mut components = vec![("hello (Rust)", hello)];
-    match python_component().await {
+    match python_component(root).await {
         Ok(path) => components.push(("Python handler (componentize-py)", path)),
         Err(e) => eprintln!("skipping the large component: {e:#}"),
     }
@@ -308,18 +289,17 @@ async fn process_restart(
     Ok(elapsed)
 }
 
-/// Builds the Python handler beside this file with componentize-py.
-async fn python_component() -> anyhow::Result<PathBuf> {
+/// Builds the Python handler `bench/swap_bench_app.py` with componentize-py.
+async fn python_component(root: &Path) -> anyhow::Result<PathBuf> {
     let out = std::env::temp_dir().join("waterspout-swap-bench-python.wasm");
     if out.is_file() {
         return Ok(out);
     }
     let source = tempfile::tempdir()?;
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/swap_bench/app.py");
-    std::fs::copy(&here, source.path().join("app.py"))?;
+    std::fs::copy(root.join("bench/swap_bench_app.py"), source.path().join("app.py"))?;
     let status = std::process::Command::new("componentize-py")
         .arg("-d")
-        .arg(root().join("wit"))
+        .arg(root.join("wit"))
         .args(["-w", "handler", "componentize", "app", "-o"])
         .arg(&out)
         .current_dir(source.path())

@@ -8,22 +8,17 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt as _;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use waterspout_tests::guests::{ECHO_APP, ECHO_WASM, PRIMES_APP, WS_FAULTS_APP};
-use waterspout_tests::harness::TestServer;
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use waterspout_tests::harness::websocket::*;
+use waterspout_tests::harness::{TestServer, own_rss_kib};
 
 /// Every test finishes well within this, or fails.
 const TEST_LIMIT: Duration = Duration::from_secs(60);
-/// One expected event (a message, a close) must come within this.
-const STEP: Duration = Duration::from_secs(10);
 
 async fn bounded<F: Future<Output = ()>>(test: F) {
     tokio::time::timeout(TEST_LIMIT, test)
@@ -31,14 +26,14 @@ async fn bounded<F: Future<Output = ()>>(test: F) {
         .expect("the test took too long");
 }
 
-async fn connect(server: &TestServer, path: &str) -> Client {
-    let url = format!("ws://{}{}", server.addr, path);
-    let (ws, response) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url))
-        .await
-        .expect("handshake in time")
-        .expect("handshake accepted");
-    assert_eq!(response.status(), 101);
-    ws
+/// Serves `app` for `test`, then shuts the server down, within [`TEST_LIMIT`].
+async fn with_server(app: &str, test: impl AsyncFnOnce(&TestServer)) {
+    bounded(async {
+        let server = TestServer::start(app).await;
+        test(&server).await;
+        server.shutdown().await;
+    })
+    .await;
 }
 
 async fn connect_with(
@@ -63,62 +58,6 @@ async fn connect_with(
         .expect("handshake in time")
 }
 
-/// The next data or close message (pings and pongs skipped).
-async fn next(ws: &mut Client) -> Message {
-    loop {
-        let message = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("the connection is open")
-            .expect("a valid message");
-        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
-            return message;
-        }
-    }
-}
-
-async fn text(ws: &mut Client) -> String {
-    match next(ws).await {
-        Message::Text(text) => text.as_str().to_owned(),
-        other => panic!("expected a text message, got {other:?}"),
-    }
-}
-
-async fn send_text(ws: &mut Client, text: &str) {
-    ws.send(Message::text(text)).await.expect("send");
-}
-
-/// Reads until the server's close frame; returns its code and reason.
-async fn close_of(ws: &mut Client) -> (u16, String) {
-    loop {
-        match next(ws).await {
-            Message::Close(Some(frame)) => return (u16::from(frame.code), frame.reason.as_str().to_owned()),
-            Message::Close(None) => panic!("close frame without a code"),
-            _ => {}
-        }
-    }
-}
-
-/// After the close handshake the stream ends (an echoed close frame may
-/// come first).
-async fn ends(ws: &mut Client) {
-    let mut end = tokio::time::timeout(STEP, ws.next())
-        .await
-        .expect("the connection ends in time");
-    if matches!(end, Some(Ok(Message::Close(_)))) {
-        end = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("the connection ends in time");
-    }
-    assert!(
-        matches!(
-            end,
-            None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed))
-        ),
-        "expected the end of the stream, got {end:?}"
-    );
-}
-
 /// Waits until the app has no open WebSocket connection; returns how long.
 async fn until_all_closed(server: &TestServer) -> Duration {
     let start = Instant::now();
@@ -127,185 +66,6 @@ async fn until_all_closed(server: &TestServer) -> Duration {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     start.elapsed()
-}
-
-// ---------------------------------------------------------------------------
-// Raw TCP: the handshake and frames by hand.
-
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-/// RFC 6455 §1.3's example answer for `KEY`.
-const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-
-struct RawResponse {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl RawResponse {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-    }
-}
-
-/// Sends an upgrade request with `headers` (each "Name: value"; the defaults
-/// are replaced by a header of the same name, or dropped when its value is
-/// empty) and reads the response head, and the body when it is not 101.
-async fn raw_request(
-    server: &TestServer,
-    method: &str,
-    path: &str,
-    headers: &[&str],
-) -> (TcpStream, RawResponse) {
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    let mut lines: Vec<String> = vec![
-        format!("Host: {}", server.addr),
-        "Upgrade: websocket".into(),
-        "Connection: Upgrade".into(),
-        format!("Sec-WebSocket-Key: {KEY}"),
-        "Sec-WebSocket-Version: 13".into(),
-    ];
-    for header in headers {
-        let name = header.split(':').next().unwrap().trim().to_ascii_lowercase();
-        lines.retain(|l| l.split(':').next().unwrap().trim().to_ascii_lowercase() != name);
-        if !header.split_once(':').unwrap().1.trim().is_empty() {
-            lines.push((*header).to_owned());
-        }
-    }
-    let request = format!("{method} {path} HTTP/1.1\r\n{}\r\n\r\n", lines.join("\r\n"));
-    stream.write_all(request.as_bytes()).await.unwrap();
-
-    let mut head = Vec::new();
-    tokio::time::timeout(STEP, async {
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            let n = stream.read(&mut byte).await.unwrap();
-            assert_eq!(n, 1, "the connection ended inside the response head");
-            head.push(byte[0]);
-        }
-    })
-    .await
-    .expect("response head in time");
-    let head = String::from_utf8(head).unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut response = RawResponse {
-        status,
-        head,
-        body: String::new(),
-    };
-    if status != 101 {
-        let len: usize = response
-            .header("content-length")
-            .map(|l| l.parse().unwrap())
-            .unwrap_or(0);
-        let mut body = vec![0u8; len];
-        tokio::time::timeout(STEP, stream.read_exact(&mut body))
-            .await
-            .expect("body in time")
-            .unwrap();
-        response.body = String::from_utf8(body).unwrap();
-    }
-    (stream, response)
-}
-
-/// A raw connection after a successful handshake.
-async fn raw_open(server: &TestServer, path: &str) -> TcpStream {
-    let (stream, response) = raw_request(server, "GET", path, &[]).await;
-    assert_eq!(response.status, 101, "{}", response.head);
-    assert_eq!(response.header("sec-websocket-accept").as_deref(), Some(ACCEPT));
-    stream
-}
-
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CONTINUATION: u8 = 0x0;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
-
-/// One frame as a client sends it: masked unless `masked` is false.
-fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | ((rsv & 7) << 4) | (opcode & 0xF)];
-    let mask_bit = if masked { 0x80 } else { 0 };
-    match payload.len() {
-        len @ 0..=125 => out.push(mask_bit | len as u8),
-        len @ 126..=0xFFFF => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    if masked {
-        let key = [0x37, 0xfa, 0x21, 0x3d];
-        out.extend_from_slice(&key);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
-    out
-}
-
-fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    frame(fin, 0, opcode, payload, true)
-}
-
-/// Reads one server frame: (fin, opcode, payload); `None` at end of stream.
-async fn read_frame(stream: &mut TcpStream) -> Option<(bool, u8, Vec<u8>)> {
-    tokio::time::timeout(STEP, async {
-        let mut head = [0u8; 2];
-        if stream.read_exact(&mut head).await.is_err() {
-            return None;
-        }
-        assert_eq!(head[1] & 0x80, 0, "server frames are never masked");
-        let len = match head[1] & 0x7F {
-            126 => {
-                let mut ext = [0u8; 2];
-                stream.read_exact(&mut ext).await.ok()?;
-                u16::from_be_bytes(ext) as usize
-            }
-            127 => {
-                let mut ext = [0u8; 8];
-                stream.read_exact(&mut ext).await.ok()?;
-                u64::from_be_bytes(ext) as usize
-            }
-            len => len as usize,
-        };
-        let mut payload = vec![0u8; len];
-        stream.read_exact(&mut payload).await.ok()?;
-        Some((head[0] & 0x80 != 0, head[0] & 0x0F, payload))
-    })
-    .await
-    .expect("a frame (or the end) in time")
-}
-
-/// Reads frames until a close frame; returns its code (None: no code).
-async fn raw_close_code(stream: &mut TcpStream) -> Option<u16> {
-    loop {
-        let (_, opcode, payload) = read_frame(stream).await.expect("a close frame before the end");
-        if opcode == CLOSE {
-            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-        }
-    }
-}
-
-/// After a close frame the server ends the TCP connection.
-async fn raw_ends(stream: &mut TcpStream) {
-    let mut buf = [0u8; 1024];
-    loop {
-        match tokio::time::timeout(STEP, stream.read(&mut buf))
-            .await
-            .expect("the server closes the socket in time")
-        {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
 }
 
 /// Sends `bytes` on a fresh connection to /ws and expects close `code`.
@@ -321,9 +81,8 @@ async fn violation(server: &TestServer, bytes: &[u8], code: u16) {
 
 #[tokio::test]
 async fn echo_text_and_binary_and_per_connection_state() {
-    bounded(async {
-        let server = TestServer::start(ECHO_APP).await;
-        let mut ws = connect(&server, "/echo").await;
+    with_server(ECHO_APP, async |server| {
+        let mut ws = connect(server, "/echo").await;
         send_text(&mut ws, "hello, waterspout").await;
         assert_eq!(text(&mut ws).await, "hello, waterspout");
         let unicode = "héllo wörld ✓ 🌊";
@@ -340,7 +99,7 @@ async fn echo_text_and_binary_and_per_connection_state() {
         send_text(&mut ws, "count").await;
         assert_eq!(text(&mut ws).await, "6");
         // Another connection has its own instance.
-        let mut other = connect(&server, "/echo").await;
+        let mut other = connect(server, "/echo").await;
         send_text(&mut other, "count").await;
         assert_eq!(text(&mut other).await, "1");
         send_text(&mut ws, "count").await;
@@ -350,17 +109,15 @@ async fn echo_text_and_binary_and_per_connection_state() {
         assert_eq!(close_of(&mut ws).await, (1000, "bye".into()));
         ends(&mut ws).await;
         other.close(None).await.unwrap();
-        until_all_closed(&server).await;
-        server.shutdown().await;
+        until_all_closed(server).await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn primes_answers_each_number() {
-    bounded(async {
-        let server = TestServer::start(PRIMES_APP).await;
-        let mut ws = connect(&server, "/primes").await;
+    with_server(PRIMES_APP, async |server| {
+        let mut ws = connect(server, "/primes").await;
         for (ask, answer) in [("7", "7 is prime"), ("8", "8 is not prime"), ("2", "2 is prime")] {
             send_text(&mut ws, ask).await;
             assert_eq!(text(&mut ws).await, answer);
@@ -368,7 +125,6 @@ async fn primes_answers_each_number() {
         send_text(&mut ws, "seven").await;
         assert!(text(&mut ws).await.starts_with("error"));
         ws.close(None).await.unwrap();
-        server.shutdown().await;
     })
     .await;
 }
@@ -378,9 +134,8 @@ async fn primes_answers_each_number() {
 
 #[tokio::test]
 async fn fragmented_messages_are_reassembled() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
-        let mut stream = raw_open(&server, "/ws").await;
+    with_server(WS_FAULTS_APP, async |server| {
+        let mut stream = raw_open(server, "/ws").await;
         // Text in three fragments, a ping between them (control frames may
         // interleave), and a 4-byte UTF-8 character split across fragments.
         let wave = "🌊".as_bytes();
@@ -404,32 +159,24 @@ async fn fragmented_messages_are_reassembled() {
             Some((true, BINARY, vec![0, 1, 2, 255]))
         );
         // The instance saw two messages (the fragments are one each).
-        stream
-            .write_all(&client_frame(true, TEXT, b"count"))
-            .await
-            .unwrap();
+        send_frame(&mut stream, true, TEXT, b"count").await;
         assert_eq!(read_frame(&mut stream).await, Some((true, TEXT, b"3".to_vec())));
         // A clean close from the client: the server echoes the code and
         // closes the socket.
         let mut payload = 1000u16.to_be_bytes().to_vec();
         payload.extend_from_slice(b"done");
-        stream
-            .write_all(&client_frame(true, CLOSE, &payload))
-            .await
-            .unwrap();
+        send_frame(&mut stream, true, CLOSE, &payload).await;
         let (_, opcode, echoed) = read_frame(&mut stream).await.unwrap();
         assert_eq!((opcode, &echoed[..2]), (CLOSE, &1000u16.to_be_bytes()[..]));
         raw_ends(&mut stream).await;
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn ping_pong_both_ways() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
-        let mut ws = connect(&server, "/ws").await;
+    with_server(WS_FAULTS_APP, async |server| {
+        let mut ws = connect(server, "/ws").await;
         // Client ping → the host answers with a pong carrying the same data.
         ws.send(Message::Ping(b"are you there".to_vec().into()))
             .await
@@ -451,8 +198,6 @@ async fn ping_pong_both_ways() {
         // Still a working conversation afterwards.
         send_text(&mut ws, "count").await;
         assert_eq!(text(&mut ws).await, "2");
-        drop(ws);
-        server.shutdown().await;
     })
     .await;
 }
@@ -462,10 +207,9 @@ async fn ping_pong_both_ways() {
 
 #[tokio::test]
 async fn client_close_with_code_and_reason_reaches_the_guest() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
+    with_server(WS_FAULTS_APP, async |server| {
         // The server answers with the client's code and reason, then ends.
-        let mut ws = connect(&server, "/ws").await;
+        let mut ws = connect(server, "/ws").await;
         let start = Instant::now();
         ws.close(Some(CloseFrame {
             code: CloseCode::from(4000),
@@ -476,12 +220,12 @@ async fn client_close_with_code_and_reason_reaches_the_guest() {
         assert_eq!(close_of(&mut ws).await, (4000, "client bye".into()));
         ends(&mut ws).await;
         drop(ws);
-        until_all_closed(&server).await;
+        until_all_closed(server).await;
         let quick = start.elapsed();
 
         // `on-close` gets them: with 4321 "wait-400" the guest busy-waits
         // 400 ms in on-close, so the connection stays counted that long.
-        let mut ws = connect(&server, "/ws").await;
+        let mut ws = connect(server, "/ws").await;
         let start = Instant::now();
         ws.close(Some(CloseFrame {
             code: CloseCode::from(4321),
@@ -490,49 +234,37 @@ async fn client_close_with_code_and_reason_reaches_the_guest() {
         .await
         .unwrap();
         assert_eq!(close_of(&mut ws).await, (4321, "wait-400".into()));
-        until_all_closed(&server).await;
+        until_all_closed(server).await;
         let slow = start.elapsed();
         assert!(
             slow >= Duration::from_millis(400),
             "on-close did not see code 4321 / reason wait-400 ({slow:?})"
         );
         assert!(quick < Duration::from_millis(400), "a plain close took {quick:?}");
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn server_close_with_code_and_reason() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
-        let mut ws = connect(&server, "/ws").await;
+    with_server(WS_FAULTS_APP, async |server| {
+        let mut ws = connect(server, "/ws").await;
         send_text(&mut ws, "close 4001 server bye").await;
         assert_eq!(close_of(&mut ws).await, (4001, "server bye".into()));
         // tungstenite answered the close frame; the server then ends the TCP connection.
         ends(&mut ws).await;
-        until_all_closed(&server).await;
+        until_all_closed(server).await;
 
         // A raw client: after the guest's close, frames it sends are dropped,
         // and its close answer completes the handshake.
-        let mut stream = raw_open(&server, "/ws").await;
-        stream
-            .write_all(&client_frame(true, TEXT, b"close 1000 done"))
-            .await
-            .unwrap();
+        let mut stream = raw_open(server, "/ws").await;
+        send_frame(&mut stream, true, TEXT, b"close 1000 done").await;
         let (_, opcode, payload) = read_frame(&mut stream).await.unwrap();
         assert_eq!(opcode, CLOSE);
         assert_eq!(&payload[..], &[&1000u16.to_be_bytes()[..], b"done"].concat()[..]);
-        stream
-            .write_all(&client_frame(true, TEXT, b"count"))
-            .await
-            .unwrap();
-        stream
-            .write_all(&client_frame(true, CLOSE, &1000u16.to_be_bytes()))
-            .await
-            .unwrap();
+        send_frame(&mut stream, true, TEXT, b"count").await;
+        send_frame(&mut stream, true, CLOSE, &1000u16.to_be_bytes()).await;
         raw_ends(&mut stream).await;
-        server.shutdown().await;
     })
     .await;
 }
@@ -566,62 +298,56 @@ async fn graceful_shutdown_sends_1001() {
 
 #[tokio::test]
 async fn subprotocol_selection() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
-        let (ws, response) = connect_with(&server, "/ws", &[("sec-websocket-protocol", "chat.v1, chat.v2")])
+    with_server(WS_FAULTS_APP, async |server| {
+        let (ws, response) = connect_with(server, "/ws", &[("sec-websocket-protocol", "chat.v1, chat.v2")])
             .await
             .unwrap();
         assert_eq!(response.headers()["sec-websocket-protocol"], "chat.v2");
         drop(ws);
-        let (_, response) = connect_with(&server, "/ws", &[("sec-websocket-protocol", "other, chat.v1")])
+        let (_, response) = connect_with(server, "/ws", &[("sec-websocket-protocol", "other, chat.v1")])
             .await
             .unwrap();
         assert_eq!(response.headers()["sec-websocket-protocol"], "chat.v1");
         // Nothing acceptable: accepted without a subprotocol.
-        let (_, response) = raw_request(&server, "GET", "/ws", &["Sec-WebSocket-Protocol: mqtt"]).await;
+        let (_, response) = raw_request(server, "GET", "/ws", &["Sec-WebSocket-Protocol: mqtt"]).await;
         assert_eq!(response.status, 101);
         assert_eq!(response.header("sec-websocket-protocol"), None);
         // The guest picks one the client did not offer: refused (its bug).
-        let (_stream, response) =
-            raw_request(&server, "GET", "/ws", &["Sec-WebSocket-Protocol: bogus"]).await;
+        let (_stream, response) = raw_request(server, "GET", "/ws", &["Sec-WebSocket-Protocol: bogus"]).await;
         assert_eq!(response.status, 500);
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn open_may_refuse_and_may_write_first() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
-        let (_, response) = raw_request(&server, "GET", "/ws?refuse=401", &[]).await;
+    with_server(WS_FAULTS_APP, async |server| {
+        let (_, response) = raw_request(server, "GET", "/ws?refuse=401", &[]).await;
         assert_eq!(response.status, 401);
         assert!(
             response.body.contains("401: refused by guest"),
             "{}",
             response.body
         );
-        let (_, response) = raw_request(&server, "GET", "/ws?refuse=429", &[]).await;
+        let (_, response) = raw_request(server, "GET", "/ws?refuse=429", &[]).await;
         assert_eq!(response.status, 429);
         // A message written in open arrives first.
-        let mut ws = connect(&server, "/ws?greet=welcome").await;
+        let mut ws = connect(server, "/ws?greet=welcome").await;
         assert_eq!(text(&mut ws).await, "welcome");
         // A refused handshake leaves no instance behind.
         ws.close(None).await.unwrap();
-        until_all_closed(&server).await;
-        server.shutdown().await;
+        until_all_closed(server).await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn origin_check() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
+    with_server(WS_FAULTS_APP, async |server| {
         let same = format!("Origin: http://{}", server.addr);
-        let (_, r) = raw_request(&server, "GET", "/ws", &[&same]).await;
+        let (_, r) = raw_request(server, "GET", "/ws", &[&same]).await;
         assert_eq!(r.status, 101);
-        let (_, r) = raw_request(&server, "GET", "/ws", &["Origin: http://evil.example"]).await;
+        let (_, r) = raw_request(server, "GET", "/ws", &["Origin: http://evil.example"]).await;
         assert_eq!(r.status, 403);
         assert!(
             r.body.contains("Cross origin websockets not allowed"),
@@ -629,66 +355,61 @@ async fn origin_check() {
             r.body
         );
         // Same host, other port: another origin.
-        let (_, r) = raw_request(&server, "GET", "/ws", &["Origin: http://127.0.0.1:1"]).await;
+        let (_, r) = raw_request(server, "GET", "/ws", &["Origin: http://127.0.0.1:1"]).await;
         assert_eq!(r.status, 403);
-        let (_, r) = raw_request(&server, "GET", "/ws", &["Origin: null"]).await;
+        let (_, r) = raw_request(server, "GET", "/ws", &["Origin: null"]).await;
         assert_eq!(r.status, 403);
         // allowed_origins = ["http://allowed.example"]
-        let (_, r) = raw_request(&server, "GET", "/ws/cors", &["Origin: http://allowed.example"]).await;
+        let (_, r) = raw_request(server, "GET", "/ws/cors", &["Origin: http://allowed.example"]).await;
         assert_eq!(r.status, 101);
-        let (_, r) = raw_request(&server, "GET", "/ws/cors", &["Origin: http://other.example"]).await;
+        let (_, r) = raw_request(server, "GET", "/ws/cors", &["Origin: http://other.example"]).await;
         assert_eq!(r.status, 403);
         // No Origin (not a browser): allowed, as in Tornado.
-        let (_, r) = raw_request(&server, "GET", "/ws", &[]).await;
+        let (_, r) = raw_request(server, "GET", "/ws", &[]).await;
         assert_eq!(r.status, 101);
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn invalid_handshakes() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
-        let (_, r) = raw_request(&server, "GET", "/ws", &["Sec-WebSocket-Key:"]).await;
+    with_server(WS_FAULTS_APP, async |server| {
+        let (_, r) = raw_request(server, "GET", "/ws", &["Sec-WebSocket-Key:"]).await;
         assert_eq!(r.status, 400);
-        let (_, r) = raw_request(&server, "GET", "/ws", &["Upgrade: h2c"]).await;
+        let (_, r) = raw_request(server, "GET", "/ws", &["Upgrade: h2c"]).await;
         assert_eq!(r.status, 400);
-        let (_, r) = raw_request(&server, "GET", "/ws", &["Connection: keep-alive"]).await;
+        let (_, r) = raw_request(server, "GET", "/ws", &["Connection: keep-alive"]).await;
         assert_eq!(r.status, 400);
-        let (_, r) = raw_request(&server, "GET", "/ws", &["Sec-WebSocket-Version:"]).await;
+        let (_, r) = raw_request(server, "GET", "/ws", &["Sec-WebSocket-Version:"]).await;
         assert_eq!(r.status, 400);
-        let (_, r) = raw_request(&server, "GET", "/ws", &["Sec-WebSocket-Version: 8"]).await;
+        let (_, r) = raw_request(server, "GET", "/ws", &["Sec-WebSocket-Version: 8"]).await;
         assert_eq!(r.status, 426);
         assert_eq!(r.header("sec-websocket-version").as_deref(), Some("13"));
-        let (_, r) = raw_request(&server, "POST", "/ws", &["Content-Length: 0"]).await;
+        let (_, r) = raw_request(server, "POST", "/ws", &["Content-Length: 0"]).await;
         assert_eq!(r.status, 405);
         // `Connection` may list more tokens, in any case.
-        let (_, r) = raw_request(&server, "GET", "/ws", &["Connection: keep-alive, UPGRADE"]).await;
+        let (_, r) = raw_request(server, "GET", "/ws", &["Connection: keep-alive, UPGRADE"]).await;
         assert_eq!(r.status, 101);
         // A plain GET (reqwest) gets 400 too.
         let (status, _) = server.get_text("/ws").await;
         assert_eq!(status, 400);
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn max_instances_caps_open_connections() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
-        let mut first = connect(&server, "/ws/one").await;
-        let (_, r) = raw_request(&server, "GET", "/ws/one", &[]).await;
+    with_server(WS_FAULTS_APP, async |server| {
+        let mut first = connect(server, "/ws/one").await;
+        let (_, r) = raw_request(server, "GET", "/ws/one", &[]).await;
         assert_eq!(r.status, 503);
         // Other handlers are not affected.
-        let other = connect(&server, "/ws").await;
+        let other = connect(server, "/ws").await;
         first.close(None).await.unwrap();
         ends(&mut first).await;
         // The permit comes back once the connection is over.
-        handshakes_503_until_accepted(&server, "/ws/one").await;
+        handshakes_503_until_accepted(server, "/ws/one").await;
         drop(other);
-        server.shutdown().await;
     })
     .await;
 }
@@ -732,16 +453,15 @@ async fn handshakes_503_until_accepted(server: &TestServer, path: &str) {
 
 #[tokio::test]
 async fn open_connections_stay_on_their_version_across_a_swap() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
-        let mut old = connect(&server, "/ws").await;
+    with_server(WS_FAULTS_APP, async |server| {
+        let mut old = connect(server, "/ws").await;
         send_text(&mut old, "count").await;
         assert_eq!(text(&mut old).await, "1");
         // Activate the echo example as version 2 of handler "ws".
         let bytes = std::fs::read(ECHO_WASM).unwrap();
         assert_eq!(server.app.deploy("ws", bytes).await.unwrap(), 2);
         // A new connection gets version 2 (echo answers "close ..." as text) ...
-        let mut new = connect(&server, "/ws").await;
+        let mut new = connect(server, "/ws").await;
         send_text(&mut new, "close 4001 old").await;
         assert_eq!(text(&mut new).await, "close 4001 old");
         // ... while the open one keeps its instance (count goes on) and its
@@ -750,8 +470,6 @@ async fn open_connections_stay_on_their_version_across_a_swap() {
         assert_eq!(text(&mut old).await, "2");
         send_text(&mut old, "close 4001 old").await;
         assert_eq!(close_of(&mut old).await, (4001, "old".into()));
-        drop((old, new));
-        server.shutdown().await;
     })
     .await;
 }
@@ -761,10 +479,9 @@ async fn open_connections_stay_on_their_version_across_a_swap() {
 
 #[tokio::test]
 async fn oversize_message_closes_1009() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
+    with_server(WS_FAULTS_APP, async |server| {
         // max_message_size = 1024: exactly 1024 passes.
-        let mut ws = connect(&server, "/ws/small").await;
+        let mut ws = connect(server, "/ws/small").await;
         let fits = "a".repeat(1024);
         send_text(&mut ws, &fits).await;
         assert_eq!(text(&mut ws).await, fits);
@@ -773,8 +490,7 @@ async fn oversize_message_closes_1009() {
         ends(&mut ws).await;
 
         // Small fragments adding up to more than the limit.
-        let (mut stream, r) = raw_request(&server, "GET", "/ws/small", &[]).await;
-        assert_eq!(r.status, 101);
+        let mut stream = raw_open(server, "/ws/small").await;
         let mut bytes = Vec::new();
         for _ in 0..4 {
             bytes.extend(client_frame(
@@ -789,33 +505,31 @@ async fn oversize_message_closes_1009() {
         raw_ends(&mut stream).await;
 
         // A frame header announcing a huge payload is refused at once.
-        let (mut stream, _) = raw_request(&server, "GET", "/ws/small", &[]).await;
+        let mut stream = raw_open(server, "/ws/small").await;
         let mut header = vec![0x82, 0x80 | 127];
         header.extend_from_slice(&(1u64 << 40).to_be_bytes());
         header.extend_from_slice(&[1, 2, 3, 4]);
         stream.write_all(&header).await.unwrap();
         assert_eq!(raw_close_code(&mut stream).await, Some(1009));
         raw_ends(&mut stream).await;
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn guest_trap_closes_1011_and_others_keep_going() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
-        let mut bystander = connect(&server, "/ws").await;
+    with_server(WS_FAULTS_APP, async |server| {
+        let mut bystander = connect(server, "/ws").await;
         send_text(&mut bystander, "count").await;
         assert_eq!(text(&mut bystander).await, "1");
 
-        let mut victim = connect(&server, "/ws").await;
+        let mut victim = connect(server, "/ws").await;
         send_text(&mut victim, "trap").await;
         assert_eq!(close_of(&mut victim).await.0, 1011);
         ends(&mut victim).await;
 
         // A guest that never returns: the time limit (500 ms) ends it.
-        let mut spinner = connect(&server, "/ws/slow").await;
+        let mut spinner = connect(server, "/ws/slow").await;
         let start = Instant::now();
         send_text(&mut spinner, "spin").await;
         assert_eq!(close_of(&mut spinner).await.0, 1011);
@@ -828,23 +542,20 @@ async fn guest_trap_closes_1011_and_others_keep_going() {
         // The others are unharmed, and new connections work.
         send_text(&mut bystander, "count").await;
         assert_eq!(text(&mut bystander).await, "2");
-        let mut fresh = connect(&server, "/ws").await;
+        let mut fresh = connect(server, "/ws").await;
         send_text(&mut fresh, "hi").await;
         assert_eq!(text(&mut fresh).await, "hi");
-        let mut fresh_slow = connect(&server, "/ws/slow").await;
+        let mut fresh_slow = connect(server, "/ws/slow").await;
         send_text(&mut fresh_slow, "count").await;
         assert_eq!(text(&mut fresh_slow).await, "1");
-        drop((bystander, fresh, fresh_slow, victim, spinner));
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn write_buffer_is_capped_for_a_client_that_does_not_read() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
-        let mut ws = connect(&server, "/ws").await;
+    with_server(WS_FAULTS_APP, async |server| {
+        let mut ws = connect(server, "/ws").await;
         // The guest writes 64 KiB messages (up to 4096 = 256 MiB) while the
         // client reads nothing: the queue (10 MiB) fills and write-message fails.
         send_text(&mut ws, "flood 65536").await;
@@ -871,18 +582,15 @@ async fn write_buffer_is_capped_for_a_client_that_does_not_read() {
         // The connection is still usable.
         send_text(&mut ws, "count").await;
         assert_eq!(text(&mut ws).await, "3");
-        drop(ws);
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn idle_connections_are_pinged_then_closed() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
+    with_server(WS_FAULTS_APP, async |server| {
         // idle_timeout_secs = 1: a ping after 0.5 s; no answer → 1001 at 1 s.
-        let mut stream = raw_open(&server, "/ws/idle").await;
+        let mut stream = raw_open(server, "/ws/idle").await;
         let start = Instant::now();
         let (_, opcode, _) = read_frame(&mut stream).await.unwrap();
         assert_eq!(opcode, PING);
@@ -896,7 +604,7 @@ async fn idle_connections_are_pinged_then_closed() {
 
         // A client that answers pings (tungstenite does, while reading)
         // stays connected however quiet it is.
-        let mut ws = connect(&server, "/ws/idle").await;
+        let mut ws = connect(server, "/ws/idle").await;
         let quiet = tokio::time::timeout(Duration::from_millis(2500), async {
             loop {
                 match ws.next().await {
@@ -909,8 +617,6 @@ async fn idle_connections_are_pinged_then_closed() {
         assert!(quiet.is_err(), "the connection ended: {quiet:?}");
         send_text(&mut ws, "count").await;
         assert_eq!(text(&mut ws).await, "1");
-        drop(ws);
-        server.shutdown().await;
     })
     .await;
 }
@@ -920,77 +626,62 @@ async fn idle_connections_are_pinged_then_closed() {
 
 #[tokio::test]
 async fn invalid_utf8_closes_1007() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
-        violation(
-            &server,
-            &client_frame(true, TEXT, &[b'o', b'k', 0xff, 0xfe]),
-            1007,
-        )
-        .await;
+    with_server(WS_FAULTS_APP, async |server| {
+        violation(server, &client_frame(true, TEXT, &[b'o', b'k', 0xff, 0xfe]), 1007).await;
         // Split across fragments, invalid only as a whole.
         let mut bytes = client_frame(false, TEXT, &[0xf0, 0x9f]);
         bytes.extend(client_frame(true, CONTINUATION, &[0x41]));
-        violation(&server, &bytes, 1007).await;
+        violation(server, &bytes, 1007).await;
         // A surrogate half (CESU-8) is not UTF-8 either.
-        violation(&server, &client_frame(true, TEXT, &[0xed, 0xa0, 0x80]), 1007).await;
+        violation(server, &client_frame(true, TEXT, &[0xed, 0xa0, 0x80]), 1007).await;
         // The server still serves.
-        let mut ws = connect(&server, "/ws").await;
+        let mut ws = connect(server, "/ws").await;
         send_text(&mut ws, "fine").await;
         assert_eq!(text(&mut ws).await, "fine");
-        drop(ws);
-        server.shutdown().await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn protocol_errors_close_1002() {
-    bounded(async {
-        let server = TestServer::start(WS_FAULTS_APP).await;
+    with_server(WS_FAULTS_APP, async |server| {
         // Reserved bits without an extension.
-        violation(&server, &frame(true, 0b100, TEXT, b"rsv1", true), 1002).await;
-        violation(&server, &frame(true, 0b001, TEXT, b"rsv3", true), 1002).await;
+        violation(server, &frame(true, 0b100, TEXT, b"rsv1", true), 1002).await;
+        violation(server, &frame(true, 0b001, TEXT, b"rsv3", true), 1002).await;
         // Reserved opcodes (data 0x3, control 0xB).
-        violation(&server, &client_frame(true, 0x3, b"x"), 1002).await;
-        violation(&server, &client_frame(true, 0xB, b"x"), 1002).await;
+        violation(server, &client_frame(true, 0x3, b"x"), 1002).await;
+        violation(server, &client_frame(true, 0xB, b"x"), 1002).await;
         // Unmasked client frame.
-        violation(&server, &frame(true, 0, TEXT, b"bare", false), 1002).await;
+        violation(server, &frame(true, 0, TEXT, b"bare", false), 1002).await;
         // A continuation with nothing to continue.
-        violation(&server, &client_frame(true, CONTINUATION, b"orphan"), 1002).await;
+        violation(server, &client_frame(true, CONTINUATION, b"orphan"), 1002).await;
         // A new data frame in the middle of a fragmented message.
         let mut bytes = client_frame(false, TEXT, b"a");
         bytes.extend(client_frame(true, TEXT, b"b"));
-        violation(&server, &bytes, 1002).await;
+        violation(server, &bytes, 1002).await;
         // Control frames: fragmented, or longer than 125 bytes.
-        violation(&server, &client_frame(false, PING, b"x"), 1002).await;
-        violation(&server, &client_frame(true, PING, &[0u8; 126]), 1002).await;
+        violation(server, &client_frame(false, PING, b"x"), 1002).await;
+        violation(server, &client_frame(true, PING, &[0u8; 126]), 1002).await;
         // Close frames: a 1-byte payload, and codes that may not be sent.
-        violation(&server, &client_frame(true, CLOSE, &[3]), 1002).await;
+        violation(server, &client_frame(true, CLOSE, &[3]), 1002).await;
         for bad in [999u16, 1004, 1005, 1006, 1015, 2000, 5000] {
-            violation(&server, &client_frame(true, CLOSE, &bad.to_be_bytes()), 1002).await;
+            violation(server, &client_frame(true, CLOSE, &bad.to_be_bytes()), 1002).await;
         }
         // Allowed codes are echoed.
         for good in [1000u16, 1001, 1003, 1011, 3000, 4999] {
-            violation(&server, &client_frame(true, CLOSE, &good.to_be_bytes()), good).await;
+            violation(server, &client_frame(true, CLOSE, &good.to_be_bytes()), good).await;
         }
         // The server still serves.
-        let mut ws = connect(&server, "/ws").await;
+        let mut ws = connect(server, "/ws").await;
         send_text(&mut ws, "fine").await;
         assert_eq!(text(&mut ws).await, "fine");
-        drop(ws);
-        server.shutdown().await;
     })
     .await;
 }
 
 // ---------------------------------------------------------------------------
 // Rough numbers (not a benchmark: the test profile, one process for server
-// and clients). `cargo test -p waterspout-tests --test websocket -- --ignored --nocapture`
-
-fn rss_kib() -> u64 {
-    waterspout_tests::harness::rss_kib("self")
-}
+// and clients). `cargo test -p waterspout-tests --test integration -- --ignored --nocapture websocket::`
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --ignored --nocapture"]
@@ -1034,7 +725,7 @@ async fn measure_echo_rate_and_idle_memory() {
     );
 
     // Idle connections: RSS growth per open connection (client side included).
-    let before = rss_kib();
+    let before = own_rss_kib();
     let n = 500;
     let mut open = Vec::new();
     // Small client buffers, so the growth is mostly the server's.
@@ -1048,7 +739,7 @@ async fn measure_echo_rate_and_idle_memory() {
         assert_eq!(text(&mut ws).await, "hi");
         open.push(ws);
     }
-    let after = rss_kib();
+    let after = own_rss_kib();
     println!(
         "idle: {n} connections, RSS +{} MiB = {:.1} KiB per connection (server and client in one process)",
         (after - before) / 1024,

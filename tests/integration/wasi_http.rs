@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use waterspout_tests::guests;
-use waterspout_tests::harness::TestServer;
+use waterspout_tests::harness::{TestServer, World, app_with_manifest};
 
 #[tokio::test]
 async fn a_wasi_http_component_is_served_at_its_routes() {
@@ -20,7 +20,7 @@ async fn a_wasi_http_component_is_served_at_its_routes() {
         .into_iter()
         .find(|h| h.name == "wasi-hello")
         .unwrap();
-    assert_eq!(listed.world, waterspout::World::WasiHttp);
+    assert_eq!(listed.world, World::WasiHttp);
     server.shutdown().await;
 }
 
@@ -44,16 +44,10 @@ async fn upstream() -> std::net::SocketAddr {
 }
 
 fn manifest_with(allowed: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("waterspout.toml"),
-        format!(
-            "[[route]]\npattern = \"/.*\"\nhandler = \"fetch\"\n\n[handler.fetch]\nwasm = {:?}\ntimeout_ms = 5000\n{allowed}\n",
-            guests::WASI_FETCH_WASM
-        ),
-    )
-    .unwrap();
-    dir
+    app_with_manifest(&format!(
+        "[[route]]\npattern = \"/.*\"\nhandler = \"fetch\"\n\n[handler.fetch]\nwasm = {:?}\ntimeout_ms = 5000\n{allowed}\n",
+        guests::WASI_FETCH_WASM
+    ))
 }
 
 #[tokio::test]

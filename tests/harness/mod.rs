@@ -1,0 +1,28 @@
+//! What the tests share: the real server on 127.0.0.1:0 (in this process or
+//! as the `waterspout` binary), the admin API, app and store directories,
+//! raw HTTP/1 and WebSocket clients, and measuring the process.
+//!
+//! The host is restructured now and then: a host internal the tests look at
+//! is named once, below, so that renaming it costs one line here.
+
+mod admin;
+mod apps;
+mod measure;
+mod process;
+pub mod raw;
+mod server;
+mod store;
+pub mod websocket;
+
+pub use self::{
+    admin::{ADMIN_TOKEN, admin_call, admin_config, start_version_a},
+    apps::{app_with_manifest, read_wasm, version_app},
+    measure::{measure_alone, own_rss_kib},
+    process::{ServerProcess, serve_command},
+    server::TestServer,
+    store::{check_store, sha256_hex},
+};
+
+// Host internals the tests look at, each named here and nowhere else.
+pub use waterspout::MAX_URI_LEN;
+pub use waterspout::World;

@@ -1,0 +1,9 @@
+//! The integration tests: the real server on 127.0.0.1:0, real clients, real
+//! guests. One test binary for all of them, one module per area.
+
+mod admin;
+mod core;
+mod hot_swap;
+mod reuse;
+mod wasi_http;
+mod websocket;
