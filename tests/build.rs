@@ -303,7 +303,12 @@ fn build_language_app(root: &Path, language: &str, app: &Path) {
         .unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
     let mut commands: Vec<String> = Vec::new();
     let mut outputs: Vec<PathBuf> = Vec::new();
-    for handler in manifest.get("handler").and_then(|h| h.as_table()).into_iter().flat_map(|t| t.values()) {
+    for handler in manifest
+        .get("handler")
+        .and_then(|h| h.as_table())
+        .into_iter()
+        .flat_map(|t| t.values())
+    {
         if let Some(wasm) = handler.get("wasm").and_then(|w| w.as_str()) {
             outputs.push(app.join(wasm));
         }
@@ -314,7 +319,10 @@ fn build_language_app(root: &Path, language: &str, app: &Path) {
         }
     }
     let hash = inputs_hash(&inputs);
-    let stamps: Vec<PathBuf> = outputs.iter().map(|w| w.with_extension("wasm.inputs-sha256")).collect();
+    let stamps: Vec<PathBuf> = outputs
+        .iter()
+        .map(|w| w.with_extension("wasm.inputs-sha256"))
+        .collect();
     let fresh = !outputs.is_empty()
         && outputs.iter().zip(&stamps).all(|(wasm, stamp)| {
             wasm.is_file() && fs::read_to_string(stamp).is_ok_and(|saved| saved.trim() == hash)
@@ -381,7 +389,10 @@ fn inputs_hash(inputs: &[PathBuf]) -> String {
 }
 
 fn collect_files(path: &Path, files: &mut Vec<PathBuf>) {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let skipped = name.starts_with('.')
         || matches!(name.as_str(), "target" | "node_modules" | "__pycache__")
         || name.ends_with(".wasm");

@@ -1,8 +1,8 @@
 //! The admin API: its token, a config that turns it on, and calling it.
 
 use serde_json::Value;
-use waterspout::ServerConfig;
 use waterspout::AdminToken;
+use waterspout::ServerConfig;
 
 use super::TestServer;
 use crate::guests;

@@ -3,6 +3,7 @@
 
 mod admin;
 mod core;
+mod examples;
 mod hot_swap;
 mod reuse;
 mod wasi_http;

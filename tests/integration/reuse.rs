@@ -20,10 +20,15 @@ async fn an_instance_serves_reuse_requests_then_a_fresh_one_starts() {
     let server = TestServer::start(REUSE_APP).await;
     assert_eq!(
         texts(&server, "/", 7).await,
-        ["reused:1", "reused:2", "reused:3", "reused:1", "reused:2", "reused:3", "reused:1"]
+        [
+            "reused:1", "reused:2", "reused:3", "reused:1", "reused:2", "reused:3", "reused:1"
+        ]
     );
     // Without `reuse`, every request gets a fresh instance.
-    assert_eq!(texts(&server, "/fresh", 3).await, ["fresh:1", "fresh:1", "fresh:1"]);
+    assert_eq!(
+        texts(&server, "/fresh", 3).await,
+        ["fresh:1", "fresh:1", "fresh:1"]
+    );
     server.shutdown().await;
 }
 

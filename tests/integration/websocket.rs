@@ -80,41 +80,6 @@ async fn violation(server: &TestServer, bytes: &[u8], code: u16) {
 // The examples.
 
 #[tokio::test]
-async fn echo_text_and_binary_and_per_connection_state() {
-    with_server(ECHO_APP, async |server| {
-        let mut ws = connect(server, "/echo").await;
-        send_text(&mut ws, "hello, waterspout").await;
-        assert_eq!(text(&mut ws).await, "hello, waterspout");
-        let unicode = "héllo wörld ✓ 🌊";
-        send_text(&mut ws, unicode).await;
-        assert_eq!(text(&mut ws).await, unicode);
-        let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-        ws.send(Message::binary(bytes.clone())).await.unwrap();
-        assert_eq!(next(&mut ws).await, Message::binary(bytes));
-        ws.send(Message::binary(Vec::new())).await.unwrap();
-        assert_eq!(next(&mut ws).await, Message::binary(Vec::new()));
-        // The instance lives as long as the connection: its counter too.
-        send_text(&mut ws, "count").await;
-        assert_eq!(text(&mut ws).await, "5");
-        send_text(&mut ws, "count").await;
-        assert_eq!(text(&mut ws).await, "6");
-        // Another connection has its own instance.
-        let mut other = connect(server, "/echo").await;
-        send_text(&mut other, "count").await;
-        assert_eq!(text(&mut other).await, "1");
-        send_text(&mut ws, "count").await;
-        assert_eq!(text(&mut ws).await, "7");
-        // The example's own close: 1000 "bye".
-        send_text(&mut ws, "close").await;
-        assert_eq!(close_of(&mut ws).await, (1000, "bye".into()));
-        ends(&mut ws).await;
-        other.close(None).await.unwrap();
-        until_all_closed(server).await;
-    })
-    .await;
-}
-
-#[tokio::test]
 async fn primes_answers_each_number() {
     with_server(PRIMES_APP, async |server| {
         let mut ws = connect(server, "/primes").await;
