@@ -71,6 +71,17 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
+/// The directory this binary was built into (`target/release`, or
+/// `target/debug`; under `$CARGO_TARGET_DIR` if set). `make bench` builds
+/// the `waterspout` binary and the host's examples there in the same cargo
+/// command, so every scenario runs one build.
+pub fn profile_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the waterspout-bench binary")?;
+    exe.parent()
+        .map(Path::to_owned)
+        .context("the waterspout-bench binary has no directory")
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     if args.quick {
@@ -171,7 +182,7 @@ fn header(root: &Path) -> anyhow::Result<String> {
     writeln!(out, "# Benchmarks\n")?;
     writeln!(
         out,
-        "Written by `make bench` (`cargo run --release -p waterspout-bench`). Every server is started by the tool on loopback, warmed up for 1 s, then measured; every ratio compares numbers taken in the same run, because these machines are noisy.\n"
+        "Written by `make bench` (the release build of `waterspout-bench`). Every server is started by the tool on loopback, warmed up for 1 s, then measured; every ratio compares numbers taken in the same run, because these machines are noisy.\n"
     )?;
     writeln!(out, "| | |\n| --- | --- |")?;
     writeln!(out, "| date | {date} |")?;
@@ -319,10 +330,11 @@ fn scenario_a(
 fn scenario_b(root: &Path) -> anyhow::Result<String> {
     let status = Command::new("cargo")
         .current_dir(root)
+        // --workspace, like the Makefile's builds: the same features, so
+        // cargo reuses the release build of every dependency.
         .args([
             "bench",
-            "-p",
-            "waterspout-bench",
+            "--workspace",
             "--bench",
             "request_path",
             "--",
@@ -334,6 +346,8 @@ fn scenario_b(root: &Path) -> anyhow::Result<String> {
         .status()
         .context("running cargo bench")?;
     anyhow::ensure!(status.success(), "cargo bench failed");
+    let built = profile_dir()?;
+    let target_dir = built.parent().unwrap_or(&built);
     let mut out = String::from("## b. Per-request overhead (no sockets)\n\n");
     writeln!(
         out,
@@ -354,7 +368,8 @@ fn scenario_b(root: &Path) -> anyhow::Result<String> {
             "whole request, wasi:http guest: route, instantiate, handle, body",
         ),
     ] {
-        let path = root.join(format!("target/criterion/request_path/{name}/new/estimates.json"));
+        // criterion writes into the target directory, beside the profiles.
+        let path = target_dir.join(format!("criterion/request_path/{name}/new/estimates.json"));
         let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
         let mean = &json["mean"];
         let us = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN) / 1000.0;

@@ -120,7 +120,7 @@ pub fn idle_rss(root: &Path, n: usize) -> anyhow::Result<IdleResult> {
             n + 100
         ),
     )?;
-    let bin = root.join("target/release/waterspout");
+    let bin = crate::profile_dir()?.join("waterspout");
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let mut child = Command::new(&bin)
@@ -136,12 +136,7 @@ pub fn idle_rss(root: &Path, n: usize) -> anyhow::Result<IdleResult> {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} (build it: cargo build --release -p waterspout)",
-                bin.display()
-            )
-        })?;
+        .with_context(|| format!("starting {} (`make bench` builds it)", bin.display()))?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(addr).is_err() {
         if Instant::now() > deadline || child.try_wait()?.is_some() {
