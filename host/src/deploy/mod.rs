@@ -545,7 +545,8 @@ impl Deployer {
             })?;
         let start = Instant::now();
         let app = self.clone();
-        let result = blocking(move || app.components.prepare(&bytes)).await?;
+        let name = handler.to_owned();
+        let result = blocking(move || app.components.prepare_logged(&name, &bytes)).await?;
         let elapsed = start.elapsed();
         crate::metrics::compiled(handler, elapsed, result.is_ok());
         match result {

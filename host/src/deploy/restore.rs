@@ -76,7 +76,7 @@ pub(super) fn restore(
         })?;
         let sha = sha256_hex(&bytes);
         let compile_file = || {
-            components.prepare(&bytes).map_err(|e| {
+            components.prepare_logged(&spec.name, &bytes).map_err(|e| {
                 manifest.error(
                     Some(spec.line),
                     format!(
@@ -146,8 +146,10 @@ pub(super) fn restore(
                     // The file holds the active version's very bytes: no
                     // need to read them back from the store.
                     let same_bytes = active_sha.as_deref() == Some(&sha);
-                    let from_file = same_bytes.then(|| components.prepare(&bytes).ok()).flatten().map(
-                        |(world, prepared)| {
+                    let from_file = same_bytes
+                        .then(|| components.prepare_logged(&spec.name, &bytes).ok())
+                        .flatten()
+                        .map(|(world, prepared)| {
                             let mut version = HandlerVersion::new(
                                 &spec.name,
                                 record.active,
@@ -160,8 +162,7 @@ pub(super) fn restore(
                                 version.uploaded_at = meta.uploaded_at_time();
                             }
                             version
-                        },
-                    );
+                        });
                     match from_file
                         .ok_or(())
                         .or_else(|()| load_stored(components, store, &spec.name, record))
@@ -224,7 +225,9 @@ fn load_stored(
             .read_version(name, number)
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
-                let (world, prepared) = components.prepare(&bytes).map_err(|e| crate::text::report(&e))?;
+                let (world, prepared) = components
+                    .prepare_logged(name, &bytes)
+                    .map_err(|e| crate::text::report(&e))?;
                 let meta = store.meta(name, number).expect("read_version checked it");
                 let mut version =
                     HandlerVersion::new(name, number, meta.sha256.clone(), bytes.len(), world, prepared);

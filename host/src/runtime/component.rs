@@ -20,6 +20,10 @@ const WEBSOCKET_EXPORT: &str = "waterspout:handler/websocket-handler@0.1.0";
 /// Any 0.2.x version of wasi:http's handler export.
 const WASI_HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2";
 
+/// From this size on a component's compile is announced in the log before
+/// it starts (an interpreter's runtime: Python, JavaScript).
+const LARGE_COMPONENT: usize = 4 << 20;
+
 /// A compiled, linked component ready to instantiate.
 pub enum Prepared {
     Handler(HandlerPre<HostState>),
@@ -156,6 +160,40 @@ impl Components {
                 exports.join(", ")
             }))
         }
+    }
+
+    /// [`Components::prepare`] for handler `handler`, said in the log: a
+    /// large component (a Python or JavaScript runtime, ~10–20 MB) takes tens
+    /// of seconds to compile the first time, so the log says which handler,
+    /// how large, that it is compiling, and how long it took. The compile
+    /// cache makes the next start quick.
+    pub fn prepare_logged(&self, handler: &str, bytes: &[u8]) -> Result<(World, Prepared), ComponentError> {
+        let size = bytes.len();
+        let mib = size as f64 / f64::from(1u32 << 20);
+        let large = size >= LARGE_COMPONENT;
+        if large {
+            tracing::info!(
+                handler,
+                "compiling handler {handler:?} ({mib:.1} MiB); a large component takes a while the first time, then comes from the compile cache"
+            );
+        }
+        let start = std::time::Instant::now();
+        let prepared = self.prepare(bytes);
+        let secs = start.elapsed().as_secs_f64();
+        match &prepared {
+            Ok(_) if large || secs >= 1.0 => {
+                tracing::info!(
+                    handler,
+                    "compiled handler {handler:?} ({mib:.1} MiB) in {secs:.1} s"
+                );
+            }
+            Ok(_) => tracing::debug!(
+                handler,
+                "compiled handler {handler:?} ({mib:.1} MiB) in {secs:.3} s"
+            ),
+            Err(_) => {}
+        }
+        prepared
     }
 
     /// Compiles `bytes` as version `version` of `name` (blocking).
