@@ -113,6 +113,8 @@ const char *ws_get_query_argument(ws_request_t req, const char *name, const char
 size_t ws_get_query_arguments(ws_request_t req, const char *name, const char ***values);
 const char *ws_get_body_argument(ws_request_t req, const char *name, const char *default_value);
 size_t ws_get_body_arguments(ws_request_t req, const char *name, const char ***values);
+/** The names of all query and body arguments, each once; returns the count. */
+size_t ws_request_argument_names(ws_request_t req, const char ***names);
 /** A request cookie's value, or `default_value`. */
 const char *ws_get_cookie(ws_request_t req, const char *name, const char *default_value);
 /** The i-th positional group of the route's pattern (url-decoded), or NULL. */
@@ -166,6 +168,10 @@ void ws_write(const char *text);
 void ws_write_bytes(const void *data, size_t len);
 /** Appends printf-formatted text to the response body. */
 void ws_writef(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/** Writes JSON text with `Content-Type: application/json; charset=UTF-8`
+ *  (Tornado's `write(dict)`; C has no dict: build the text, quoting strings
+ *  with ws_json_string). */
+void ws_write_json(const char *json);
 /** Sends the headers and what was written so far, as a chunk. */
 bool ws_flush(void);
 /** Ends the response; later writes are dropped. */
@@ -226,6 +232,8 @@ void ws_log(ws_log_level level, const char *format, ...) __attribute__((format(p
 
 /** A copy of `text` that lives until the request ends. */
 const char *ws_strdup(const char *text);
+/** `text` as a quoted JSON string, `</` escaped as Tornado's json_encode does. */
+const char *ws_json_string(const char *text);
 /** printf into a string that lives until the request ends. */
 const char *ws_sprintf(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
@@ -517,6 +525,20 @@ size_t ws_get_body_arguments(ws_request_t req, const char *name, const char ***v
                          values);
 }
 
+size_t ws_request_argument_names(ws_request_t req, const char ***names) {
+    handler_list_string_t list;
+    waterspout_handler_types_method_request_argument_names(req, &list);
+    const char **out = (const char **)ws__alloc((list.len + 1) * sizeof(char *));
+    for (size_t i = 0; i < list.len; i++)
+        out[i] = ws__str_n((const char *)list.ptr[i].ptr, list.ptr[i].len);
+    out[list.len] = NULL;
+    size_t n = list.len;
+    handler_list_string_free(&list);
+    if (names)
+        *names = out;
+    return n;
+}
+
 const char *ws_get_cookie(ws_request_t req, const char *name, const char *default_value) {
     handler_string_t wname = ws__wit(name), value;
     if (!waterspout_handler_types_method_request_cookie(req, &wname, &value))
@@ -647,6 +669,11 @@ void ws_writef(const char *format, ...) {
     ws_write(text);
 }
 
+void ws_write_json(const char *json) {
+    ws_set_header("Content-Type", "application/json; charset=UTF-8");
+    ws_write(json);
+}
+
 bool ws_flush(void) {
     handler_string_t err;
     return ws__checked(waterspout_handler_response_flush(&err), "flush()", &err);
@@ -747,6 +774,34 @@ void ws_log(ws_log_level level, const char *format, ...) {
 }
 
 const char *ws_strdup(const char *text) { return ws__str_n(text, strlen(text)); }
+
+const char *ws_json_string(const char *text) {
+    size_t len = strlen(text);
+    char *out = (char *)ws__alloc(len * 6 + 3), *o = out;
+    *o++ = '"';
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        switch (*p) {
+        case '"': *o++ = '\\'; *o++ = '"'; break;
+        case '\\': *o++ = '\\'; *o++ = '\\'; break;
+        case '\n': *o++ = '\\'; *o++ = 'n'; break;
+        case '\r': *o++ = '\\'; *o++ = 'r'; break;
+        case '\t': *o++ = '\\'; *o++ = 't'; break;
+        case '/':
+            if (p > (const unsigned char *)text && p[-1] == '<')
+                *o++ = '\\';
+            *o++ = '/';
+            break;
+        default:
+            if (*p < 0x20)
+                o += sprintf(o, "\\u%04x", *p);
+            else
+                *o++ = (char)*p;
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}
 
 const char *ws_sprintf(const char *format, ...) {
     va_list args;
