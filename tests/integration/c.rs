@@ -5,11 +5,16 @@
 use waterspout_tests::guests;
 use waterspout_tests::harness::TestServer;
 
-use crate::examples::{check, hello};
+use crate::examples::{check, hello, requests};
 
 #[tokio::test]
 async fn c_hello() {
     check(guests::C_HELLO_APP, hello).await;
+}
+
+#[tokio::test]
+async fn c_requests() {
+    check(guests::C_REQUESTS_APP, requests).await;
 }
 
 /// The second handler class of the same component (`class = "GreetHandler"`):
