@@ -5,7 +5,7 @@
 use waterspout_tests::guests;
 use waterspout_tests::harness::TestServer;
 
-use crate::examples::{check, hello, requests};
+use crate::examples::{check, echo, hello, requests};
 
 #[tokio::test]
 async fn c_hello() {
@@ -15,6 +15,11 @@ async fn c_hello() {
 #[tokio::test]
 async fn c_requests() {
     check(guests::C_REQUESTS_APP, requests).await;
+}
+
+#[tokio::test]
+async fn c_echo() {
+    check(guests::C_ECHO_APP, echo).await;
 }
 
 /// The second handler class of the same component (`class = "GreetHandler"`):
