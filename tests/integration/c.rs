@@ -1,6 +1,7 @@
 //! The C SDK (`guest-sdk/c`): its examples, built from source by
 //! `tests/build.rs` with the manifest's `build` line (clang for wasm32-wasi,
-//! then `wasm-tools component new` with the reactor adapter).
+//! then `wasm-tools component new` with the reactor adapter), run through the
+//! shared cases of `examples.rs`, plus a test of the second handler class.
 
 use waterspout_tests::guests;
 use waterspout_tests::harness::TestServer;
