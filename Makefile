@@ -19,13 +19,14 @@ CARGO ?= cargo
 # Where cargo builds: $CARGO_TARGET_DIR if set, as cargo does.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: setup tools serve test bench bench-quick bench-deps lint layers load fuzz
+.PHONY: setup tools tools-c serve test bench bench-quick bench-deps lint layers load fuzz
 
 setup:
 	rustup target add wasm32-wasip2
 
-# The guest toolchains of the other languages, installed into .tools/ (the
-# tools-LANGUAGE targets below).
+# The guest toolchains of the other languages, installed by the project into
+# .tools/ (the test build compiles every example from source with them): the
+# tools-LANGUAGE targets below.
 tools:
 
 # `serve --build` builds the guest in its own workspace, where
@@ -76,3 +77,24 @@ load: setup
 
 fuzz: setup
 	scripts/fuzz.sh
+
+tools: tools-c
+
+# C (guest-sdk/c): Debian's clang 19, lld, wasi-libc and wasm32 compiler-rt;
+# wit-bindgen and wasm-tools from crates.io into .tools/cargo (a few minutes,
+# once); the WASI preview1 reactor adapter for a wasmtime 48 host, written out
+# of its crate by guest-sdk/c/adapter into .tools/.
+TOOLS := $(CURDIR)/.tools
+C_APT := clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
+WIT_BINDGEN_VERSION := 0.63.0
+WASM_TOOLS_VERSION := 1.263.0
+ADAPTER_VERSION := 48.0.8
+tools-c:
+	@dpkg -s $(C_APT) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(C_APT); }
+	@$(TOOLS)/cargo/bin/wit-bindgen --version 2>/dev/null | grep -qF ' $(WIT_BINDGEN_VERSION)' || \
+		$(CARGO) install --locked --root $(TOOLS)/cargo wit-bindgen-cli@$(WIT_BINDGEN_VERSION)
+	@$(TOOLS)/cargo/bin/wasm-tools --version 2>/dev/null | grep -qF ' $(WASM_TOOLS_VERSION)' || \
+		$(CARGO) install --locked --root $(TOOLS)/cargo wasm-tools@$(WASM_TOOLS_VERSION)
+	@test -s $(TOOLS)/wasi_snapshot_preview1.reactor-$(ADAPTER_VERSION).wasm || \
+		CARGO_TARGET_DIR=$(TOOLS)/adapter-target $(CARGO) run --quiet --locked --release \
+			--manifest-path guest-sdk/c/adapter/Cargo.toml -- $(TOOLS)/wasi_snapshot_preview1.reactor-$(ADAPTER_VERSION).wasm

@@ -2,6 +2,7 @@
 //! guests. One test binary for all of them, one module per area.
 
 mod admin;
+mod c;
 mod core;
 mod examples;
 mod hot_swap;
