@@ -8,7 +8,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup serve test bench bench-quick bench-deps lint load fuzz
+.PHONY: setup serve test bench bench-quick bench-deps lint load fuzz tools tools-js
 
 setup:
 	rustup target add wasm32-wasip2
@@ -16,7 +16,7 @@ setup:
 serve: setup
 	$(CARGO) run -p waterspout -- serve --build examples/hello
 
-test: setup
+test: setup tools
 	$(CARGO) test --workspace
 	$(MAKE) bench-quick
 
@@ -46,3 +46,20 @@ load: setup
 
 fuzz: setup
 	scripts/fuzz.sh
+
+# The guest toolchains of the other languages, installed into .tools/ (never
+# assumed present on the machine); `make test` runs this first.
+tools: tools-js
+
+# JavaScript: componentize-js (called directly: jco 1.35's `componentize` is
+# broken here), its runtime dependency preview2-shim (missing from its
+# package.json), and esbuild (bundles an app with guest-sdk/js). Node and npm
+# come from Debian when missing.
+JS_TOOLS = @bytecodealliance/componentize-js@0.23.0 @bytecodealliance/preview2-shim@0.17.9 esbuild@0.25.12
+tools-js:
+	command -v node >/dev/null && command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	@if [ "$$(cat .tools/js/.installed 2>/dev/null)" != "$(JS_TOOLS)" ]; then \
+		echo "npm install --prefix .tools/js $(JS_TOOLS)"; \
+		npm install --prefix .tools/js --no-audit --no-fund --save-exact $(JS_TOOLS) && \
+		echo "$(JS_TOOLS)" > .tools/js/.installed; \
+	fi
