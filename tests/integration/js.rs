@@ -188,3 +188,56 @@ async fn a_default_options_build_loads_and_its_fetch_is_denied_unless_allowed() 
     assert_eq!(connections.load(Ordering::SeqCst), 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn websocket_open_refuses_selects_a_subprotocol_writes_json_and_pings() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use waterspout_tests::harness::websocket::{STEP, connect, next, raw_request};
+
+    let server = TestServer::start(guests::JS_ROOMS_APP).await;
+    // An HTTPError thrown by an async `open` refuses the handshake.
+    let (_, refused) = raw_request(&server, "GET", "/rooms/secret", &[]).await;
+    assert_eq!(refused.status, 403);
+    let (_stream, accepted) = raw_request(
+        &server,
+        "GET",
+        "/rooms/lobby",
+        &["Sec-WebSocket-Protocol: rooms.v0, rooms.v1"],
+    )
+    .await;
+    assert_eq!(accepted.status, 101);
+    assert_eq!(
+        accepted.header("sec-websocket-protocol").as_deref(),
+        Some("rooms.v1")
+    );
+
+    let mut ws = connect(&server, "/rooms/lobby").await;
+    ws.send(Message::text("hello")).await.unwrap();
+    let Message::Text(reply) = next(&mut ws).await else {
+        panic!("a text reply")
+    };
+    let json: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"room": "lobby", "kind": "text", "size": 5, "path": "/rooms/lobby", "agent": null})
+    );
+    ws.send(Message::binary(vec![0u8; 3])).await.unwrap();
+    let Message::Text(reply) = next(&mut ws).await else {
+        panic!("a text reply")
+    };
+    let json: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(
+        (json["kind"].as_str(), json["size"].as_u64()),
+        (Some("binary"), Some(3))
+    );
+    ws.send(Message::text("ping")).await.unwrap();
+    let ping = tokio::time::timeout(STEP, ws.next())
+        .await
+        .expect("a ping in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ping, Message::Ping(vec![1u8, 2].into()));
+    ws.close(None).await.unwrap();
+    server.shutdown().await;
+}
