@@ -19,7 +19,7 @@ CARGO ?= cargo
 # Where cargo builds: $CARGO_TARGET_DIR if set, as cargo does.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: setup tools tools-c serve test bench bench-quick bench-deps lint layers load fuzz
+.PHONY: setup tools tools-c tools-js serve test bench bench-quick bench-deps lint layers load fuzz
 
 setup:
 	rustup target add wasm32-wasip2
@@ -98,3 +98,18 @@ tools-c:
 	@test -s $(TOOLS)/wasi_snapshot_preview1.reactor-$(ADAPTER_VERSION).wasm || \
 		CARGO_TARGET_DIR=$(TOOLS)/adapter-target $(CARGO) run --quiet --locked --release \
 			--manifest-path guest-sdk/c/adapter/Cargo.toml -- $(TOOLS)/wasi_snapshot_preview1.reactor-$(ADAPTER_VERSION).wasm
+
+tools: tools-js
+
+# JavaScript: componentize-js (called directly: jco 1.35's `componentize` is
+# broken here), its runtime dependency preview2-shim (missing from its
+# package.json), and esbuild (bundles an app with guest-sdk/js). Node and npm
+# come from Debian when missing.
+JS_TOOLS = @bytecodealliance/componentize-js@0.23.0 @bytecodealliance/preview2-shim@0.17.9 esbuild@0.25.12
+tools-js:
+	command -v node >/dev/null && command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	@if [ "$$(cat .tools/js/.installed 2>/dev/null)" != "$(JS_TOOLS)" ]; then \
+		echo "npm install --prefix .tools/js $(JS_TOOLS)"; \
+		npm install --prefix .tools/js --no-audit --no-fund --save-exact $(JS_TOOLS) && \
+		echo "$(JS_TOOLS)" > .tools/js/.installed; \
+	fi

@@ -6,6 +6,7 @@ mod c;
 mod core;
 mod examples;
 mod hot_swap;
+mod js;
 mod reuse;
 mod wasi_http;
 mod websocket;

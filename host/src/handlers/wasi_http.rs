@@ -18,7 +18,6 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::Target;
 use crate::app::App;
 use crate::body::{Body, error_page};
-use crate::capabilities::outbound_http::{OutboundHttp, OutboundPolicy};
 use crate::runtime::{Admission, Guest, HostState};
 
 /// Serves one request with a wasi:http component. The body was already read
@@ -72,7 +71,6 @@ async fn run(
             return;
         }
     };
-    guest.ctx().outbound_http = OutboundHttp::new(OutboundPolicy::new(&slot.limits.allowed_outbound_hosts));
 
     let (response_tx, response_rx) = oneshot::channel::<
         Result<http::Response<HyperOutgoingBody>, wasmtime_wasi_http::p2::bindings::http::types::ErrorCode>,

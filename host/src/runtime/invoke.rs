@@ -17,6 +17,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use crate::capabilities::Ctx;
 use crate::capabilities::bindings::HandlerWorld;
 use crate::capabilities::log::Tag;
+use crate::capabilities::outbound_http::{OutboundHttp, OutboundPolicy};
 use crate::metrics::InstanceGuard;
 use crate::registry::HandlerSlot;
 use crate::runtime::idle::Idle;
@@ -56,6 +57,13 @@ pub enum Admission {
     /// Refuse when none is free (WebSocket handshakes: a connection would
     /// hold the permit for its whole life).
     NoWait,
+}
+
+/// The outbound-http capability of a new request: any world may import
+/// wasi:http (componentize-js links `fetch` by default), and every guest gets
+/// its handler's `allowed_outbound_hosts` (none by default).
+fn outbound_http(allowed_hosts: &[String]) -> OutboundHttp {
+    OutboundHttp::new(OutboundPolicy::new(allowed_hosts))
 }
 
 /// One guest instance's store, under its handler's limits, holding one of
@@ -98,6 +106,7 @@ impl Guest {
         );
         let mut store = Store::new(engine, state);
         configure_store(&mut store);
+        store.data_mut().ctx.outbound_http = outbound_http(&limits.allowed_outbound_hosts);
         Ok(Guest {
             store,
             live: version.metrics.instance_started(),
@@ -128,6 +137,7 @@ impl Guest {
                     live,
                 } = idle;
                 store.data_mut().ctx.tag.request_id = request_id;
+                store.data_mut().ctx.outbound_http = outbound_http(&slot.limits.allowed_outbound_hosts);
                 let guest = Guest {
                     store,
                     live,

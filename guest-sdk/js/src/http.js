@@ -1,0 +1,168 @@
+// The `handler` world's exports (`request-handler`) for an app's
+// `RequestHandler` classes. The build bundles this as the component's entry:
+//
+//     import * as app from "APP.js";
+//     export const requestHandler = serveRequests(app);
+
+import * as response from "waterspout:handler/response@0.1.0";
+import {
+  host,
+  HTTPError,
+  RequestHandler,
+  Request,
+  pickClass,
+  settingsObject,
+  logException,
+  isThenable,
+  reasonPhrase,
+} from "./index.js";
+
+host.response = response;
+
+/** The `request-handler` export serving the RequestHandler classes `app` exports. */
+export function serveRequests(app) {
+  /** @type {RequestHandler | null} this instance's handler (one per request) */
+  let handler = null;
+  /** Why no handler could be made (a 500 on every call), if so. */
+  let setupError = null;
+  /** The exception behind the last error, for `writeError`'s `info.error`. */
+  let lastError = undefined;
+
+  // The http-error record the host expects for an exception.
+  function toHttpError(error, where) {
+    lastError = error;
+    if (error instanceof HTTPError) {
+      return { status: error.statusCode, reason: error.reason, logMessage: error.logMessage };
+    }
+    logException(where, error);
+    return { status: 500, reason: undefined, logMessage: undefined };
+  }
+
+  // After a step: the error page `sendError` queued, if any.
+  function writePendingError() {
+    const pending = handler._pendingError;
+    if (!pending) return undefined;
+    handler._writingError = true;
+    const done = () => {
+      handler._writingError = false;
+      handler._pendingError = null;
+      try {
+        response.finish();
+      } catch {
+        // already finished
+      }
+    };
+    let result;
+    try {
+      result = handler.writeError(pending.status, { reason: pending.reason, error: pending.error });
+    } catch (error) {
+      logException("writeError", error);
+      done();
+      return undefined;
+    }
+    if (isThenable(result)) {
+      return result.then(done, (error) => {
+        logException("writeError", error);
+        done();
+      });
+    }
+    done();
+    return undefined;
+  }
+
+  // Runs `prepare` or a verb: returns nothing (ok), throws an http-error
+  // record (err), or returns a promise of either for an async method.
+  function step(req, name, method) {
+    if (setupError) {
+      throw toHttpError(setupError, "initialize");
+    }
+    handler.request = new Request(req);
+    const where = `${handler.constructor.name}.${name}`;
+    const args = () => {
+      const kwargs = handler.request.pathKwargs;
+      return Object.keys(kwargs).length > 0 ? [kwargs] : handler.request.pathArgs;
+    };
+    let result;
+    try {
+      result = name === "prepare" ? method.call(handler) : method.apply(handler, args());
+    } catch (error) {
+      throw toHttpError(error, where);
+    }
+    if (isThenable(result)) {
+      return Promise.resolve(result).then(
+        () => writePendingError(),
+        (error) => {
+          throw toHttpError(error, where);
+        },
+      );
+    }
+    const pending = writePendingError();
+    if (pending) return pending;
+    return undefined;
+  }
+
+  const verb = (name) => (req) => {
+    if (!handler && !setupError) setupError = new Error("initialize was not called");
+    return step(req, name, handler ? handler[name] : undefined);
+  };
+
+  function quietly(where, run) {
+    try {
+      const result = run();
+      if (isThenable(result)) {
+        return Promise.resolve(result).then(
+          () => undefined,
+          (error) => logException(where, error),
+        );
+      }
+    } catch (error) {
+      logException(where, error);
+    }
+    return undefined;
+  }
+
+  return {
+    initialize(settings) {
+      handler = null;
+      setupError = null;
+      lastError = undefined;
+      const object = settingsObject(settings);
+      let Class;
+      try {
+        Class = pickClass(app, RequestHandler, object);
+      } catch (error) {
+        setupError = error;
+        return undefined;
+      }
+      handler = new Class();
+      handler.settings = object;
+      return quietly(`${Class.name}.initialize`, () => handler.initialize(object));
+    },
+    prepare: verb("prepare"),
+    get: verb("get"),
+    head: verb("head"),
+    post: verb("post"),
+    put: verb("put"),
+    delete: verb("delete"),
+    patch: verb("patch"),
+    options: verb("options"),
+    writeError(req, status, reason) {
+      if (!handler) {
+        response.write(new TextEncoder().encode(`<html><title>${status}: ${reason}</title><body>${status}: ${reason}</body></html>`));
+        return undefined;
+      }
+      handler.request = new Request(req);
+      handler._writingError = true;
+      const info = { reason: reason || reasonPhrase(status), error: lastError };
+      const result = quietly(`${handler.constructor.name}.writeError`, () => handler.writeError(status, info));
+      if (result) return result.then(() => (handler._writingError = false));
+      handler._writingError = false;
+      return undefined;
+    },
+    onFinish(req) {
+      if (!handler) return undefined;
+      handler.request = new Request(req);
+      return quietly(`${handler.constructor.name}.onFinish`, () => handler.onFinish());
+    },
+  };
+}
