@@ -8,7 +8,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup serve test bench bench-quick bench-deps lint load fuzz
+.PHONY: setup serve test bench bench-quick bench-deps lint load fuzz tools tools-python
 
 setup:
 	rustup target add wasm32-wasip2
@@ -16,7 +16,7 @@ setup:
 serve: setup
 	$(CARGO) run -p waterspout -- serve --build examples/hello
 
-test: setup
+test: setup tools
 	$(CARGO) test --workspace
 	$(MAKE) bench-quick
 
@@ -46,3 +46,18 @@ load: setup
 
 fuzz: setup
 	scripts/fuzz.sh
+
+# Guest toolchains for the SDKs in other languages, installed into .tools/ at
+# the repository root (never system-wide).
+tools: tools-python
+
+# componentize-py for guest-sdk/python (`guest-sdk/python/build APP.py OUT.wasm`).
+PYTHON ?= python3
+COMPONENTIZE_PY_VERSION = 0.25.1
+tools-python: .tools/python/.installed-$(COMPONENTIZE_PY_VERSION)
+
+.tools/python/.installed-$(COMPONENTIZE_PY_VERSION):
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || (apt-get update -qq && apt-get install -y -qq python3-venv)
+	$(PYTHON) -m venv .tools/python
+	.tools/python/bin/pip install --quiet --disable-pip-version-check componentize-py==$(COMPONENTIZE_PY_VERSION)
+	touch $@
