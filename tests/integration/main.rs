@@ -5,6 +5,7 @@ mod admin;
 mod core;
 mod examples;
 mod hot_swap;
+mod python;
 mod reuse;
 mod wasi_http;
 mod websocket;
