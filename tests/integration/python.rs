@@ -53,10 +53,7 @@ async fn one_python_component_holds_several_handler_classes() {
     // Named groups arrive as keyword arguments; a dict is written as JSON.
     let r = server.get("/users/ann/posts/3").await;
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.headers()["content-type"],
-        "application/json; charset=UTF-8"
-    );
+    assert_eq!(r.headers()["content-type"], "application/json; charset=UTF-8");
     let json: serde_json::Value = r.json().await.unwrap();
     assert_eq!(json, serde_json::json!({"user": "ann", "post": "3"}));
     // A route naming no class, in a module with several: a 500, not a guess.
@@ -67,10 +64,7 @@ async fn one_python_component_holds_several_handler_classes() {
 #[tokio::test]
 async fn python_async_verbs_run_to_completion() {
     let server = TestServer::start(guests::PYTHON_HANDLERS_APP).await;
-    assert_eq!(
-        server.get_text("/async").await,
-        (200, "awaited 3 steps".into())
-    );
+    assert_eq!(server.get_text("/async").await, (200, "awaited 3 steps".into()));
     server.shutdown().await;
 }
 
