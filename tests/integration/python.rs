@@ -212,3 +212,32 @@ async fn python_websocket_handlers_use_tornados_api() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn tornados_hello_world_builds_and_serves_unchanged() {
+    // The manifest is the one the build generates from make_app().
+    let app = std::path::Path::new(guests::PYTHON_TORNADO_HELLO_APP);
+    let regenerated = tempfile::tempdir().unwrap();
+    let manifest = regenerated.path().join("waterspout.toml");
+    let status = std::process::Command::new(repo_root().join("guest-sdk/python/build"))
+        .arg(app.join("hello.py"))
+        .arg(repo_root().join("examples/target/python/tornado-hello.wasm"))
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--manifest-only")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let generated = std::fs::read_to_string(&manifest).unwrap();
+    let committed = std::fs::read_to_string(app.join("waterspout.toml")).unwrap();
+    // Same routes and handler; only the relative paths differ by directory.
+    let routes = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with("wasm") && !l.starts_with("build"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(routes(&generated), routes(&committed));
+    assert!(generated.contains("class = \"MainHandler\""), "{generated}");
+    check(guests::PYTHON_TORNADO_HELLO_APP, hello).await;
+}

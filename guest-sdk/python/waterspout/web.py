@@ -563,6 +563,9 @@ class RequestHandler:
 
     # -- misc ----------------------------------------------------------------------
 
+    def render(self, template_name, **kwargs):
+        raise NotImplementedError("render(): templates are not supported by Waterspout's Python SDK")
+
     def reverse_url(self, name, *args):
         raise NotImplementedError("reverse_url: routes live in waterspout.toml")
 
