@@ -19,7 +19,7 @@ CARGO ?= cargo
 # Where cargo builds: $CARGO_TARGET_DIR if set, as cargo does.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: setup tools tools-c tools-js serve test bench bench-quick bench-deps lint layers load fuzz
+.PHONY: setup tools tools-c tools-js tools-python serve test bench bench-quick bench-deps lint layers load fuzz
 
 setup:
 	rustup target add wasm32-wasip2
@@ -113,3 +113,16 @@ tools-js:
 		npm install --prefix .tools/js --no-audit --no-fund --save-exact $(JS_TOOLS) && \
 		echo "$(JS_TOOLS)" > .tools/js/.installed; \
 	fi
+
+tools: tools-python
+
+# componentize-py for guest-sdk/python (`guest-sdk/python/build APP.py OUT.wasm`).
+PYTHON ?= python3
+COMPONENTIZE_PY_VERSION = 0.25.1
+tools-python: .tools/python/.installed-$(COMPONENTIZE_PY_VERSION)
+
+.tools/python/.installed-$(COMPONENTIZE_PY_VERSION):
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || (apt-get update -qq && apt-get install -y -qq python3-venv)
+	$(PYTHON) -m venv .tools/python
+	.tools/python/bin/pip install --quiet --disable-pip-version-check componentize-py==$(COMPONENTIZE_PY_VERSION)
+	touch $@

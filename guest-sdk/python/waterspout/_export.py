@@ -1,0 +1,256 @@
+"""The glue between componentize-py's raw exports and the app's handler classes.
+
+``guest-sdk/python/build`` writes a tiny entry module per component::
+
+    import hello as _app
+    from waterspout import _export
+    RequestHandler = _export.request_handler(_app)
+
+componentize-py exports that class as the WIT interface `request-handler`
+(or `websocket-handler`); each call finds the route's handler class, runs the
+user's method (driving ``async def`` ones to completion) and turns
+``HTTPError`` and uncaught exceptions into the WIT's ``http-error``.
+"""
+
+import inspect
+import traceback
+
+from componentize_py_types import Err
+
+from . import log, web
+
+CLASS_SETTING = "waterspout:class"
+
+
+def handler_classes(module, base):
+    """The handler classes an app module defines: subclasses of ``base``
+    defined in the module itself (not imported), leaves of its hierarchy."""
+    defined = [
+        value
+        for value in vars(module).values()
+        if inspect.isclass(value)
+        and issubclass(value, base)
+        and value is not base
+        and value.__module__ == module.__name__
+    ]
+    return [c for c in defined if not any(o is not c and issubclass(o, c) for o in defined)]
+
+
+def pick_class(module, base, settings):
+    """The class a route asked for (``class = "Name"`` in waterspout.toml, which
+    arrives as the setting ``waterspout:class``), or the module's only one."""
+    name = settings.pop(CLASS_SETTING, None)
+    if name is not None:
+        cls = getattr(module, name, None)
+        if not (inspect.isclass(cls) and issubclass(cls, base)):
+            raise LookupError(
+                "the route asks for class %r, which %s does not define as a %s subclass"
+                % (name, module.__name__, base.__name__)
+            )
+        return cls
+    classes = handler_classes(module, base)
+    if len(classes) == 1:
+        return classes[0]
+    if not classes:
+        raise LookupError("%s defines no %s subclass" % (module.__name__, base.__name__))
+    raise LookupError(
+        "%s defines several handler classes (%s): give each route a `class = \"Name\"` "
+        "in waterspout.toml" % (module.__name__, ", ".join(sorted(c.__name__ for c in classes)))
+    )
+
+
+def _internal_error(where):
+    """Logs the current exception's traceback and returns the 500 the client
+    sees (no detail: the traceback stays in the host log)."""
+    log.error("uncaught exception in %s\n%s", where, traceback.format_exc().rstrip())
+    return Err(web._types.HttpError(status=500, reason=None, log_message=None))
+
+
+def request_handler(module):
+    """The `request-handler` export for an app module's ``RequestHandler`` classes."""
+
+    # componentize-py may make a new export object for every call: the state
+    # of the request lives here, shared by them.
+    class State:
+        handler = None
+        setup_error = None
+        exc_info = None
+
+    class RequestHandlerExport:
+
+        def initialize(self, settings):
+            settings = dict(settings)
+            State.handler = None
+            State.setup_error = None
+            State.exc_info = None
+            try:
+                cls = pick_class(module, web.RequestHandler, settings)
+                handler = cls()
+                handler.settings = settings
+                handler.request = web.HTTPServerRequest(None)
+                web._run(handler.initialize(**settings))
+                State.handler = handler
+            except Exception:  # noqa: BLE001 — reported by prepare as a 500
+                State.setup_error = traceback.format_exc().rstrip()
+
+        def _step(self, req, method_name):
+            if State.handler is None:
+                log.error("the handler could not be set up:\n%s", State.setup_error or "initialize was not called")
+                raise Err(web._types.HttpError(status=500, reason=None, log_message=None))
+            handler = State.handler
+            try:
+                handler._bind(req)
+                if method_name == "prepare":
+                    web._run(handler.prepare())
+                    return
+                if handler._finished:
+                    return
+                request = handler.request
+                kwargs = request.path_kwargs
+                args = [] if kwargs else list(request.path_args)
+                handler.path_args, handler.path_kwargs = args, kwargs
+                web._run(getattr(handler, method_name)(*args, **kwargs))
+            except web.Finish as finish:
+                if not handler._finished and not web._response.finished():
+                    handler.finish(*finish.args[:1])
+            except web.HTTPError as error:
+                State.exc_info = (type(error), error, error.__traceback__)
+                handler._reason = error.reason or web._reason_phrase(error.status_code)
+                raise Err(error._to_raw()) from None
+            except Exception:  # noqa: BLE001 — a 500, traceback to the log only
+                State.exc_info = None
+                raise _internal_error("%s.%s" % (type(handler).__name__, method_name)) from None
+
+        def prepare(self, req):
+            self._step(req, "prepare")
+
+        def get(self, req):
+            self._step(req, "get")
+
+        def head(self, req):
+            self._step(req, "head")
+
+        def post(self, req):
+            self._step(req, "post")
+
+        def put(self, req):
+            self._step(req, "put")
+
+        def delete(self, req):
+            self._step(req, "delete")
+
+        def patch(self, req):
+            self._step(req, "patch")
+
+        def options(self, req):
+            self._step(req, "options")
+
+        def write_error(self, req, status, reason):
+            handler = State.handler
+            if handler is None:
+                return
+            handler._bind(req)
+            handler._reason = reason
+            handler._finished = False
+            kwargs = {"exc_info": State.exc_info} if State.exc_info else {}
+            try:
+                web._run(handler.write_error(status, **kwargs))
+            except Exception:  # noqa: BLE001
+                log.error("uncaught exception in write_error\n%s", traceback.format_exc().rstrip())
+
+        def on_finish(self, req):
+            handler = State.handler
+            if handler is None:
+                return
+            handler._bind(req)
+            try:
+                web._run(handler.on_finish())
+            except Exception:  # noqa: BLE001
+                log.error("uncaught exception in on_finish\n%s", traceback.format_exc().rstrip())
+            finally:
+                handler._bind(None)
+
+    RequestHandlerExport.__name__ = "RequestHandler"
+    return RequestHandlerExport
+
+
+def websocket_handler(module):
+    """The `websocket-handler` export for an app module's ``WebSocketHandler`` classes."""
+    from . import websocket
+
+    class State:
+        handler = None
+        setup_error = None
+
+    class WebsocketHandlerExport:
+
+        def initialize(self, settings):
+            settings = dict(settings)
+            State.handler = None
+            State.setup_error = None
+            try:
+                cls = pick_class(module, websocket.WebSocketHandler, settings)
+                handler = cls()
+                handler.settings = settings
+                handler.request = web.HTTPServerRequest(None)
+                web._run(handler.initialize(**settings))
+                State.handler = handler
+            except Exception:  # noqa: BLE001 — refused in open as a 500
+                State.setup_error = traceback.format_exc().rstrip()
+
+        def select_subprotocol(self, req, subprotocols):
+            if State.handler is None:
+                return None
+            State.handler.request._bind(req)
+            try:
+                return State.handler.select_subprotocol(list(subprotocols))
+            except Exception:  # noqa: BLE001
+                log.error("uncaught exception in select_subprotocol\n%s", traceback.format_exc().rstrip())
+                return None
+
+        def open(self, req):
+            if State.handler is None:
+                log.error("the handler could not be set up:\n%s", State.setup_error)
+                raise Err(web._types.HttpError(status=500, reason=None, log_message=None))
+            handler = State.handler
+            handler.request._bind(req)
+            handler.request._load_all()
+            kwargs = handler.request.path_kwargs
+            args = [] if kwargs else list(handler.request.path_args)
+            handler.path_args, handler.path_kwargs = args, kwargs
+            try:
+                web._run(handler.open(*args, **kwargs))
+            except web.HTTPError as error:
+                raise Err(error._to_raw()) from None
+            except Exception:  # noqa: BLE001
+                raise _internal_error("%s.open" % type(handler).__name__) from None
+
+        def on_message(self, message):
+            handler = State.handler
+            if handler is None:
+                return
+            value = message.value
+            try:
+                web._run(handler.on_message(value))
+            except Exception:  # noqa: BLE001 — as Tornado: log, then close the connection
+                log.error(
+                    "uncaught exception in %s.on_message\n%s",
+                    type(handler).__name__,
+                    traceback.format_exc().rstrip(),
+                )
+                handler.close(1011, "Internal Error")
+
+        def on_close(self, code, reason):
+            handler = State.handler
+            if handler is None:
+                return
+            handler.close_code = code
+            handler.close_reason = reason
+            handler._closed = True
+            try:
+                web._run(handler.on_close())
+            except Exception:  # noqa: BLE001
+                log.error("uncaught exception in on_close\n%s", traceback.format_exc().rstrip())
+
+    WebsocketHandlerExport.__name__ = "WebsocketHandler"
+    return WebsocketHandlerExport
