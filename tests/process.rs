@@ -205,3 +205,40 @@ fn connections_are_spread_evenly_over_the_workers() {
     assert_eq!((open("0"), open("1")), (4.0, 4.0), "{metrics}");
     connections.clear();
 }
+
+/// Tornado's own hello world file, served as it is: `serve hello.py` builds
+/// it with the Python SDK (its routes from `make_app()`), says in the log
+/// that it compiles a large component and how long it took, and answers.
+/// The compile cache then holds the compiled code for the next start.
+#[test]
+fn a_tornado_app_file_is_served_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("hello.py");
+    std::fs::copy(
+        std::path::Path::new(guests::PYTHON_TORNADO_HELLO_APP).join("hello.py"),
+        &app,
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let cache = dir.path().join("cache");
+    let mut command = serve_command(&app, &store);
+    command.arg("--cache-dir").arg(&cache);
+    let server = ServerProcess::spawn_within(command, false, Duration::from_secs(300));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(
+        runtime.block_on(server.get_text("/")),
+        (200, "Hello, world".to_owned())
+    );
+    let log = server.log();
+    assert!(log.contains("compiling handler \"hello\" ("), "{log}");
+    assert!(log.contains("compiled handler \"hello\" ("), "{log}");
+    // The component and the manifest made from the Application sit beside the file.
+    let out = dir.path().join(".waterspout/hello");
+    assert!(out.join("hello.wasm").is_file());
+    let manifest = std::fs::read_to_string(out.join("waterspout.toml")).unwrap();
+    assert!(manifest.contains("class = \"MainHandler\""), "{manifest}");
+    assert!(
+        std::fs::read_dir(&cache).unwrap().next().is_some(),
+        "the compile cache is empty"
+    );
+}

@@ -64,7 +64,13 @@ impl ServerProcess {
     /// for the process's whole life (or it would block), and waits up to 60 s
     /// until it has printed its public address and, when `expect_admin`, its
     /// admin address.
-    pub fn spawn(mut command: Command, expect_admin: bool) -> ServerProcess {
+    pub fn spawn(command: Command, expect_admin: bool) -> ServerProcess {
+        ServerProcess::spawn_within(command, expect_admin, Duration::from_secs(60))
+    }
+
+    /// [`ServerProcess::spawn`], waiting up to `start` for the addresses (a
+    /// server that builds its app first needs longer).
+    pub fn spawn_within(mut command: Command, expect_admin: bool, start: Duration) -> ServerProcess {
         let mut child = command
             .stderr(Stdio::piped())
             .spawn()
@@ -87,7 +93,7 @@ impl ServerProcess {
         });
         let (mut addr, mut admin) = (None, None);
         while addr.is_none() || (expect_admin && admin.is_none()) {
-            match rx.recv_timeout(Duration::from_secs(60)) {
+            match rx.recv_timeout(start) {
                 Ok((true, a)) => addr = Some(a),
                 Ok((false, a)) => admin = Some(a),
                 Err(_) => panic!("the server did not start:\n{}", log.lock().unwrap()),

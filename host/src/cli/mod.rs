@@ -22,13 +22,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve an app directory (one holding waterspout.toml).
+    /// Serve an app directory (one holding waterspout.toml), or a Tornado
+    /// app file (hello.py), built as it is with its Application's routes.
     Serve(ServeArgs),
-    /// Run the `build` command of every handler in the app's manifest.
+    /// Run the `build` command of every handler in the app's manifest; for a
+    /// Tornado app file, write its component (-o) and a manifest beside it.
     Build {
-        /// The app directory.
+        /// The app directory, or a Tornado app file (hello.py).
         #[arg(default_value = ".")]
         app: PathBuf,
+        /// For a Tornado app file: the component to write [default: DIR/.waterspout/STEM/STEM.wasm].
+        #[arg(short, long)]
+        out: Option<PathBuf>,
     },
     /// Upload FILE as a new version of handler NAME and activate it.
     Deploy {
@@ -76,7 +81,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// The app directory.
+    /// The app directory, or a Tornado app file (hello.py).
     #[arg(default_value = ".")]
     pub app: PathBuf,
     /// Address to listen on [default: the manifest's, else 127.0.0.1:8888].
@@ -140,7 +145,21 @@ pub fn init_tracing() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Build { app } => {
+        Command::Build { app, out } if build::is_python_app(&app) => {
+            let wasm = out.unwrap_or_else(|| tornado_wasm(&app));
+            let dir = build::build_tornado_app(&app, &wasm)?;
+            println!(
+                "wrote {} and {}",
+                wasm.display(),
+                dir.join(crate::manifest::MANIFEST_FILE).display()
+            );
+            Ok(())
+        }
+        Command::Build { app, out } => {
+            anyhow::ensure!(
+                out.is_none(),
+                "-o/--out is for a Tornado app file (hello.py); an app directory's manifest says where each component goes"
+            );
             let manifest = Manifest::load(&app)?;
             build::build_app(&manifest)
         }
@@ -170,8 +189,18 @@ fn client(command: impl std::future::Future<Output = anyhow::Result<()>>) -> any
         .block_on(command)
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    if args.build {
+/// Where `serve hello.py` and `build hello.py` put the component.
+fn tornado_wasm(app: &std::path::Path) -> PathBuf {
+    let stem = app.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    build::tornado_out_dir(app).join(format!("{stem}.wasm"))
+}
+
+fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    if build::is_python_app(&args.app) {
+        // A Tornado app file: build it as it is; serve what it describes.
+        let app_file = args.app.clone();
+        args.app = build::build_tornado_app(&app_file, &tornado_wasm(&app_file))?;
+    } else if args.build {
         build::build_app(&Manifest::load(&args.app)?)?;
     }
     let mut config = ServerConfig::default();
