@@ -7,4 +7,5 @@ mod examples;
 mod hot_swap;
 mod reuse;
 mod wasi_http;
+mod wasi_http3;
 mod websocket;
