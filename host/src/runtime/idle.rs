@@ -21,6 +21,10 @@ use crate::runtime::HostState;
 const MAX_IDLE: usize = 64;
 
 /// A live instance's exports, by world: what a reused instance is called through.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "held beside a Store in a short list; boxing would allocate on every recycle"
+)]
 pub enum Warm {
     Handler(HandlerWorld),
     /// A wasi:http 0.3 (p3) `service`.
