@@ -91,8 +91,8 @@ pub struct HandlerLimits {
     /// Instances of this handler alive at once; more requests wait.
     #[serde(default = "default_max_instances")]
     pub max_instances: u32,
-    /// Handler world: an instance serves up to this many requests, one after
-    /// another, before it is dropped (0 or 1: a fresh instance per request,
+    /// Handler world and wasi:http 0.3 components: an instance serves up to
+    /// this many requests, one after another, before it is dropped (0 or 1: a fresh instance per request,
     /// the default). State a guest keeps in memory then lasts from one
     /// request to the next of this handler, never across handlers.
     #[serde(default)]

@@ -22,8 +22,11 @@ pub enum World {
     Handler,
     /// `waterspout:handler/websocket`: a Tornado WebSocketHandler.
     Websocket,
-    /// `wasi:http/proxy`: a standard wasi:http component, served unchanged.
+    /// `wasi:http/proxy`: a standard wasi:http 0.2 component, served unchanged.
     WasiHttp,
+    /// `wasi:http/service`: a standard wasi:http 0.3 (WASI p3) component,
+    /// served unchanged.
+    WasiHttp3,
 }
 
 impl World {
@@ -32,6 +35,7 @@ impl World {
             World::Handler => "handler",
             World::Websocket => "websocket",
             World::WasiHttp => "wasi-http",
+            World::WasiHttp3 => "wasi-http3",
         }
     }
 }

@@ -311,6 +311,21 @@ async fn an_http_handler_swaps_to_a_wasi_http_component_and_back() {
 }
 
 #[tokio::test]
+async fn an_http_handler_swaps_to_wasi_http_0_3_and_0_2_components_and_back() {
+    let server = start_version_a(admin_config()).await;
+    let (status, info) = upload(&server, "version", read_wasm(guests::WASI_HELLO_P3_WASM)).await;
+    assert_eq!((status, &info["world"]), (201, &json!("wasi-http3")), "{info}");
+    assert_eq!(server.get_text("/").await, (200, "Hello, world".into()));
+    let (status, info) = upload(&server, "version", read_wasm(guests::WASI_HELLO_WASM)).await;
+    assert_eq!((status, &info["world"]), (201, &json!("wasi-http")), "{info}");
+    assert_eq!(server.get_text("/").await, (200, "Hello, world".into()));
+    let (status, info) = admin_call(server.admin(Method::POST, "/handlers/version/rollback")).await;
+    assert_eq!((status, &info["world"]), (200, &json!("wasi-http3")), "{info}");
+    assert_eq!(server.get_text("/").await, (200, "Hello, world".into()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn delete_versions_and_api_created_handlers() {
     let server = start_version_a(admin_config()).await;
     upload(&server, "version", read_wasm(guests::VERSION_B_WASM)).await;

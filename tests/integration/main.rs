@@ -10,4 +10,5 @@ mod js;
 mod python;
 mod reuse;
 mod wasi_http;
+mod wasi_http3;
 mod websocket;

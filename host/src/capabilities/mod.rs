@@ -13,6 +13,7 @@ pub mod outbound_http;
 pub mod request;
 pub mod response;
 pub mod wasi;
+pub mod wasi_p3;
 pub mod websocket_connection;
 
 use wasmtime::component::{Linker, ResourceTable};
@@ -67,6 +68,7 @@ pub trait HasCtx: WasiView + WasiHttpView + Send + 'static {
 pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasi::add_to_linker(linker)?;
     outbound_http::add_to_linker(linker)?;
+    wasi_p3::add_to_linker(linker)?;
     request::add_to_linker(linker, |t| request::RequestView(&mut t.capabilities().table))?;
     log::add_to_linker(linker, |t| &mut t.capabilities().tag)?;
     response::add_to_linker(linker, |t| &mut t.capabilities().response)?;

@@ -20,7 +20,7 @@ use crate::body::{Body, error_page};
 use crate::capabilities::bindings::{HandlerPre, HandlerWorld, HttpError, RequestHandler};
 use crate::capabilities::request::RequestData;
 use crate::capabilities::response::{ResponseCtx, ResponseState};
-use crate::runtime::{Guest, HostState};
+use crate::runtime::{Guest, HostState, Warm};
 use crate::text::sanitize;
 
 /// Serves one request; never fails (every failure is a response).
@@ -63,8 +63,8 @@ pub(super) async fn serve(
         let outcome = guest
             .call("request", async |store| {
                 let instance = match reused {
-                    Some(instance) => instance,
-                    None => pre.instantiate_async(&mut *store).await?,
+                    Some(Warm::Handler(instance)) => instance,
+                    _ => pre.instantiate_async(&mut *store).await?,
                 };
                 lifecycle(store, &instance, &settings, data).await?;
                 Ok(instance)

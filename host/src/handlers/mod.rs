@@ -1,7 +1,8 @@
 //! Handler drivers: one per exported world. [`http`] drives our handler
-//! world in Tornado's lifecycle, [`wasi_http`] serves standard wasi:http
-//! components, [`websocket`] runs a connection. The server's edge finds the
-//! route ([`find`]) and hands the request to [`serve`] or [`upgrade`].
+//! world in Tornado's lifecycle, [`wasi_http`] serves standard wasi:http 0.2
+//! components and [`wasi_http3`] wasi:http 0.3 (p3) ones, [`websocket`] runs
+//! a connection. The server's edge finds the route ([`find`]) and hands the
+//! request to [`serve`] or [`upgrade`].
 //!
 //! **Rule:** a driver runs guests only through `runtime::Guest` (permit,
 //! store, deadline, call, fault) and never implements a host trait; it knows
@@ -9,6 +10,7 @@
 
 mod http;
 mod wasi_http;
+mod wasi_http3;
 pub(crate) mod websocket;
 
 use std::net::SocketAddr;
@@ -75,6 +77,10 @@ pub(crate) async fn serve(
         Prepared::WasiHttp(pre) => {
             let pre = pre.clone();
             wasi_http::serve(app, target, pre, parts, body).await
+        }
+        Prepared::WasiHttp3(pre) => {
+            let pre = pre.clone();
+            wasi_http3::serve(app, target, pre, parts, body).await
         }
         Prepared::Websocket(_) => unreachable!("the edge upgrades websocket routes"),
     }

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::capabilities::bindings::{HandlerPre, WebsocketPre};
 use crate::metrics::VersionMetrics;
@@ -19,6 +20,8 @@ const HANDLER_EXPORT: &str = "waterspout:handler/request-handler@0.1.0";
 const WEBSOCKET_EXPORT: &str = "waterspout:handler/websocket-handler@0.1.0";
 /// Any 0.2.x version of wasi:http's handler export.
 const WASI_HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2";
+/// Any 0.3.x version of wasi:http's handler export (WASI p3 `wasi:http/service`).
+const WASI_HTTP3_EXPORT: &str = "wasi:http/handler@0.3";
 
 /// From this size on a component's compile is announced in the log before
 /// it starts (an interpreter's runtime: Python, JavaScript).
@@ -29,6 +32,7 @@ pub enum Prepared {
     Handler(HandlerPre<HostState>),
     Websocket(WebsocketPre<HostState>),
     WasiHttp(ProxyPre<HostState>),
+    WasiHttp3(ServicePre<HostState>),
 }
 
 /// One immutable version of a handler.
@@ -96,7 +100,7 @@ pub enum ComponentError {
     )]
     CoreModule,
     #[error(
-        "the component exports none of the worlds served here (expected an export of `{HANDLER_EXPORT}`, `{WEBSOCKET_EXPORT}` or `{WASI_HTTP_EXPORT}.x`; found: {0})"
+        "the component exports none of the worlds served here (expected an export of `{HANDLER_EXPORT}`, `{WEBSOCKET_EXPORT}`, `{WASI_HTTP_EXPORT}.x` or `{WASI_HTTP3_EXPORT}.x`; found: {0})"
     )]
     UnknownWorld(String),
     #[error("the component's imports cannot be satisfied")]
@@ -153,6 +157,9 @@ impl Components {
         } else if exports.iter().any(|e| e.starts_with(WASI_HTTP_EXPORT)) {
             let pre = ProxyPre::new(pre(())?).map_err(link)?;
             Ok((World::WasiHttp, Prepared::WasiHttp(pre)))
+        } else if exports.iter().any(|e| e.starts_with(WASI_HTTP3_EXPORT)) {
+            let pre = ServicePre::new(pre(())?).map_err(link)?;
+            Ok((World::WasiHttp3, Prepared::WasiHttp3(pre)))
         } else {
             Err(ComponentError::UnknownWorld(if exports.is_empty() {
                 "no exports".into()

@@ -24,6 +24,8 @@ impl WasmEngine {
     pub fn new(cfg: &EngineConfig) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
+        // WASI 0.3 (p3) components: async lifts and lowers, streams, futures.
+        config.wasm_component_model_async(true);
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
 

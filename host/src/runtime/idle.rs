@@ -1,4 +1,5 @@
-//! Instance reuse (`reuse = N` on a handler): instances of one handler
+//! Instance reuse (`reuse = N` on a handler of the handler world or a
+//! wasi:http 0.3 component): instances of one handler
 //! version that finished a request cleanly wait here for the next one, so a
 //! runtime that is slow to start (Python, JavaScript: ~1 ms) starts once per
 //! N requests. A fault never returns an instance; a hot swap retires a
@@ -9,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::Store;
 
+use wasmtime_wasi_http::p3::bindings::Service;
+
 use crate::capabilities::bindings::HandlerWorld;
 use crate::metrics::InstanceGuard;
 use crate::runtime::HostState;
@@ -17,10 +20,33 @@ use crate::runtime::HostState;
 /// worker thread interleaves; each one holds a slot of the engine's pool.
 const MAX_IDLE: usize = 64;
 
+/// A live instance's exports, by world: what a reused instance is called through.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "held beside a Store in a short list; boxing would allocate on every recycle"
+)]
+pub enum Warm {
+    Handler(HandlerWorld),
+    /// A wasi:http 0.3 (p3) `service`.
+    WasiHttp3(Service),
+}
+
+impl From<HandlerWorld> for Warm {
+    fn from(instance: HandlerWorld) -> Self {
+        Warm::Handler(instance)
+    }
+}
+
+impl From<Service> for Warm {
+    fn from(instance: Service) -> Self {
+        Warm::WasiHttp3(instance)
+    }
+}
+
 /// An instance between two requests.
 pub(super) struct Idle {
     pub(super) store: Store<HostState>,
-    pub(super) instance: HandlerWorld,
+    pub(super) instance: Warm,
     /// Requests it has served.
     pub(super) served: u32,
     pub(super) live: InstanceGuard,

@@ -15,12 +15,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::capabilities::Ctx;
-use crate::capabilities::bindings::HandlerWorld;
 use crate::capabilities::log::Tag;
 use crate::capabilities::outbound_http::{OutboundHttp, OutboundPolicy};
 use crate::metrics::InstanceGuard;
 use crate::registry::HandlerSlot;
-use crate::runtime::idle::Idle;
+use crate::runtime::idle::{Idle, Warm};
 use crate::runtime::{HandlerVersion, HostState};
 
 /// How a guest run ended, when it did not end well.
@@ -118,7 +117,8 @@ impl Guest {
         })
     }
 
-    /// [`Guest::admit`] for a handler-world request: with `reuse` set on the
+    /// [`Guest::admit`] for a request of a world whose instances may serve
+    /// again (the handler world, wasi:http 0.3): with `reuse` set on the
     /// handler, an idle instance of the version is taken when there is one
     /// (returned beside the guest; `None`: instantiate a fresh one).
     pub async fn admit_reusing(
@@ -126,7 +126,7 @@ impl Guest {
         slot: &HandlerSlot<HandlerVersion>,
         version: Arc<HandlerVersion>,
         request_id: u64,
-    ) -> Result<(Guest, Option<HandlerWorld>), Fault> {
+    ) -> Result<(Guest, Option<Warm>), Fault> {
         if slot.limits.reuse > 1 {
             let permit = permit(slot, &version, Admission::Wait).await?;
             if let Some(idle) = version.idle.take() {
@@ -159,7 +159,7 @@ impl Guest {
     /// version, unless it has served `reuse` requests or the version was
     /// swapped out (then it is dropped). The per-request contexts are reset;
     /// what the guest keeps in its own memory stays.
-    pub fn recycle(mut self, instance: HandlerWorld, reuse: u32) {
+    pub fn recycle(mut self, instance: impl Into<Warm>, reuse: u32) {
         let served = self.served + 1;
         if served >= reuse {
             return;
@@ -172,7 +172,7 @@ impl Guest {
         let version = self.version.clone();
         version.idle.put(Idle {
             store: self.store,
-            instance,
+            instance: instance.into(),
             served,
             live: self.live,
         });

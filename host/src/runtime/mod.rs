@@ -13,6 +13,6 @@ mod state;
 
 pub use self::component::{ComponentError, Components, HandlerVersion, Prepared};
 pub use self::engine::{EPOCH_TICK, WasmEngine};
-pub use self::idle::IdleInstances;
+pub use self::idle::{IdleInstances, Warm};
 pub use self::invoke::{Admission, Fault, Guest, configure_store};
 pub use self::state::{HostState, Limiter};

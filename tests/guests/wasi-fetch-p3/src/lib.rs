@@ -1,0 +1,77 @@
+//! A plain `wasi:http/service` (WASI 0.3) component for the tests:
+//!
+//! | request              | answer                                                   |
+//! |----------------------|----------------------------------------------------------|
+//! | `GET /fetch?url=URL` | `fetched STATUS` or `error: CODE` (outbound request)     |
+//! | `GET /panic`         | panics before returning a response (a trap → 500)        |
+//! | `GET /spin`          | loops on the CPU forever (→ 503 at the time limit)       |
+//! | `GET /sleep`         | waits an hour on the host's clock (→ 503 at the limit)   |
+//! | `GET /count`         | requests this instance has served, this one included     |
+//! | anything else        | `wasi-fetch-p3`                                          |
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use wasip3::http::types::{ErrorCode, Fields, Request, Response, Scheme};
+use wasip3::{wit_future, wit_stream};
+
+struct Fetch;
+
+/// Requests this instance has served (more than one with `reuse = N`).
+static SERVED: AtomicU32 = AtomicU32::new(0);
+
+impl wasip3::exports::http::handler::Guest for Fetch {
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let served = SERVED.fetch_add(1, Ordering::Relaxed) + 1;
+        let path = request.get_path_with_query().unwrap_or_default();
+        let text = if path == "/panic" {
+            panic!("wasi-fetch-p3: panicking on purpose");
+        } else if path == "/spin" {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        } else if path == "/sleep" {
+            wasip3::clocks::monotonic_clock::wait_for(3_600_000_000_000).await;
+            "woke up".to_owned()
+        } else if path == "/count" {
+            served.to_string()
+        } else if let Some(url) = path.strip_prefix("/fetch?url=") {
+            fetch(url).await
+        } else {
+            "wasi-fetch-p3".to_owned()
+        };
+        Ok(text_response(text))
+    }
+}
+
+fn text_response(text: String) -> Response {
+    let (mut body_tx, body_rx) = wit_stream::new();
+    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+    let (response, _sent) = Response::new(Fields::new(), Some(body_rx), trailers_rx);
+    drop(trailers_tx);
+    wasip3::wit_bindgen::spawn_local(async move {
+        body_tx.write_all(text.into_bytes()).await;
+    });
+    response
+}
+
+/// GETs `http://AUTHORITY/PATH` (the url without its scheme).
+async fn fetch(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (authority, path) = rest
+        .split_once('/')
+        .map(|(a, p)| (a, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+    drop(trailers_tx);
+    let (request, _sent) = Request::new(Fields::new(), None, trailers_rx, None);
+    request.set_scheme(Some(&Scheme::Http)).expect("scheme");
+    request.set_authority(Some(authority)).expect("authority");
+    request.set_path_with_query(Some(&path)).expect("path");
+    match wasip3::http::client::send(request).await {
+        Ok(response) => format!("fetched {}", response.get_status_code()),
+        Err(code) => format!("error: {code:?}"),
+    }
+}
+
+wasip3::http::service::export!(Fetch);
