@@ -50,13 +50,7 @@ pub(super) async fn serve(
         let admitted = Guest::admit_reusing(app.engine(), &slot, version.clone(), request_id).await;
         let (mut guest, reused) = match admitted {
             Ok(admitted) => admitted,
-            Err(fault) => {
-                let _ = head_tx.send(error_page(fault.status()));
-                version
-                    .metrics
-                    .request_done(fault.status().as_u16(), start.elapsed());
-                return;
-            }
+            Err(fault) => return super::refuse(head_tx, &version, &fault, start),
         };
         let is_head = data.method == Method::HEAD;
         guest.ctx().response = ResponseCtx::new(ResponseState::new(head_tx, is_head));

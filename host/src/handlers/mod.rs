@@ -15,14 +15,16 @@ pub(crate) mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ::http::StatusCode;
 use bytes::Bytes;
+use tokio::sync::oneshot;
 
 use crate::app::App;
 use crate::body::Body;
 use crate::registry::HandlerSlot;
-use crate::runtime::{HandlerVersion, Prepared};
+use crate::runtime::{Fault, HandlerVersion, Prepared};
 
 pub(crate) use self::websocket::close_all;
 
@@ -95,4 +97,45 @@ pub(crate) async fn upgrade(
     remote: SocketAddr,
 ) -> ::http::Response<Body> {
     websocket::upgrade(app, target, parts, on_upgrade, remote).await
+}
+
+/// A request whose guest could not be admitted (every instance busy, the
+/// pool full): its error page goes to the client and counts for `version`.
+fn refuse(
+    head_tx: oneshot::Sender<::http::Response<Body>>,
+    version: &HandlerVersion,
+    fault: &Fault,
+    start: Instant,
+) {
+    let _ = head_tx.send(crate::body::error_page(fault.status()));
+    version
+        .metrics
+        .request_done(fault.status().as_u16(), start.elapsed());
+}
+
+/// The status a wasi:http request ended with: the guest's, when its head was
+/// forwarded; else an error page sent now (the fault's, or 500 when the guest
+/// returned without a response). Counted for `version`.
+fn wasi_http_status(
+    forwarded: Result<u16, oneshot::Sender<::http::Response<Body>>>,
+    outcome: Result<(), Fault>,
+    version: &HandlerVersion,
+    start: Instant,
+) {
+    let status = match forwarded {
+        Ok(status) => status,
+        Err(head_tx) => {
+            let status = match outcome {
+                Ok(()) => {
+                    tracing::error!(handler = %version.name, version = version.version,
+                        "wasi:http guest returned without a response");
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                Err(fault) => fault.status(),
+            };
+            let _ = head_tx.send(crate::body::error_page(status));
+            status.as_u16()
+        }
+    };
+    version.metrics.request_done(status, start.elapsed());
 }

@@ -63,13 +63,7 @@ async fn run(
     .await;
     let mut guest = match admitted {
         Ok(guest) => guest,
-        Err(fault) => {
-            let _ = head_tx.send(error_page(fault.status()));
-            version
-                .metrics
-                .request_done(fault.status().as_u16(), start.elapsed());
-            return;
-        }
+        Err(fault) => return super::refuse(head_tx, &version, &fault, start),
     };
 
     let (response_tx, response_rx) = oneshot::channel::<
@@ -125,22 +119,7 @@ async fn run(
         Some(f) => f,
         None => forward.await,
     };
-    let status = match (forwarded, outcome) {
-        (Ok(status), _) => status,
-        (Err(head_tx), outcome) => {
-            let status = match outcome {
-                Ok(()) => {
-                    tracing::error!(handler = %version.name, version = version.version,
-                        "wasi:http guest returned without a response");
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-                Err(fault) => fault.status(),
-            };
-            let _ = head_tx.send(error_page(status));
-            status.as_u16()
-        }
-    };
-    version.metrics.request_done(status, start.elapsed());
+    super::wasi_http_status(forwarded, outcome, &version, start);
 }
 
 fn outgoing_body(body: HyperOutgoingBody) -> Body {

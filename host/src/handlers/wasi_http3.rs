@@ -79,13 +79,7 @@ async fn run(
     let admitted = Guest::admit_reusing(app.engine(), &slot, version.clone(), app.next_request_id()).await;
     let (mut guest, reused) = match admitted {
         Ok(admitted) => admitted,
-        Err(fault) => {
-            let _ = head_tx.send(error_page(fault.status()));
-            version
-                .metrics
-                .request_done(fault.status().as_u16(), start.elapsed());
-            return;
-        }
+        Err(fault) => return super::refuse(head_tx, &version, &fault, start),
     };
     guest.ctx().outbound_http = OutboundHttp::new(OutboundPolicy::new(&slot.limits.allowed_outbound_hosts));
 
@@ -178,22 +172,7 @@ async fn run(
         Some(f) => f,
         None => forward.await,
     };
-    let status = match (forwarded, outcome) {
-        (Ok(status), _) => status,
-        (Err(head_tx), outcome) => {
-            let status = match outcome {
-                Ok(()) => {
-                    tracing::error!(handler = %version.name, version = version.version,
-                        "wasi:http 0.3 guest returned without a response");
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-                Err(fault) => fault.status(),
-            };
-            let _ = head_tx.send(error_page(status));
-            status.as_u16()
-        }
-    };
-    version.metrics.request_done(status, start.elapsed());
+    super::wasi_http_status(forwarded, outcome, &version, start);
 }
 
 /// The request's URI as the guest sees it: `http://HOST/path?query` (from
