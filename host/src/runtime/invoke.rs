@@ -91,6 +91,17 @@ impl Guest {
         admission: Admission,
     ) -> Result<Guest, Fault> {
         let permit = permit(slot, &version, admission).await?;
+        Ok(Guest::fresh(engine, slot, version, request_id, permit))
+    }
+
+    /// A fresh store for a guest that holds `permit`.
+    fn fresh(
+        engine: &Engine,
+        slot: &HandlerSlot<HandlerVersion>,
+        version: Arc<HandlerVersion>,
+        request_id: u64,
+        permit: OwnedSemaphorePermit,
+    ) -> Guest {
         let limits = &slot.limits;
         let timeout = Duration::from_millis(limits.timeout_ms);
         let tag = Tag {
@@ -106,7 +117,7 @@ impl Guest {
         let mut store = Store::new(engine, state);
         configure_store(&mut store);
         store.data_mut().ctx.outbound_http = outbound_http(&limits.allowed_outbound_hosts);
-        Ok(Guest {
+        Guest {
             store,
             live: version.metrics.instance_started(),
             version,
@@ -114,7 +125,7 @@ impl Guest {
             memory_limit_mb: limits.memory_limit_mb,
             served: 0,
             _permit: permit,
-        })
+        }
     }
 
     /// [`Guest::admit`] for a request of a world whose instances may serve
@@ -127,32 +138,32 @@ impl Guest {
         version: Arc<HandlerVersion>,
         request_id: u64,
     ) -> Result<(Guest, Option<Warm>), Fault> {
-        if slot.limits.reuse > 1 {
-            let permit = permit(slot, &version, Admission::Wait).await?;
-            if let Some(idle) = version.idle.take() {
-                let Idle {
-                    mut store,
-                    instance,
-                    served,
-                    live,
-                } = idle;
-                store.data_mut().ctx.tag.request_id = request_id;
-                store.data_mut().ctx.outbound_http = outbound_http(&slot.limits.allowed_outbound_hosts);
-                let guest = Guest {
-                    store,
-                    live,
-                    version,
-                    timeout: Duration::from_millis(slot.limits.timeout_ms),
-                    memory_limit_mb: slot.limits.memory_limit_mb,
-                    served,
-                    _permit: permit,
-                };
-                return Ok((guest, Some(instance)));
-            }
-            drop(permit);
+        let permit = permit(slot, &version, Admission::Wait).await?;
+        if slot.limits.reuse > 1
+            && let Some(idle) = version.idle.take()
+        {
+            let Idle {
+                mut store,
+                instance,
+                served,
+                live,
+            } = idle;
+            store.data_mut().ctx.tag.request_id = request_id;
+            store.data_mut().ctx.outbound_http = outbound_http(&slot.limits.allowed_outbound_hosts);
+            let guest = Guest {
+                store,
+                live,
+                version,
+                timeout: Duration::from_millis(slot.limits.timeout_ms),
+                memory_limit_mb: slot.limits.memory_limit_mb,
+                served,
+                _permit: permit,
+            };
+            return Ok((guest, Some(instance)));
         }
-        let guest = Guest::admit(engine, slot, version, request_id, Admission::Wait).await?;
-        Ok((guest, None))
+
+        // One permit either way: a fresh instance takes the one waited for.
+        Ok((Guest::fresh(engine, slot, version, request_id, permit), None))
     }
 
     /// The request ended well: `instance` waits for the next request of its
