@@ -19,7 +19,7 @@ CARGO ?= cargo
 # Where cargo builds: $CARGO_TARGET_DIR if set, as cargo does.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: setup tools tools-c tools-js tools-python serve test bench bench-quick bench-deps lint layers load fuzz
+.PHONY: setup tools tools-c tools-js tools-python tools-browser serve test bench bench-quick bench-deps lint layers load fuzz
 
 setup:
 	rustup target add wasm32-wasip2
@@ -126,3 +126,11 @@ tools-python: .tools/python/.installed-$(COMPONENTIZE_PY_VERSION)
 	$(PYTHON) -m venv .tools/python
 	.tools/python/bin/pip install --quiet --disable-pip-version-check componentize-py==$(COMPONENTIZE_PY_VERSION)
 	touch $@
+
+tools: tools-browser
+
+# Headless Chromium and its WebDriver, from Debian: the page tests (chat,
+# blog) drive two real browser windows through chromedriver.
+BROWSER_APT = chromium chromium-driver
+tools-browser:
+	@dpkg -s $(BROWSER_APT) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_APT); }
