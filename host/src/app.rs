@@ -12,6 +12,7 @@ use crate::config::ServerConfig;
 use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore};
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
+use crate::statics::Statics;
 
 /// Why an app could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,8 @@ pub struct App {
     next_request_id: AtomicU64,
     /// Open WebSocket connections (graceful shutdown closes them).
     connections: Connections,
+    /// `static_path` and its version cache, when the app has one.
+    statics: Option<Arc<Statics>>,
     // Dropped last: stops the epoch ticker.
     wasm: WasmEngine,
 }
@@ -66,6 +69,13 @@ impl App {
             None => VersionStore::in_memory(),
         };
         crate::metrics::install();
+        let statics = match &config.static_path {
+            Some(root) => Some(Arc::new(
+                Statics::open(root, &config.static_url_prefix)
+                    .map_err(|e| manifest.error(None, format!("[app] static_path {}: {e}", root.display())))?,
+            )),
+            None => None,
+        };
         // The store's active versions (and route table) win over the manifest.
         let dir = manifest.dir.clone();
         let deployer = Deployer::restore(manifest, components, versions)?;
@@ -75,6 +85,7 @@ impl App {
             deployer: Arc::new(deployer),
             next_request_id: AtomicU64::new(1),
             connections: Connections::default(),
+            statics,
             wasm,
         }))
     }
@@ -86,6 +97,12 @@ impl App {
 
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// The app's static files (`static_path`), when it has them: what the
+    /// server serves and what `static_url` versions.
+    pub fn statics(&self) -> Option<&Arc<Statics>> {
+        self.statics.as_ref()
     }
 
     /// Every handler, by name: active version, world, routes.
