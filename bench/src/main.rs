@@ -10,8 +10,11 @@
 //! Scenarios: a (HTTP hello vs hyper, wasmtime serve, Tornado), b (request
 //! path µs, criterion), c (WebSocket echo vs tokio-tungstenite; RSS with
 //! 10,000 idle WebSockets), d (hot swap; its upload-to-visible and restart
-//! timings alone: `--swap-bench`). A scenario is a function returning
-//! markdown; new ones (long polling, other languages) slot into `main`.
+//! timings alone: `--swap-bench`), e (the guest languages: Python,
+//! JavaScript and C hellos fresh and with instance reuse, the wasi:http 0.3
+//! hello vs `wasmtime serve`, all vs Tornado). A scenario is a function
+//! returning markdown; new ones slot into `main`. A run replaces only the
+//! sections of the scenarios it ran (`--scenarios e` keeps a–d).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,9 +26,12 @@ use clap::Parser;
 
 mod baseline;
 mod chart;
+mod languages;
 mod peers;
+mod report;
 mod swap;
 mod swap_bench;
+mod variants;
 mod wrk;
 mod ws;
 
@@ -36,7 +42,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run.
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d")]
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e")]
     scenarios: Vec<String>,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
@@ -44,6 +50,12 @@ struct Args {
     /// Concurrency levels for scenario a.
     #[arg(long, value_delimiter = ',', default_value = "1,64,256")]
     connections: Vec<u32>,
+    /// Concurrency levels for scenario e (languages).
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    language_connections: Vec<u32>,
+    /// Scenario e: requests an instance serves with reuse (the `reuse` rows).
+    #[arg(long, default_value_t = 1000)]
+    reuse: u32,
     /// Idle WebSockets for scenario c.
     #[arg(long, default_value_t = 10_000)]
     idle_websockets: usize,
@@ -101,18 +113,27 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let mut report = header(&root)?;
+    let (header, date, commit) = header(&root)?;
     let mut http = Vec::new();
+    let mut sections = Vec::new();
     for scenario in &args.scenarios {
         let section = match scenario.as_str() {
             "a" => scenario_a(&runtime, &root, &args, &mut http)?,
             "b" => scenario_b(&root)?,
             "c" => scenario_c(&runtime, &root, &args)?,
             "d" => swap::scenario_d(&runtime, &root, args.duration)?,
-            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d)"),
+            "e" => languages::scenario_e(
+                &runtime,
+                &root,
+                args.duration,
+                &args.language_connections,
+                args.reuse,
+                args.no_peers,
+            )?,
+            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e)"),
         };
         println!("{section}");
-        report.push_str(&section);
+        sections.push((scenario.clone(), report::stamped(&section, &date, &commit)));
     }
     if args.quick {
         // A smoke test: it must have measured something, and nothing failed.
@@ -129,19 +150,20 @@ fn main() -> anyhow::Result<()> {
     if !http.is_empty() {
         let svg = root.join("bench/chart.svg");
         chart::http_chart(&http, &svg)?;
-        report.push_str("\n![requests/sec per server](bench/chart.svg)\n");
     }
     // What profiling found and what was tried: kept by hand in bench/NOTES.md.
-    if let Ok(notes) = std::fs::read_to_string(root.join("bench/NOTES.md")) {
-        report.push('\n');
-        report.push_str(&notes);
-    }
+    let notes = std::fs::read_to_string(root.join("bench/NOTES.md")).unwrap_or_default();
+    // The sections of the scenarios not run this time stay as they were.
+    let old = std::fs::read_to_string(&out).ok();
+    let report = report::merge(old.as_deref(), &header, &sections, &notes);
     std::fs::write(&out, report)?;
     eprintln!("written to {}", out.display());
     Ok(())
 }
 
-fn header(root: &Path) -> anyhow::Result<String> {
+/// The report's header (machine, toolchain, last run), and this run's date
+/// and commit for the sections' stamps.
+fn header(root: &Path) -> anyhow::Result<(String, String, String)> {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -182,10 +204,10 @@ fn header(root: &Path) -> anyhow::Result<String> {
     writeln!(out, "# Benchmarks\n")?;
     writeln!(
         out,
-        "Written by `make bench` (the release build of `waterspout-bench`). Every server is started by the tool on loopback, warmed up for 1 s, then measured; every ratio compares numbers taken in the same run, because these machines are noisy.\n"
+        "Written by `make bench` (the release build of `waterspout-bench`). Every server is started by the tool on loopback, warmed up for 1 s, then measured; every ratio compares numbers taken in the same run, because these machines are noisy. A run of some scenarios (`--scenarios e`) rewrites only their sections; each section says when it was measured, the table below describes the latest run.\n"
     )?;
     writeln!(out, "| | |\n| --- | --- |")?;
-    writeln!(out, "| date | {date} |")?;
+    writeln!(out, "| date (latest run) | {date} |")?;
     writeln!(out, "| commit | {commit} |")?;
     writeln!(
         out,
@@ -197,7 +219,7 @@ fn header(root: &Path) -> anyhow::Result<String> {
         out,
         "| load generator | {wrk}, one thread (`wrk -t1 -cN -dDs --latency`) on the same 2 cores |\n"
     )?;
-    Ok(out)
+    Ok((out, date, commit))
 }
 
 fn command_output(cmd: &str, args: &[&str]) -> String {

@@ -22,8 +22,15 @@ impl Drop for Peer {
     }
 }
 
+/// `bench-tools` in the target directory this binary was built in (the
+/// shared `$CARGO_TARGET_DIR` when set, so every worktree finds the tools
+/// installed once), else `target/` at the root.
 pub fn tools_dir(root: &Path) -> PathBuf {
-    root.join("target/bench-tools")
+    crate::profile_dir()
+        .ok()
+        .and_then(|dir| dir.parent().map(Path::to_owned))
+        .unwrap_or_else(|| root.join("target"))
+        .join("bench-tools")
 }
 
 fn free_port() -> anyhow::Result<SocketAddr> {
@@ -47,6 +54,17 @@ fn wait_until_listening(addr: SocketAddr, child: &mut Child, what: &str) -> anyh
 /// `wasmtime serve` 48.0.8, installed with cargo on first use (slow: a
 /// release build of wasmtime-cli).
 pub fn wasmtime_serve(root: &Path, component: &Path) -> anyhow::Result<Peer> {
+    wasmtime_serve_with(root, component, &["-Scli"])
+}
+
+/// `wasmtime serve` 48 on a wasi:http 0.3 (WASI p3) component: it needs the
+/// p3 interfaces and the component model's async ABI turned on (it then
+/// reuses the instance for up to 128 requests, 16 at a time, by default).
+pub fn wasmtime_serve_p3(root: &Path, component: &Path) -> anyhow::Result<Peer> {
+    wasmtime_serve_with(root, component, &["-Scli", "-Sp3", "-Wcomponent-model-async"])
+}
+
+fn wasmtime_serve_with(root: &Path, component: &Path, flags: &[&str]) -> anyhow::Result<Peer> {
     let tools = tools_dir(root);
     let bin = tools.join("bin/wasmtime");
     if !bin.exists() {
@@ -65,7 +83,9 @@ pub fn wasmtime_serve(root: &Path, component: &Path) -> anyhow::Result<Peer> {
     }
     let addr = free_port()?;
     let mut child = Command::new(&bin)
-        .args(["serve", "-Scli", "--addr", &addr.to_string()])
+        .arg("serve")
+        .args(flags)
+        .args(["--addr", &addr.to_string()])
         .arg(component)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

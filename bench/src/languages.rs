@@ -1,0 +1,317 @@
+//! Scenario e: the languages. One Waterspout serves the hello example of
+//! every guest language — Python, JavaScript and C, each with a fresh
+//! instance per request and with instance reuse; the Rust hello as the
+//! reference; the Rust wasi:http 0.3 hello — from one generated manifest,
+//! beside `wasmtime serve` 48 on the very same 0.3 component and Tornado on the seed's
+//! hello, all measured back to back at each concurrency.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::variants::{manifest, variants};
+use crate::{peers, wrk};
+
+/// One measurement of scenario e.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub server: String,
+    pub language: String,
+    pub reuse: String,
+    pub size_mb: f64,
+    pub connections: u32,
+    pub result: wrk::WrkResult,
+}
+
+struct Server {
+    server: String,
+    language: String,
+    reuse: String,
+    size_mb: f64,
+    url: String,
+}
+
+fn size_mb(path: &Path) -> f64 {
+    std::fs::metadata(path)
+        .map(|m| m.len() as f64 / 1e6)
+        .unwrap_or(f64::NAN)
+}
+
+/// Runs scenario e and returns its section.
+pub fn scenario_e(
+    runtime: &tokio::runtime::Runtime,
+    root: &Path,
+    duration: u64,
+    connections: &[u32],
+    reuse: u32,
+    no_peers: bool,
+) -> anyhow::Result<String> {
+    wrk::check_installed()?;
+    let variants = variants(root, reuse)?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("waterspout.toml"), manifest(&variants))?;
+    // The compile cache under target/ keeps the big components' compiles
+    // (seconds each, cold) from one run to the next.
+    let mut config = waterspout::ServerConfig::default();
+    config.engine.cache_dir = Some(peers::tools_dir(root).join("compile-cache"));
+    let started = std::time::Instant::now();
+    let app = waterspout::App::load(dir.path(), config)
+        .with_context(|| format!("loading the generated manifest in {}", dir.path().display()))?;
+    eprintln!(
+        "scenario e: {} handlers loaded in {:.1?}",
+        variants.len(),
+        started.elapsed()
+    );
+    let server = runtime.block_on(waterspout::server::start(app, "127.0.0.1:0".parse()?))?;
+    let mut servers: Vec<Server> = variants
+        .iter()
+        .map(|v| Server {
+            server: format!("Waterspout, {}", v.language),
+            language: v.language.to_owned(),
+            reuse: if v.reuse() > 1 {
+                v.reuse().to_string()
+            } else {
+                "fresh".into()
+            },
+            size_mb: size_mb(&v.wasm),
+            url: format!("http://{}/{}", server.local_addr(), v.handler),
+        })
+        .collect();
+    let mut notes = Vec::new();
+    let mut peers = Vec::new();
+    if !no_peers {
+        let p3 = variants
+            .iter()
+            .find(|v| v.language.contains("0.3"))
+            .context("no 0.3 example")?;
+        match peers::wasmtime_serve_p3(root, &p3.wasm) {
+            Ok(peer) => {
+                servers.push(Server {
+                    server: "wasmtime serve 48".into(),
+                    language: p3.language.into(),
+                    reuse: "its default".into(),
+                    size_mb: size_mb(&p3.wasm),
+                    url: format!("http://{}/", peer.addr),
+                });
+                peers.push(peer);
+            }
+            Err(e) => notes.push(format!("wasmtime serve skipped: {e:#}")),
+        }
+        match peers::tornado(root) {
+            Ok((peer, version)) => {
+                servers.push(Server {
+                    server: format!("Tornado {version}"),
+                    language: "Python (CPython)".into(),
+                    reuse: "–".into(),
+                    size_mb: f64::NAN,
+                    url: format!("http://{}/", peer.addr),
+                });
+                peers.push(peer);
+            }
+            Err(e) => notes.push(format!("Tornado skipped: {e:#}")),
+        }
+    }
+    // Every server answers before anything is measured.
+    for s in &servers {
+        let body = reqwest::blocking::get(&s.url)
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.text())
+            .with_context(|| format!("{} at {}", s.server, s.url))?;
+        anyhow::ensure!(
+            body.trim() == "Hello, world",
+            "{} at {} answered {body:?}",
+            s.server,
+            s.url
+        );
+    }
+    let mut samples = Vec::new();
+    for &c in connections {
+        for s in &servers {
+            let result = wrk::measure(&s.url, c, duration)?;
+            eprintln!(
+                "{:>34} reuse {:<11} c={c:<4} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+                s.server, s.reuse, result.rps, result.p50_ms, result.p99_ms, result.errors
+            );
+            samples.push(Sample {
+                server: s.server.clone(),
+                language: s.language.clone(),
+                reuse: s.reuse.clone(),
+                size_mb: s.size_mb,
+                connections: c,
+                result,
+            });
+        }
+    }
+    runtime.block_on(server.shutdown());
+    drop(peers);
+    let order = |s: &Sample| {
+        servers
+            .iter()
+            .position(|x| x.server == s.server && x.reuse == s.reuse)
+    };
+    samples.sort_by_key(|s| (order(s), s.connections));
+    report(&samples, duration, reuse, &notes)
+}
+
+fn report(samples: &[Sample], duration: u64, reuse: u32, notes: &[String]) -> anyhow::Result<String> {
+    let mut out = String::from("## e. Languages\n\n");
+    writeln!(
+        out,
+        "`GET` → `Hello, world` from the hello example of each guest language (`examples/python/hello`, `examples/js/hello`, `examples/c/hello`, the Rust `examples/hello` as the reference, the Rust wasi:http 0.3 `examples/wasi-hello-p3`), all served by one Waterspout from a generated manifest: each with a fresh instance per request and with `reuse = {reuse}`. `wasmtime serve` 48 runs the very same 0.3 component file (`-Scli -Sp3 -Wcomponent-model-async`; it reuses 0.3 instances by default); Tornado runs the seed's hello world (one process). All servers are started first; at each concurrency they are measured back to back ({duration} s each after a 1 s warm-up, the others idle), so a ratio compares numbers taken seconds apart.\n"
+    )?;
+    writeln!(
+        out,
+        "| server | guest | component MB | reuse | connections | req/s | p50 ms | p99 ms | errors | vs Tornado | vs wasmtime serve |"
+    )?;
+    writeln!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    )?;
+    let base = |prefix: &str, c: u32| {
+        samples
+            .iter()
+            .find(|b| b.server.starts_with(prefix) && b.connections == c)
+            .map(|b| b.result.rps)
+    };
+    let ratio = |rps: f64, b: Option<f64>| {
+        b.map(|b| format!("{:.2}×", rps / b))
+            .unwrap_or_else(|| "–".into())
+    };
+    for s in samples {
+        let size = if s.size_mb.is_nan() {
+            "–".to_owned()
+        } else {
+            format!("{:.1}", s.size_mb)
+        };
+        writeln!(
+            out,
+            "| {} | {} | {size} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} |",
+            s.server,
+            s.language,
+            s.reuse,
+            s.connections,
+            s.result.rps,
+            s.result.p50_ms,
+            s.result.p99_ms,
+            s.result.errors,
+            ratio(s.result.rps, base("Tornado", s.connections)),
+            ratio(s.result.rps, base("wasmtime serve", s.connections)),
+        )?;
+    }
+    // The issue's targets, from the rows above.
+    let find = |language: &str, reused: bool, c: u32| {
+        samples
+            .iter()
+            .find(|s| {
+                s.server.starts_with("Waterspout")
+                    && s.language == language
+                    && (s.reuse != "fresh") == reused
+                    && s.connections == c
+            })
+            .map(|s| s.result.rps)
+    };
+    let targets: [(&str, &str, bool, &str, f64, f64); 4] = [
+        ("Python, reuse", "Python", true, "Tornado", 2.0, 4.0),
+        ("Python, fresh", "Python", false, "Tornado", 0.0, 1.0),
+        ("JavaScript, reuse", "JavaScript", true, "Tornado", 1.5, 0.0),
+        (
+            "wasi:http 0.3, reuse",
+            "Rust wasi:http 0.3",
+            true,
+            "wasmtime serve",
+            1.0,
+            1.5,
+        ),
+    ];
+    let levels: Vec<u32> = {
+        let mut l: Vec<u32> = samples.iter().map(|s| s.connections).collect();
+        l.sort_unstable();
+        l.dedup();
+        l
+    };
+    writeln!(
+        out,
+        "\nTargets of issue #15 (must reach / aim), as ratios of the rows above:\n"
+    )?;
+    let mut head = String::from("| row | vs | must | aim |");
+    let mut rule = String::from("| --- | --- | --- | --- |");
+    for c in &levels {
+        write!(head, " c={c} |")?;
+        rule.push_str(" --- |");
+    }
+    writeln!(out, "{head}\n{rule}")?;
+    for (name, language, reused, vs, must, aim) in targets {
+        let x = |v: f64| {
+            if v > 0.0 {
+                format!("≥ {v}×")
+            } else {
+                "–".into()
+            }
+        };
+        write!(out, "| {name} | {vs} | {} | {} |", x(must), x(aim))?;
+        for &c in &levels {
+            let cell = match (find(language, reused, c), base(vs, c)) {
+                (Some(ours), Some(theirs)) => {
+                    let r = ours / theirs;
+                    let verdict = if r >= aim && aim > 0.0 {
+                        "aim met"
+                    } else if r >= must && must > 0.0 {
+                        "met"
+                    } else if must > 0.0 {
+                        "**missed**"
+                    } else {
+                        "aim missed"
+                    };
+                    format!("{r:.2}× {verdict}")
+                }
+                _ => "not measured".into(),
+            };
+            write!(out, " {cell} |")?;
+        }
+        out.push('\n');
+    }
+    for note in notes {
+        writeln!(out, "\n_{note}_")?;
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod manifest_tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::variants::{Variant, manifest};
+
+    #[test]
+    fn the_generated_manifest_loads_with_every_variant() {
+        let variants: Vec<Variant> = ["a", "b"]
+            .iter()
+            .map(|name| {
+                let mut options = toml::Table::new();
+                options.insert("reuse".into(), 1000.into());
+                options.insert("memory_limit_mb".into(), 64.into());
+                Variant {
+                    language: "Python",
+                    handler: format!("python-hello-{name}"),
+                    wasm: PathBuf::from(format!("/nowhere/{name} \"q\".wasm")),
+                    class: (*name == "b").then(|| "MainHandler".to_owned()),
+                    options,
+                }
+            })
+            .collect();
+        let text = manifest(&variants);
+        let parsed = waterspout::Manifest::parse(Path::new("/tmp/waterspout.toml"), &text)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(parsed.routes.len(), 2);
+        assert_eq!(parsed.routes[1].pattern, "/python-hello-b");
+        assert_eq!(
+            parsed.routes[1].settings.first(),
+            Some(&("waterspout:class".to_owned(), "MainHandler".to_owned()))
+        );
+        let b = parsed.handler("python-hello-b").expect("declared");
+        assert_eq!(b.limits.reuse, 1000);
+        assert_eq!(b.wasm, PathBuf::from("/nowhere/b \"q\".wasm"));
+    }
+}
