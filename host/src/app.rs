@@ -12,6 +12,7 @@ use crate::config::ServerConfig;
 use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore};
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
+use crate::services::{ServiceError, ServiceOptions, Services};
 
 /// Why an app could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,8 @@ pub enum LoadError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    #[error(transparent)]
+    Services(#[from] ServiceError),
 }
 
 /// A loaded app, shared by every connection.
@@ -34,6 +37,8 @@ pub struct App {
     next_request_id: AtomicU64,
     /// Open WebSocket connections (graceful shutdown closes them).
     connections: Connections,
+    /// The service backends (kv, …) every guest's capabilities use.
+    services: Services,
     // Dropped last: stops the epoch ticker.
     wasm: WasmEngine,
 }
@@ -65,6 +70,22 @@ impl App {
             Some(dir) => VersionStore::open(dir)?,
             None => VersionStore::in_memory(),
         };
+        let kv_dir = match (manifest.app.kv_persist, &config.store_dir) {
+            (false, _) => None,
+            (true, Some(dir)) => Some(dir.join("kv")),
+            (true, None) => {
+                return Err(manifest
+                    .error(
+                        None,
+                        "[app] kv_persist = true needs a store directory (`waterspout serve` uses \
+                         APP/.waterspout/store, or --store DIR)",
+                    )
+                    .into());
+            }
+        };
+        let services = Services::embedded(ServiceOptions {
+            kv_dir: kv_dir.as_deref(),
+        })?;
         crate::metrics::install();
         // The store's active versions (and route table) win over the manifest.
         let dir = manifest.dir.clone();
@@ -75,6 +96,7 @@ impl App {
             deployer: Arc::new(deployer),
             next_request_id: AtomicU64::new(1),
             connections: Connections::default(),
+            services,
             wasm,
         }))
     }
@@ -118,6 +140,10 @@ impl App {
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
         &self.wasm.engine
+    }
+
+    pub(crate) fn services(&self) -> &Services {
+        &self.services
     }
 
     pub(crate) fn connections(&self) -> &Connections {
