@@ -13,6 +13,7 @@ use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, Swa
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
 use crate::statics::Statics;
+use crate::services::{ServiceError, ServiceOptions, Services};
 
 /// Why an app could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum LoadError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    #[error(transparent)]
+    Services(#[from] ServiceError),
 }
 
 /// A loaded app, shared by every connection.
@@ -37,6 +40,8 @@ pub struct App {
     connections: Connections,
     /// `static_path` and its version cache, when the app has one.
     statics: Option<Arc<Statics>>,
+    /// The service backends (kv, …) every guest's capabilities use.
+    services: Services,
     // Dropped last: stops the epoch ticker.
     wasm: WasmEngine,
 }
@@ -68,6 +73,22 @@ impl App {
             Some(dir) => VersionStore::open(dir)?,
             None => VersionStore::in_memory(),
         };
+        let kv_dir = match (manifest.app.kv_persist, &config.store_dir) {
+            (false, _) => None,
+            (true, Some(dir)) => Some(dir.join("kv")),
+            (true, None) => {
+                return Err(manifest
+                    .error(
+                        None,
+                        "[app] kv_persist = true needs a store directory (`waterspout serve` uses \
+                         APP/.waterspout/store, or --store DIR)",
+                    )
+                    .into());
+            }
+        };
+        let services = Services::embedded(ServiceOptions {
+            kv_dir: kv_dir.as_deref(),
+        })?;
         crate::metrics::install();
         let statics = match &config.static_path {
             Some(root) => Some(Arc::new(
@@ -86,6 +107,7 @@ impl App {
             next_request_id: AtomicU64::new(1),
             connections: Connections::default(),
             statics,
+            services,
             wasm,
         }))
     }
@@ -135,6 +157,10 @@ impl App {
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
         &self.wasm.engine
+    }
+
+    pub(crate) fn services(&self) -> &Services {
+        &self.services
     }
 
     pub(crate) fn connections(&self) -> &Connections {

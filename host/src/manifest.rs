@@ -67,6 +67,10 @@ pub struct AppSettings {
     pub tls: Option<Spanned<TlsSettings>>,
     /// `[app.admin_tls]`: the admin API over HTTPS.
     pub admin_tls: Option<Spanned<TlsSettings>>,
+    /// kv data kept in the store directory (`kv/data.log`), surviving a
+    /// restart; default false (in memory only).
+    #[serde(default)]
+    pub kv_persist: bool,
 }
 
 /// `[app.tls]`: PEM files, relative to the manifest.
@@ -132,6 +136,10 @@ pub struct HandlerLimits {
     /// WebSocket: origins allowed besides the request's own host.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// kv namespaces the handler may use (none by default); the first is
+    /// its default namespace.
+    #[serde(default)]
+    pub kv: Vec<String>,
     /// WebSocket: largest message, bytes (Tornado: 10 MiB).
     #[serde(default = "default_ws_max_message")]
     pub max_message_size: usize,
@@ -165,6 +173,7 @@ impl Default for HandlerLimits {
             reuse: 0,
             allowed_outbound_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            kv: Vec::new(),
             max_message_size: default_ws_max_message(),
             idle_timeout_secs: default_ws_idle(),
         }
@@ -258,6 +267,14 @@ impl Manifest {
                     Some(line),
                     format!(
                         "handler {name:?}: timeout_ms, memory_limit_mb and max_instances must be positive"
+                    ),
+                ));
+            }
+            if let Some(bad) = h.limits.kv.iter().find(|ns| !valid_namespace(ns)) {
+                return Err(err(
+                    Some(line),
+                    format!(
+                        "handler {name:?}: kv namespace {bad:?} must be 1 to 64 letters, digits, '_', '-' or '.'"
                     ),
                 ));
             }
@@ -359,6 +376,14 @@ pub fn check_route(pattern: &str, handler: &str, handlers: &[&str]) -> Result<()
     Ok(())
 }
 
+/// A kv namespace name: short, and safe in a log line and a Redis key.
+fn valid_namespace(ns: &str) -> bool {
+    (1..=64).contains(&ns.len())
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 /// Settings values reach the guest as strings; non-strings as JSON text.
 fn settings_pairs(table: &toml::Table) -> Vec<(String, String)> {
     table
@@ -458,6 +483,19 @@ timeout_ms = 500
                 .unwrap_err();
         assert_eq!(e.line, Some(3));
         assert!(e.message.contains("invalid route pattern"), "{e}");
+    }
+
+    #[test]
+    fn kv_namespaces_are_read_and_checked() {
+        let m = parse("[[route]]\npattern = \"/\"\nhandler = \"h\"\n[handler.h]\nwasm = \"h.wasm\"\nkv = [\"chat\", \"s-1\"]\n")
+            .unwrap();
+        assert_eq!(m.handlers[0].limits.kv, ["chat", "s-1"]);
+        let e = parse(
+            "[[route]]\npattern = \"/\"\nhandler = \"h\"\n\n[handler.h]\nwasm = \"h.wasm\"\nkv = [\"a b\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("kv namespace \"a b\""), "{e}");
     }
 
     #[test]

@@ -27,13 +27,17 @@ pub mod websocket {
         with: {
             "waterspout:handler/types@0.1.0": crate::bindings::handler::waterspout::handler::types,
             "waterspout:handler/log@0.1.0": crate::bindings::handler::waterspout::handler::log,
+            "waterspout:handler/kv@0.1.0": crate::bindings::handler::waterspout::handler::kv,
+            "waterspout:handler/timers@0.1.0": crate::bindings::handler::waterspout::handler::timers,
         },
     });
 }
 
 pub(crate) use handler::exports::waterspout::handler::request_handler as raw_handler;
+pub(crate) use handler::waterspout::handler::kv as raw_kv;
 pub(crate) use handler::waterspout::handler::log as raw_log;
 pub(crate) use handler::waterspout::handler::response as raw_response;
+pub(crate) use handler::waterspout::handler::timers as raw_timers;
 pub(crate) use handler::waterspout::handler::types as raw_types;
 pub(crate) use websocket::exports::waterspout::handler::websocket_handler as raw_websocket_handler;
 pub(crate) use websocket::waterspout::handler::websocket_connection as raw_connection;

@@ -49,11 +49,13 @@ pub mod bindings;
 mod context;
 mod error;
 mod handler;
+pub mod kv;
 pub mod log;
 mod request;
 mod settings;
 mod slot;
 mod status;
+pub mod timers;
 mod websocket;
 
 pub use self::{

@@ -8,10 +8,12 @@
 //! context as one field of [`Ctx`], and one line in [`add_to_linker`].
 
 pub mod bindings;
+pub mod kv;
 pub mod log;
 pub mod outbound_http;
 pub mod request;
 pub mod response;
+pub mod timers;
 pub mod wasi;
 pub mod wasi_p3;
 pub mod websocket_connection;
@@ -37,6 +39,8 @@ pub struct Ctx {
     pub outbound_http: outbound_http::OutboundHttp,
     pub response: response::ResponseCtx,
     pub websocket_connection: websocket_connection::ConnectionCtx,
+    pub kv: kv::KvCtx,
+    pub timers: timers::Timers,
 }
 
 impl Ctx {
@@ -52,6 +56,8 @@ impl Ctx {
             outbound_http: Default::default(),
             response: Default::default(),
             websocket_connection: Default::default(),
+            kv: Default::default(),
+            timers: Default::default(),
         }
     }
 }
@@ -73,5 +79,7 @@ pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> 
     log::add_to_linker(linker, |t| &mut t.capabilities().tag)?;
     response::add_to_linker(linker, |t| &mut t.capabilities().response)?;
     websocket_connection::add_to_linker(linker, |t| &mut t.capabilities().websocket_connection)?;
+    kv::add_to_linker(linker, |t| &mut t.capabilities().kv)?;
+    timers::add_to_linker(linker, |t| &mut t.capabilities().timers)?;
     Ok(())
 }

@@ -54,6 +54,7 @@ pub(super) async fn serve(
         };
         let is_head = data.method == Method::HEAD;
         guest.ctx().response = ResponseCtx::new(ResponseState::new(head_tx, is_head));
+        super::grant_services(&app, &slot.limits, guest.ctx());
         let outcome = guest
             .call("request", async |store| {
                 let instance = match reused {

@@ -23,10 +23,20 @@ use tokio::sync::oneshot;
 
 use crate::app::App;
 use crate::body::Body;
+use crate::capabilities::Ctx;
+use crate::capabilities::kv::KvCtx;
+use crate::manifest::HandlerLimits;
 use crate::registry::HandlerSlot;
 use crate::runtime::{Fault, HandlerVersion, Prepared};
 
 pub(crate) use self::websocket::close_all;
+
+/// Gives an admitted guest's capabilities the app's service backends and
+/// what its handler's manifest section grants (kv namespaces, …).
+pub(crate) fn grant_services(app: &App, limits: &HandlerLimits, ctx: &mut Ctx) {
+    let services = app.services();
+    ctx.kv = KvCtx::new(services.kv.clone(), &limits.kv);
+}
 
 /// Where a request goes: its handler, the version active when it arrived
 /// (kept for the whole request), and what the route gives the guest.

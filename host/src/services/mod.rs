@@ -5,4 +5,46 @@
 //! **Rule:** no wasmtime, no hyper, no `App`: plain async Rust over tokio.
 //! A service imports nothing above it.
 //!
-//! Empty for now: the services issue brings the first ones.
+//! [`Services`] is the set of backends one app holds; the handler drivers
+//! hand each capability its backend when they admit an instance.
+
+pub mod kv;
+mod kv_log;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use self::kv::{EmbeddedKv, Kv};
+
+/// The app's service backends, shared by every instance of every handler.
+#[derive(Clone)]
+pub struct Services {
+    pub kv: Arc<dyn Kv>,
+}
+
+/// Options of the embedded backends (from the manifest's `[app]`).
+#[derive(Debug, Clone, Default)]
+pub struct ServiceOptions<'a> {
+    /// Where the kv log lives; `None` keeps kv data in memory only.
+    pub kv_dir: Option<&'a Path>,
+}
+
+impl Services {
+    /// The embedded backends.
+    pub fn embedded(options: ServiceOptions<'_>) -> Result<Services, ServiceError> {
+        let kv: Arc<dyn Kv> = match options.kv_dir {
+            Some(dir) => {
+                Arc::new(EmbeddedKv::persistent(dir).map_err(|e| ServiceError::Kv(dir.to_owned(), e))?)
+            }
+            None => Arc::new(EmbeddedKv::in_memory()),
+        };
+        Ok(Services { kv })
+    }
+}
+
+/// Why a backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("cannot open the kv data in {}", .0.display())]
+    Kv(std::path::PathBuf, #[source] std::io::Error),
+}
