@@ -205,7 +205,7 @@ async fn without_concurrency_a_wasi_http3_instance_serves_one_request_at_a_time(
 /// stopped at its deadline (503) and its instance dropped.
 #[tokio::test]
 async fn a_spinning_request_is_stopped_at_its_deadline_while_another_instance_answers() {
-    let dir = shared_app("timeout_ms = 1500\nconcurrency = 4\nreuse = 100");
+    let dir = shared_app("timeout_ms = 3000\nconcurrency = 4\nreuse = 100");
     let server = std::sync::Arc::new(TestServer::start(dir.path().to_str().unwrap()).await);
     let first = server.get_text("/id").await;
     assert_eq!(first.0, 200);
@@ -213,7 +213,7 @@ async fn a_spinning_request_is_stopped_at_its_deadline_while_another_instance_an
         let server = server.clone();
         tokio::spawn(async move { server.get_text("/spin").await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let other = tokio::time::timeout(Duration::from_secs(10), server.get_text("/id"))
         .await
         .expect("answered while the other request spins");
@@ -268,10 +268,18 @@ async fn a_hot_swap_retires_shared_wasi_http3_instances_after_their_requests() {
     let in_flight: Vec<_> = (0..2)
         .map(|_| {
             let server = server.clone();
-            tokio::spawn(async move { server.get_text("/slow?ms=800").await })
+            tokio::spawn(async move { server.get_text("/slow?ms=2000").await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both are in flight on the instance (asked of the instance itself).
+    let waited = Instant::now();
+    while server.get_text("/in-flight").await != (200, "2".into()) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "the slow requests never got in flight together"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let wasm = std::fs::read(guests::WASI_FETCH_P3_WASM).unwrap();
     server.app.deploy("fetch", wasm).await.unwrap();
     let new = server.get_text("/id").await;

@@ -10,6 +10,7 @@
 //! | `GET /slow?ms=N`     | waits N ms, then `ID PEAK`: this instance's random id and |
 //! |                      | the most requests it has had in flight at once so far     |
 //! | `GET /id`            | this instance's random id                                 |
+//! | `GET /in-flight`     | `/slow` requests in flight on this instance now           |
 //! | anything else        | `wasi-fetch-p3`                                          |
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -65,6 +66,8 @@ impl wasip3::exports::http::handler::Guest for Fetch {
             served.to_string()
         } else if path == "/id" {
             instance_id().to_string()
+        } else if path == "/in-flight" {
+            IN_FLIGHT.load(Ordering::Relaxed).to_string()
         } else if let Some(ms) = path.strip_prefix("/slow?ms=") {
             slow(ms.parse().unwrap_or(0)).await
         } else if let Some(url) = path.strip_prefix("/fetch?url=") {
