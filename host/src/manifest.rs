@@ -130,6 +130,12 @@ pub struct HandlerLimits {
     /// request to the next of this handler, never across handlers.
     #[serde(default)]
     pub reuse: u32,
+    /// wasi:http 0.3 components: requests one instance serves at the same
+    /// time (1, the default: one at a time). With more, the requests in
+    /// flight on an instance share its memory and its fate (a trap or a
+    /// request past its time limit stops them all); needs `reuse` > 1.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
     /// wasi:http components: hosts outbound requests may go to (none by default).
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<String>,
@@ -157,6 +163,9 @@ fn default_memory_mb() -> u64 {
 fn default_max_instances() -> u32 {
     1000
 }
+fn default_concurrency() -> u32 {
+    1
+}
 fn default_ws_max_message() -> usize {
     10 << 20
 }
@@ -171,6 +180,7 @@ impl Default for HandlerLimits {
             memory_limit_mb: default_memory_mb(),
             max_instances: default_max_instances(),
             reuse: 0,
+            concurrency: default_concurrency(),
             allowed_outbound_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             kv: Vec::new(),
@@ -275,6 +285,22 @@ impl Manifest {
                     Some(line),
                     format!(
                         "handler {name:?}: kv namespace {bad:?} must be 1 to 64 letters, digits, '_', '-' or '.'"
+                    ),
+                ));
+            }
+            if h.limits.concurrency == 0 {
+                return Err(err(
+                    Some(line),
+                    format!("handler {name:?}: concurrency must be positive (1: one request at a time)"),
+                ));
+            }
+            if h.limits.concurrency > 1 && h.limits.reuse < 2 {
+                return Err(err(
+                    Some(line),
+                    format!(
+                        "handler {name:?}: concurrency = {} shares an instance between requests, so it \
+                         needs reuse = N too (requests an instance serves in all, e.g. reuse = 1000)",
+                        h.limits.concurrency
                     ),
                 ));
             }
@@ -459,6 +485,23 @@ timeout_ms = 500
                 ("x".into(), "1".into())
             ]
         );
+    }
+
+    #[test]
+    fn concurrency_defaults_to_one_and_needs_reuse() {
+        let handler = |options: &str| {
+            parse(&format!(
+                "[[route]]\npattern = \"/\"\nhandler = \"h\"\n\n[handler.h]\nwasm = \"h.wasm\"\n{options}\n"
+            ))
+        };
+        assert_eq!(handler("").unwrap().handlers[0].limits.concurrency, 1);
+        let m = handler("concurrency = 8\nreuse = 1000").unwrap();
+        assert_eq!(m.handlers[0].limits.concurrency, 8);
+        let e = handler("concurrency = 8").unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("needs reuse = N"), "{e}");
+        let e = handler("concurrency = 0\nreuse = 10").unwrap_err();
+        assert!(e.message.contains("concurrency must be positive"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,17 @@ pub(crate) async fn hello(server: &TestServer) {
     assert_eq!(response.text().await.unwrap(), "Hello, world");
 }
 
+/// The standard wasi:http hellos (no SDK, so no Tornado defaults): any path
+/// → 200 `Hello, world` as plain text, again and again.
+pub(crate) async fn wasi_hello(server: &TestServer) {
+    for path in ["/", "/any/path?x=1", "/"] {
+        let r = server.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8", "{path}");
+        assert_eq!(r.text().await.unwrap(), "Hello, world", "{path}");
+    }
+}
+
 /// The request/response tour (`examples/requests/waterspout.toml` lists
 /// the routes): arguments, JSON in and out, path arguments, redirect,
 /// cookies, a custom JSON error page, forms and uploads, flushed chunks.

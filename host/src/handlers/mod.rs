@@ -124,11 +124,11 @@ fn refuse(
 }
 
 /// The status a wasi:http request ended with: the guest's, when its head was
-/// forwarded; else an error page sent now (the fault's, or 500 when the guest
+/// forwarded; else an error page sent now (the fault's status, or 500 when the guest
 /// returned without a response). Counted for `version`.
 fn wasi_http_status(
     forwarded: Result<u16, oneshot::Sender<::http::Response<Body>>>,
-    outcome: Result<(), Fault>,
+    outcome: Result<(), StatusCode>,
     version: &HandlerVersion,
     start: Instant,
 ) {
@@ -141,7 +141,7 @@ fn wasi_http_status(
                         "wasi:http guest returned without a response");
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
-                Err(fault) => fault.status(),
+                Err(status) => status,
             };
             let _ = head_tx.send(crate::body::error_page(status));
             status.as_u16()

@@ -119,7 +119,12 @@ async fn run(
         Some(f) => f,
         None => forward.await,
     };
-    super::wasi_http_status(forwarded, outcome, &version, start);
+    super::wasi_http_status(
+        forwarded,
+        outcome.map_err(|fault| fault.status()),
+        &version,
+        start,
+    );
 }
 
 fn outgoing_body(body: HyperOutgoingBody) -> Body {

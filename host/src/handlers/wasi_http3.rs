@@ -37,7 +37,7 @@ use super::Target;
 use crate::app::App;
 use crate::body::{Body, error_page};
 use crate::capabilities::outbound_http::{OutboundHttp, OutboundPolicy};
-use crate::runtime::{Guest, HostState, Warm};
+use crate::runtime::{Ended, Fault, Guest, HostState, Job, Warm};
 
 /// Serves one request with a wasi:http 0.3 component. The body was already
 /// read (under the size limit) by the edge.
@@ -62,6 +62,9 @@ pub(super) async fn serve(
     }
 }
 
+/// What tells the request's body went to the guest whole (or failed).
+type RequestIo = Pin<Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send + 'static>>;
+
 /// What the guest answered: a response whose body hyper now reads, or an
 /// `error-code` instead of one.
 type Answer = Result<http::Response<Body>, ErrorCode>;
@@ -74,6 +77,9 @@ async fn run(
     body: Bytes,
     head_tx: oneshot::Sender<http::Response<Body>>,
 ) {
+    if target.slot.limits.concurrency > 1 {
+        return run_shared(app, target, pre, parts, body, head_tx).await;
+    }
     let start = Instant::now();
     let Target { slot, version, .. } = target;
     let admitted = Guest::admit_reusing(app.engine(), &slot, version.clone(), app.next_request_id()).await;
@@ -88,25 +94,7 @@ async fn run(
         http_body_util::Full::new(body).map_err(|never| -> wasmtime_wasi_http::Error { match never {} }),
     );
     let (answer_tx, answer_rx) = oneshot::channel::<Answer>();
-    // The head goes to hyper as soon as the guest returns it, the body
-    // streaming after. If the guest never answers, the sender comes back for
-    // an error page.
-    let forward = async move {
-        match answer_rx.await {
-            Ok(Ok(response)) => {
-                let status = response.status().as_u16();
-                let _ = head_tx.send(response);
-                Ok(status)
-            }
-            Ok(Err(code)) => {
-                tracing::warn!("wasi:http 0.3 guest answered with an error: {code:?}");
-                let _ = head_tx.send(error_page(StatusCode::INTERNAL_SERVER_ERROR));
-                Ok(500)
-            }
-            Err(_) => Err(head_tx),
-        }
-    };
-    let mut forward = Box::pin(forward);
+    let mut forward = Box::pin(forward(answer_rx, head_tx));
     let mut forwarded = None;
     let outcome = {
         let call = guest.call("request", async |store| {
@@ -128,15 +116,7 @@ async fn run(
                     let response = accessor.with(|mut store| response.into_http(&mut store, request_io))?;
                     // Keep the event loop running (the guest writing the
                     // body) until hyper has read the body or dropped it.
-                    let (done_tx, done_rx) = oneshot::channel();
-                    let response = response.map(|body| {
-                        Watched {
-                            inner: body,
-                            done: Some(done_tx),
-                        }
-                        .map_err(|e| std::io::Error::other(e.to_string()))
-                        .boxed_unsync()
-                    });
+                    let (response, done_rx) = watched(response);
                     let _ = answer_tx.send(Ok(response));
                     Ok(done_rx.await.unwrap_or(false))
                 })
@@ -172,7 +152,111 @@ async fn run(
         Some(f) => f,
         None => forward.await,
     };
+    super::wasi_http_status(
+        forwarded,
+        outcome.map_err(|fault| fault.status()),
+        &version,
+        start,
+    );
+}
+
+/// Serves one request on a shared instance (`concurrency` > 1): the same
+/// steps as [`run`], as a job for `runtime::run_shared`, which picks the
+/// instance and stops it when a request of it runs past its time limit.
+async fn run_shared(
+    app: Arc<App>,
+    target: Target,
+    pre: ServicePre<HostState>,
+    parts: http::request::Parts,
+    body: Bytes,
+    head_tx: oneshot::Sender<http::Response<Body>>,
+) {
+    let start = Instant::now();
+    let Target { slot, version, .. } = target;
+    let request = http::Request::from_parts(
+        with_scheme_and_authority(parts),
+        http_body_util::Full::new(body).map_err(|never| -> wasmtime_wasi_http::Error { match never {} }),
+    );
+    let (answer_tx, answer_rx) = oneshot::channel::<Answer>();
+    let job = crate::runtime::job(move |accessor, service| {
+        Box::pin(async move {
+            let (request, request_io) = accessor.with(|mut access| -> (_, RequestIo) {
+                let hooks = access.data_mut().http().hooks;
+                let (request, io) = wasmtime_wasi_http::p3::Request::from_http(hooks, request);
+                // Boxed: the opaque future would borrow `access` (2024 capture rules).
+                (request, Box::pin(io))
+            });
+            let response = match service.handle(accessor, request).await? {
+                Ok(response) => response,
+                Err(code) => {
+                    let _ = answer_tx.send(Err(code));
+                    return Ok(false);
+                }
+            };
+            let response = accessor.with(|mut store| response.into_http(&mut store, request_io))?;
+            let (response, done_rx) = watched(response);
+            let _ = answer_tx.send(Ok(response));
+            Ok(done_rx.await.unwrap_or(false))
+        })
+    });
+    let ended = match run_shared_job(&app, &slot, version.clone(), pre, job).await {
+        Ok(ended) => ended,
+        Err(fault) => return super::refuse(head_tx, &version, &fault, start),
+    };
+    let forwarded = forward(answer_rx, head_tx).await;
+    let outcome = ended.await.unwrap_or(Err(StatusCode::INTERNAL_SERVER_ERROR));
     super::wasi_http_status(forwarded, outcome, &version, start);
+}
+
+async fn run_shared_job(
+    app: &App,
+    slot: &crate::registry::HandlerSlot<crate::runtime::HandlerVersion>,
+    version: Arc<crate::runtime::HandlerVersion>,
+    pre: ServicePre<HostState>,
+    job: Job,
+) -> Result<Ended, Fault> {
+    crate::runtime::run_shared(app.engine(), slot, version, pre, app.next_request_id(), job).await
+}
+
+/// Forwards the guest's answer: its head goes to hyper as soon as the guest
+/// returns it, the body streaming after. If the guest never answers, the
+/// sender comes back for an error page.
+async fn forward(
+    answer_rx: oneshot::Receiver<Answer>,
+    head_tx: oneshot::Sender<http::Response<Body>>,
+) -> Result<u16, oneshot::Sender<http::Response<Body>>> {
+    match answer_rx.await {
+        Ok(Ok(response)) => {
+            let status = response.status().as_u16();
+            let _ = head_tx.send(response);
+            Ok(status)
+        }
+        Ok(Err(code)) => {
+            tracing::warn!("wasi:http 0.3 guest answered with an error: {code:?}");
+            let _ = head_tx.send(error_page(StatusCode::INTERNAL_SERVER_ERROR));
+            Ok(500)
+        }
+        Err(_) => Err(head_tx),
+    }
+}
+
+/// The guest's response with its body [`Watched`], and the receiver told
+/// when hyper has read the body to its end (`true`) or dropped it.
+fn watched<B>(response: http::Response<B>) -> (http::Response<Body>, oneshot::Receiver<bool>)
+where
+    B: HttpBody<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    let (done_tx, done_rx) = oneshot::channel();
+    let response = response.map(|body| {
+        Watched {
+            inner: body,
+            done: Some(done_tx),
+        }
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .boxed_unsync()
+    });
+    (response, done_rx)
 }
 
 /// The request's URI as the guest sees it: `http://HOST/path?query` (from

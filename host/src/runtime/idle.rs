@@ -15,6 +15,7 @@ use wasmtime_wasi_http::p3::bindings::Service;
 use crate::capabilities::bindings::HandlerWorld;
 use crate::metrics::InstanceGuard;
 use crate::runtime::HostState;
+use crate::runtime::shared::Lanes;
 
 /// Idle instances kept per version at most: enough for every request a
 /// worker thread interleaves; each one holds a slot of the engine's pool.
@@ -57,6 +58,8 @@ pub(super) struct Idle {
 pub struct IdleInstances {
     idle: Mutex<Vec<Idle>>,
     retired: AtomicBool,
+    /// Shared instances taking requests (`concurrency` > 1).
+    pub(super) lanes: Lanes,
 }
 
 impl IdleInstances {
@@ -79,6 +82,7 @@ impl IdleInstances {
     /// The version is active (again, after a rollback): keep instances.
     pub fn reopen(&self) {
         self.retired.store(false, Ordering::Release);
+        self.lanes.reopen();
     }
 
     /// The version is no longer active: its idle instances go now, and those
@@ -86,5 +90,6 @@ impl IdleInstances {
     pub fn retire(&self) {
         self.retired.store(true, Ordering::Release);
         self.idle.lock().expect("idle lock").clear();
+        self.lanes.retire();
     }
 }

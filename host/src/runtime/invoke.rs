@@ -20,6 +20,7 @@ use crate::capabilities::outbound_http::{OutboundHttp, OutboundPolicy};
 use crate::metrics::InstanceGuard;
 use crate::registry::HandlerSlot;
 use crate::runtime::idle::{Idle, Warm};
+use crate::runtime::shared::LaneClock;
 use crate::runtime::{HandlerVersion, HostState};
 
 /// How a guest run ended, when it did not end well.
@@ -95,7 +96,7 @@ impl Guest {
     }
 
     /// A fresh store for a guest that holds `permit`.
-    fn fresh(
+    pub(super) fn fresh(
         engine: &Engine,
         slot: &HandlerSlot<HandlerVersion>,
         version: Arc<HandlerVersion>,
@@ -222,13 +223,41 @@ impl Guest {
         data.timed_out = false;
         self.store.set_epoch_deadline(1);
         let result = tokio::time::timeout(self.timeout, call(&mut self.store)).await;
+        self.classify(what, result.map_err(|_elapsed| ()))
+    }
+
+    /// [`Guest::call`] for a shared instance (`concurrency` > 1), whose
+    /// requests come and go during the call, each with its own deadline
+    /// (`clock`): the epoch callback interrupts the guest past the earliest,
+    /// and the call is stopped from out here when one passes while the
+    /// guest waits (wasmtime#11869: timers inside `run_concurrent` may not
+    /// be polled).
+    pub(super) async fn call_shared<T>(
+        &mut self,
+        what: &str,
+        clock: &LaneClock,
+        call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T, Fault> {
+        self.store.data_mut().timed_out = false;
+        self.store.set_epoch_deadline(1);
+        let result = tokio::select! {
+            biased;
+            result = call(&mut self.store) => Ok(result),
+            () = clock.expired() => Err(()),
+        };
+        self.classify(what, result)
+    }
+
+    /// A call's result, its fault told apart, logged and counted (`Err(())`:
+    /// stopped at its wall-clock deadline).
+    fn classify<T>(&self, what: &str, result: Result<wasmtime::Result<T>, ()>) -> Result<T, Fault> {
         let fault = match result {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(_)) if self.store.data().timed_out => Fault::Timeout,
             Ok(Err(e)) if pool_full(&e) => Fault::PoolFull,
             Ok(Err(e)) if self.store.data().limiter.memory_limit_hit => Fault::MemoryLimit(e),
             Ok(Err(e)) => Fault::Trap(e),
-            Err(_elapsed) => Fault::Timeout,
+            Err(()) => Fault::Timeout,
         };
         self.log(what, &fault);
         Err(fault)
@@ -314,7 +343,7 @@ pub fn configure_store(store: &mut Store<HostState>) {
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut ctx| {
-        if Instant::now() >= ctx.data().deadline {
+        if Instant::now() >= ctx.data().cpu_deadline() {
             ctx.data_mut().timed_out = true;
             return Ok(UpdateDeadline::Interrupt);
         }

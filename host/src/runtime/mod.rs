@@ -9,10 +9,12 @@ mod component;
 mod engine;
 mod idle;
 mod invoke;
+mod shared;
 mod state;
 
 pub use self::component::{ComponentError, Components, HandlerVersion, Prepared};
 pub use self::engine::{EPOCH_TICK, WasmEngine};
 pub use self::idle::{IdleInstances, Warm};
 pub use self::invoke::{Admission, Fault, Guest, configure_store};
+pub use self::shared::{Ended, Job, job, run_shared};
 pub use self::state::{HostState, Limiter};

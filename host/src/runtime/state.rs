@@ -2,6 +2,7 @@
 //! connection). The capabilities' contexts, plus what the runtime needs to
 //! bound the guest: its memory limiter and its deadline.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::{ResourceLimiter, Result};
@@ -10,6 +11,7 @@ use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::capabilities::log::Tag;
 use crate::capabilities::{Ctx, HasCtx};
+use crate::runtime::shared::LaneClock;
 
 /// Limits one instance's linear memory and tables, and remembers whether the
 /// limit was what stopped the guest (so the log can say so).
@@ -44,6 +46,9 @@ pub struct HostState {
     /// The current call's time limit ends here; the epoch callback traps after it.
     pub deadline: Instant,
     pub timed_out: bool,
+    /// A shared instance (`concurrency` > 1): the deadlines of its requests
+    /// in flight, which replace `deadline`.
+    pub lane: Option<Arc<LaneClock>>,
 }
 
 impl HostState {
@@ -56,6 +61,18 @@ impl HostState {
             },
             deadline,
             timed_out: false,
+            lane: None,
+        }
+    }
+}
+
+impl HostState {
+    /// When the guest must stop running: the current call's deadline, or on
+    /// a shared instance the earliest deadline of its requests in flight.
+    pub(super) fn cpu_deadline(&self) -> Instant {
+        match &self.lane {
+            Some(clock) => clock.cpu_deadline(),
+            None => self.deadline,
         }
     }
 }

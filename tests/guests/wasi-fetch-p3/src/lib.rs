@@ -7,9 +7,13 @@
 //! | `GET /spin`          | loops on the CPU forever (→ 503 at the time limit)       |
 //! | `GET /sleep`         | waits an hour on the host's clock (→ 503 at the limit)   |
 //! | `GET /count`         | requests this instance has served, this one included     |
+//! | `GET /slow?ms=N`     | waits N ms, then `ID PEAK`: this instance's random id and |
+//! |                      | the most requests it has had in flight at once so far     |
+//! | `GET /id`            | this instance's random id                                 |
+//! | `GET /in-flight`     | `/slow` requests in flight on this instance now           |
 //! | anything else        | `wasi-fetch-p3`                                          |
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use wasip3::http::types::{ErrorCode, Fields, Request, Response, Scheme};
 use wasip3::{wit_future, wit_stream};
@@ -18,6 +22,31 @@ struct Fetch;
 
 /// Requests this instance has served (more than one with `reuse = N`).
 static SERVED: AtomicU32 = AtomicU32::new(0);
+/// Requests in flight on this instance now, and the most there have been.
+static IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
+static PEAK: AtomicU32 = AtomicU32::new(0);
+/// This instance's id (random, drawn on first use).
+static ID: AtomicU64 = AtomicU64::new(0);
+
+fn instance_id() -> u64 {
+    match ID.load(Ordering::Relaxed) {
+        0 => {
+            let id = wasip3::random::random::get_random_u64().max(1);
+            ID.store(id, Ordering::Relaxed);
+            id
+        }
+        id => id,
+    }
+}
+
+/// Waits `ms` on the host's clock with this request counted in flight.
+async fn slow(ms: u64) -> String {
+    let now = IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+    wasip3::clocks::monotonic_clock::wait_for(ms * 1_000_000).await;
+    IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    format!("{} {}", instance_id(), PEAK.load(Ordering::Relaxed))
+}
 
 impl wasip3::exports::http::handler::Guest for Fetch {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
@@ -35,6 +64,12 @@ impl wasip3::exports::http::handler::Guest for Fetch {
             "woke up".to_owned()
         } else if path == "/count" {
             served.to_string()
+        } else if path == "/id" {
+            instance_id().to_string()
+        } else if path == "/in-flight" {
+            IN_FLIGHT.load(Ordering::Relaxed).to_string()
+        } else if let Some(ms) = path.strip_prefix("/slow?ms=") {
+            slow(ms.parse().unwrap_or(0)).await
         } else if let Some(url) = path.strip_prefix("/fetch?url=") {
             fetch(url).await
         } else {
