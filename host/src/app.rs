@@ -12,6 +12,7 @@ use crate::config::ServerConfig;
 use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore};
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
+use crate::services::web::Web;
 
 /// Why an app could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,8 @@ pub struct App {
     next_request_id: AtomicU64,
     /// Open WebSocket connections (graceful shutdown closes them).
     connections: Connections,
+    /// Signed cookies, XSRF, templates (`[app]`'s web settings).
+    web: Arc<Web>,
     // Dropped last: stops the epoch ticker.
     wasm: WasmEngine,
 }
@@ -68,6 +71,7 @@ impl App {
         crate::metrics::install();
         // The store's active versions (and route table) win over the manifest.
         let dir = manifest.dir.clone();
+        let web = Arc::new(Web::from_manifest(&manifest));
         let deployer = Deployer::restore(manifest, components, versions)?;
         Ok(Arc::new(App {
             dir,
@@ -75,6 +79,7 @@ impl App {
             deployer: Arc::new(deployer),
             next_request_id: AtomicU64::new(1),
             connections: Connections::default(),
+            web,
             wasm,
         }))
     }
@@ -118,6 +123,10 @@ impl App {
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
         &self.wasm.engine
+    }
+
+    pub(crate) fn web(&self) -> &Arc<Web> {
+        &self.web
     }
 
     pub(crate) fn connections(&self) -> &Connections {

@@ -28,6 +28,7 @@ pub mod websocket {
         with: {
             "waterspout:handler/types": crate::capabilities::bindings::handler::waterspout::handler::types,
             "waterspout:handler/log": crate::capabilities::bindings::handler::waterspout::handler::log,
+            "waterspout:handler/web": crate::capabilities::bindings::handler::waterspout::handler::web,
         },
     });
 }
@@ -37,7 +38,7 @@ pub use handler::waterspout::handler::log::Level as LogLevel;
 pub use handler::waterspout::handler::response::CookieOptions;
 pub use handler::waterspout::handler::types::Method as WitMethod;
 pub use handler::waterspout::handler::types::UploadedFile;
-pub use handler::waterspout::handler::{log, response, types};
+pub use handler::waterspout::handler::{log, response, types, web};
 pub use handler::{Handler as HandlerWorld, HandlerPre};
 pub use websocket::waterspout::handler::websocket_connection;
 pub use websocket::waterspout::handler::websocket_connection::Message as WsMessage;

@@ -14,6 +14,7 @@ pub mod request;
 pub mod response;
 pub mod wasi;
 pub mod wasi_p3;
+pub mod web;
 pub mod websocket_connection;
 
 use wasmtime::component::{Linker, ResourceTable};
@@ -37,6 +38,7 @@ pub struct Ctx {
     pub outbound_http: outbound_http::OutboundHttp,
     pub response: response::ResponseCtx,
     pub websocket_connection: websocket_connection::ConnectionCtx,
+    pub web: web::WebCtx,
 }
 
 impl Ctx {
@@ -52,6 +54,7 @@ impl Ctx {
             outbound_http: Default::default(),
             response: Default::default(),
             websocket_connection: Default::default(),
+            web: Default::default(),
         }
     }
 }
@@ -73,5 +76,12 @@ pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> 
     log::add_to_linker(linker, |t| &mut t.capabilities().tag)?;
     response::add_to_linker(linker, |t| &mut t.capabilities().response)?;
     websocket_connection::add_to_linker(linker, |t| &mut t.capabilities().websocket_connection)?;
+    web::add_to_linker(linker, |t| {
+        let ctx = t.capabilities();
+        web::WebView {
+            web: &mut ctx.web,
+            response: &mut ctx.response,
+        }
+    })?;
     Ok(())
 }

@@ -6,3 +6,5 @@
 //! A service imports nothing above it.
 //!
 //! Empty for now: the services issue brings the first ones.
+
+pub mod web;
