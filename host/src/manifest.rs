@@ -392,7 +392,10 @@ fn check_web(app: &AppSettings, line: &dyn Fn(usize) -> usize) -> Result<(), (Op
             CookieSecret::One(_) => {}
             CookieSecret::Versioned(keys) => {
                 if keys.is_empty() {
-                    return Err((at, "[app] cookie_secret: a table needs at least one key".to_owned()));
+                    return Err((
+                        at,
+                        "[app] cookie_secret: a table needs at least one key".to_owned(),
+                    ));
                 }
                 for key in keys.keys() {
                     if key.parse::<u32>().is_err() {
@@ -408,7 +411,10 @@ fn check_web(app: &AppSettings, line: &dyn Fn(usize) -> usize) -> Result<(), (Op
                         "[app] cookie_secret is a table of versioned keys: set key_version too".to_owned(),
                     ));
                 };
-                if !keys.keys().any(|k| k.parse::<u32>().ok() == Some(*version.get_ref())) {
+                if !keys
+                    .keys()
+                    .any(|k| k.parse::<u32>().ok() == Some(*version.get_ref()))
+                {
                     return Err((
                         Some(line(version.span().start)),
                         format!(

@@ -41,6 +41,17 @@ fn tornado_signed(secret: &str, name: &str, value: &str, age_days: f64) -> Strin
     ))
 }
 
+/// What a Tornado app with `secret` reads from cookie `name` when the
+/// browser sends back `value` as we set it (Tornado's own cookie parser,
+/// then `decode_signed_value`); "None" when it refuses it.
+fn tornado_reads(secret: &str, name: &str, value: &str) -> String {
+    tornado(&format!(
+        "import tornado.httputil\nraw = tornado.httputil.parse_cookie({:?})[{name:?}]\n\
+         v = tornado.web.decode_signed_value({secret:?}, {name:?}, raw)\nprint(v.decode() if v else None)",
+        format!("{name}={value}")
+    ))
+}
+
 /// The value of cookie `name` among a response's `Set-Cookie` headers.
 fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
     response
@@ -85,17 +96,18 @@ async fn a_cookie_signed_by_tornado_is_accepted() {
 #[tokio::test]
 async fn our_signed_cookie_decodes_with_tornado() {
     let server = TestServer::start(guests::WEB_APP).await;
-    let r = server.get("/set?name=user&value=grace%20hopper").await;
+    let r = server.get("/set?name=user&value=grace%20hopper%21").await;
     assert_eq!(r.status(), 200);
     let value = set_cookie(&r, "user").expect("a user cookie");
-    let value = value.trim_matches('"').to_owned();
-    let decoded = tornado(&format!(
-        "v = tornado.web.decode_signed_value({SECRET:?}, 'user', {value:?})\nprint(v.decode() if v else 'NONE')"
-    ));
-    assert_eq!(decoded, "grace hopper");
+    assert!(
+        value.trim_matches('"').starts_with("2|1:0|"),
+        "not percent-encoded: {value}"
+    );
+    assert_eq!(tornado_reads(SECRET, "user", &value), "grace hopper!");
     // Bound to the name: Tornado refuses it under another one.
+    let raw = value.trim_matches('"');
     let renamed = tornado(&format!(
-        "print(tornado.web.decode_signed_value({SECRET:?}, 'admin', {value:?}))"
+        "print(tornado.web.decode_signed_value({SECRET:?}, 'admin', {raw:?}))"
     ));
     assert_eq!(renamed, "None");
     // Kept 30 days, as Tornado's set_signed_cookie.
@@ -109,7 +121,12 @@ async fn our_signed_cookie_decodes_with_tornado() {
 async fn tampered_expired_renamed_and_foreign_cookies_read_as_none() {
     let server = TestServer::start(guests::WEB_APP).await;
     let good = tornado_signed(SECRET, "user", "ada", 0.0);
-    assert_eq!(get_with_cookie(&server, "/get?name=user", &format!("user={good}")).await.0, 200);
+    assert_eq!(
+        get_with_cookie(&server, "/get?name=user", &format!("user={good}"))
+            .await
+            .0,
+        200
+    );
 
     // Tampered: one byte of the value's base64 changed (signature kept).
     let tampered = good.replacen("|4:YWRh|", "|4:YWRi|", 1);
@@ -171,10 +188,19 @@ async fn xsrf_missing_or_wrong_is_403_and_right_passes() {
     assert_eq!(post(vec![("_xsrf", token.clone())], vec![]).await, 403);
     // Wrong: the token of another visitor.
     let (other_token, _) = xsrf_pair(&server).await;
-    assert_eq!(post(vec![("_xsrf", other_token)], with_cookie(&cookie)).await, 403);
-    assert_eq!(post(vec![("_xsrf", "2|zz|zz|1".into())], with_cookie(&cookie)).await, 403);
+    assert_eq!(
+        post(vec![("_xsrf", other_token)], with_cookie(&cookie)).await,
+        403
+    );
+    assert_eq!(
+        post(vec![("_xsrf", "2|zz|zz|1".into())], with_cookie(&cookie)).await,
+        403
+    );
     // Right: the form field, or either header.
-    assert_eq!(post(vec![("_xsrf", token.clone())], with_cookie(&cookie)).await, 200);
+    assert_eq!(
+        post(vec![("_xsrf", token.clone())], with_cookie(&cookie)).await,
+        200
+    );
     let mut headers = with_cookie(&cookie);
     headers.push(("x-xsrftoken", token.clone()));
     assert_eq!(post(vec![], headers).await, 200);
@@ -184,7 +210,12 @@ async fn xsrf_missing_or_wrong_is_403_and_right_passes() {
     // Every unsafe method is checked, safe ones are not.
     for method in ["PUT", "PATCH", "DELETE"] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let r = server.client.request(method.clone(), server.url("/form")).send().await.unwrap();
+        let r = server
+            .client
+            .request(method.clone(), server.url("/form"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403, "{method}");
     }
     // The masked token differs per page (BREACH) but Tornado decodes it to
@@ -255,11 +286,19 @@ async fn cross_origin_protection_refuses_other_origins() {
     assert_eq!(post(&[("origin", &own)]).await, 200);
     assert_eq!(post(&[("origin", "https://evil.example")]).await, 403);
     assert_eq!(
-        post(&[("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")]).await,
+        post(&[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example")
+        ])
+        .await,
         403
     );
     assert_eq!(
-        post(&[("sec-fetch-site", "cross-site"), ("origin", "https://friend.example")]).await,
+        post(&[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://friend.example")
+        ])
+        .await,
         200
     );
     // Safe methods are never checked.
@@ -282,10 +321,19 @@ async fn templates_escape_and_offer_the_page_helpers() {
     assert_eq!(r.status(), 200);
     let xsrf = set_cookie(&r, "_xsrf");
     let page = r.text().await.unwrap();
-    assert!(page.contains("<p>Hello &lt;b&gt;&amp;</p>"), "autoescaped: {page}");
+    assert!(
+        page.contains("<p>Hello &lt;b&gt;&amp;</p>"),
+        "autoescaped: {page}"
+    );
     assert!(page.contains(r#"<a href="/items/7">"#), "reverse_url: {page}");
-    assert!(page.contains(r#"<link href="/static/site.css">"#), "static_url: {page}");
-    assert!(page.contains(r#"<input type="hidden" name="_xsrf" value="2|"#), "{page}");
+    assert!(
+        page.contains(r#"<link href="/static/site.css">"#),
+        "static_url: {page}"
+    );
+    assert!(
+        page.contains(r#"<input type="hidden" name="_xsrf" value="2|"#),
+        "{page}"
+    );
     assert!(xsrf.is_some(), "xsrf_form_html in a template sets the cookie");
     // reverse_url from the guest, with a group percent-encoded.
     assert_eq!(server.get_text("/reverse").await, (200, "/items/a%20b".into()));
@@ -319,11 +367,17 @@ async fn a_template_error_is_a_500_page_and_a_log_line_naming_file_and_line() {
     let (status, body) = server.get_text("/render?t=broken.html").await;
     assert_eq!(status, 500);
     assert!(body.contains("500: Internal Server Error"), "{body}");
-    assert!(!body.contains("broken.html"), "the client never sees the template: {body}");
+    assert!(
+        !body.contains("broken.html"),
+        "the client never sees the template: {body}"
+    );
     let log = server.wait_for_log("broken.html:3:");
     let line = log.lines().find(|l| l.contains("broken.html:3:")).unwrap();
     assert!(line.contains("template error"), "{line}");
-    assert!(line.contains(&app.path().join("templates").display().to_string()), "{line}");
+    assert!(
+        line.contains(&app.path().join("templates").display().to_string()),
+        "{line}"
+    );
     // An error while rendering (an unknown function) names its line too.
     let (status, _) = server.get_text("/render?t=failing.html").await;
     assert_eq!(status, 500);
@@ -399,11 +453,7 @@ async fn check_signin(app: &str) {
     let r = server.get("/login?name=bob").await;
     assert_eq!(r.status(), 200);
     let ours = set_cookie(&r, "user").expect("a user cookie");
-    let decoded = tornado(&format!(
-        "print(tornado.web.decode_signed_value({SECRET:?}, 'user', {:?}).decode())",
-        ours.trim_matches('"')
-    ));
-    assert_eq!(decoded, "bob");
+    assert_eq!(tornado_reads(SECRET, "user", &ours), "bob");
     // POST needs the XSRF token, then the user.
     let r = server.get("/token").await;
     let cookie = set_cookie(&r, "_xsrf").expect("an _xsrf cookie");
@@ -420,7 +470,11 @@ async fn check_signin(app: &str) {
     };
     let both = format!("_xsrf={cookie}; user={user}");
     assert_eq!(post(both.clone(), None).await.0, 403, "no token");
-    assert_eq!(post(format!("_xsrf={cookie}"), Some(&token)).await.0, 403, "no user");
+    assert_eq!(
+        post(format!("_xsrf={cookie}"), Some(&token)).await.0,
+        403,
+        "no user"
+    );
     assert_eq!(post(both, Some(&token)).await, (200, "posted by <ada>".into()));
     server.shutdown().await;
 }
@@ -439,10 +493,16 @@ async fn c_signin() {
 /// the wasm by absolute path.
 fn blog_copy() -> tempfile::TempDir {
     let src = PathBuf::from(guests::PYTHON_BLOG_APP);
-    let wasm = src.join("../target/python/blog.wasm").canonicalize().expect("the blog is built");
+    let wasm = src
+        .join("../target/python/blog.wasm")
+        .canonicalize()
+        .expect("the blog is built");
     let manifest = std::fs::read_to_string(src.join("waterspout.toml"))
         .unwrap()
-        .replace("\"../target/python/blog.wasm\"", &format!("{:?}", wasm.display().to_string()))
+        .replace(
+            "\"../target/python/blog.wasm\"",
+            &format!("{:?}", wasm.display().to_string()),
+        )
         .lines()
         .filter(|l| !l.starts_with("build ="))
         .collect::<Vec<_>>()
@@ -510,11 +570,7 @@ async fn the_blog_signs_in_and_protects_its_forms() {
     assert_eq!(r.headers()["location"], "/compose");
     let user = set_cookie(&r, "blogdemo_user").expect("blogdemo_user");
     let secret = "Ov2pAv9ZlAE6mPaxkWnbqk2bNLfJiA0sqB6tr0JtF2c=";
-    let decoded = tornado(&format!(
-        "print(tornado.web.decode_signed_value({secret:?}, 'blogdemo_user', {:?}).decode())",
-        user.trim_matches('"')
-    ));
-    assert_eq!(decoded, "Ada");
+    assert_eq!(tornado_reads(secret, "blogdemo_user", &user), "Ada");
     let cookies = format!("_xsrf={cookie}; blogdemo_user={user}");
     let (status, name) = get_with_cookie(&server, "/auth/whoami", &cookies).await;
     assert_eq!((status, name.as_str()), (200, "Ada"));
@@ -524,7 +580,11 @@ async fn the_blog_signs_in_and_protects_its_forms() {
         .client
         .post(server.url("/compose"))
         .header("cookie", &cookies)
-        .form(&[("title", "First post"), ("markdown", "Hello <world>"), ("_xsrf", &token)])
+        .form(&[
+            ("title", "First post"),
+            ("markdown", "Hello <world>"),
+            ("_xsrf", &token),
+        ])
         .send()
         .await
         .unwrap();
@@ -550,44 +610,108 @@ async fn the_blog_in_headless_chromium() {
 
     // Signing in: the form from GET /auth/login, posted with its _xsrf.
     page.goto(&server.url("/compose")).await.unwrap();
-    assert!(page.current_url().await.unwrap().path() == "/auth/login", "login_url");
-    page.find(Locator::Css("input[name=name]")).await.unwrap().send_keys("Ada").await.unwrap();
-    page.find(Locator::Css("#login input[type=submit]")).await.unwrap().click().await.unwrap();
+    assert!(
+        page.current_url().await.unwrap().path() == "/auth/login",
+        "login_url"
+    );
+    page.find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("Ada")
+        .await
+        .unwrap();
+    page.find(Locator::Css("#login input[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     // Back to /compose (next=), signed in.
     page.wait()
         .for_element(Locator::Css("form.compose"))
         .await
         .expect("the compose form after signing in");
-    assert_eq!(page.find(Locator::Css("#user")).await.unwrap().text().await.unwrap(), "Ada");
+    assert_eq!(
+        page.find(Locator::Css("#user"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Ada"
+    );
 
     // Write a post.
-    page.find(Locator::Css("input[name=title]")).await.unwrap().send_keys("Hello from Chromium").await.unwrap();
+    page.find(Locator::Css("input[name=title]"))
+        .await
+        .unwrap()
+        .send_keys("Hello from Chromium")
+        .await
+        .unwrap();
     page.find(Locator::Css("textarea[name=markdown]"))
         .await
         .unwrap()
         .send_keys("First paragraph.\n\nSecond <b>paragraph</b>.")
         .await
         .unwrap();
-    page.find(Locator::Css("form.compose input[type=submit]")).await.unwrap().click().await.unwrap();
-    page.wait().for_element(Locator::Css(".entry h1")).await.expect("the new post's page");
-    assert_eq!(page.current_url().await.unwrap().path(), "/entry/hello-from-chromium");
-    let title = page.find(Locator::Css(".entry h1")).await.unwrap().text().await.unwrap();
+    page.find(Locator::Css("form.compose input[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    page.wait()
+        .for_element(Locator::Css(".entry h1"))
+        .await
+        .expect("the new post's page");
+    assert_eq!(
+        page.current_url().await.unwrap().path(),
+        "/entry/hello-from-chromium"
+    );
+    let title = page
+        .find(Locator::Css(".entry h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(title, "Hello from Chromium");
     let paragraphs = page.find_all(Locator::Css(".entry .body p")).await.unwrap();
     assert_eq!(paragraphs.len(), 2);
-    assert_eq!(paragraphs[1].text().await.unwrap(), "Second <b>paragraph</b>.", "escaped, not markup");
+    assert_eq!(
+        paragraphs[1].text().await.unwrap(),
+        "Second <b>paragraph</b>.",
+        "escaped, not markup"
+    );
 
     // Edit it (another XSRF-protected form).
-    page.find(Locator::Css(".admin a")).await.unwrap().click().await.unwrap();
-    let title_input = page.wait().for_element(Locator::Css("input[name=title]")).await.unwrap();
+    page.find(Locator::Css(".admin a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let title_input = page
+        .wait()
+        .for_element(Locator::Css("input[name=title]"))
+        .await
+        .unwrap();
     title_input.clear().await.unwrap();
     title_input.send_keys("Hello again").await.unwrap();
-    page.find(Locator::Css("form.compose input[type=submit]")).await.unwrap().click().await.unwrap();
+    page.find(Locator::Css("form.compose input[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     page.wait()
         .for_element(Locator::XPath("//div[@class='entry']/h1/a[text()='Hello again']"))
         .await
         .expect("the edited post's page");
-    assert_eq!(page.current_url().await.unwrap().path(), "/entry/hello-from-chromium");
+    assert_eq!(
+        page.current_url().await.unwrap().path(),
+        "/entry/hello-from-chromium"
+    );
 
     // The home page lists it; whoami names the user.
     page.goto(&server.url("/")).await.unwrap();
@@ -595,7 +719,15 @@ async fn the_blog_in_headless_chromium() {
     assert_eq!(titles.len(), 1);
     assert_eq!(titles[0].text().await.unwrap(), "Hello again");
     page.goto(&server.url("/auth/whoami")).await.unwrap();
-    assert_eq!(page.find(Locator::Css("body")).await.unwrap().text().await.unwrap(), "Ada");
+    assert_eq!(
+        page.find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Ada"
+    );
     browser.close().await;
     server.shutdown().await;
 }

@@ -96,7 +96,10 @@ fn watch_templates(app: &Arc<App>) -> anyhow::Result<Option<RecommendedWatcher>>
         Ok(_) => {
             if let Some(templates) = web.templates() {
                 templates.reload();
-                tracing::info!("--watch: templates in {} changed: reloaded", templates.dir().display());
+                tracing::info!(
+                    "--watch: templates in {} changed: reloaded",
+                    templates.dir().display()
+                );
             }
         }
         Err(e) => tracing::warn!("--watch: {e}"),

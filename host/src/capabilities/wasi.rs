@@ -30,7 +30,9 @@ impl Wasi {
     pub fn view<'a>(&'a mut self, table: &'a mut ResourceTable, tag: &Tag) -> WasiCtxView<'a> {
         let data_dir = &self.1;
         WasiCtxView {
-            ctx: self.0.get_or_insert_with(|| nothing_granted(tag, data_dir.as_ref())),
+            ctx: self
+                .0
+                .get_or_insert_with(|| nothing_granted(tag, data_dir.as_ref())),
             table,
         }
     }

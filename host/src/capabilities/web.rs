@@ -50,7 +50,7 @@ impl WebCtx {
             .flat_map(cookie::Cookie::split_parse_encoded)
             .filter_map(Result::ok)
             .find(|c| c.name() == name)
-            .map(|c| c.value().to_owned())
+            .map(|c| crate::text::cookie_unquote(c.value()))
     }
 
     /// Tornado's `_get_raw_xsrf_token`: the cookie's token, or a new one.
@@ -127,7 +127,7 @@ impl WebCtx {
     fn form_html(token: &str) -> String {
         format!(
             r#"<input type="hidden" name="_xsrf" value="{}"/>"#,
-            html_escape(token)
+            crate::text::html_escape(token)
         )
     }
 
@@ -141,8 +141,8 @@ impl WebCtx {
         let Some(templates) = web.templates() else {
             return Err(WebError::NoTemplatePath);
         };
-        let context: serde_json::Value =
-            serde_json::from_str(context).map_err(|e| WebError::Invalid(format!("context is not JSON: {e}")))?;
+        let context: serde_json::Value = serde_json::from_str(context)
+            .map_err(|e| WebError::Invalid(format!("context is not JSON: {e}")))?;
         if !context.is_object() {
             return Err(WebError::Invalid("the context must be a JSON object".to_owned()));
         }
@@ -186,22 +186,6 @@ impl WebCtx {
         }
         rendered
     }
-}
-
-/// Tornado's `xhtml_escape`.
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// What the web capability reaches in a store: its context and the response.

@@ -22,8 +22,8 @@ use crate::capabilities::request::RequestData;
 use crate::capabilities::response::{ResponseCtx, ResponseState};
 use crate::capabilities::wasi::Wasi;
 use crate::capabilities::web::WebCtx;
-use crate::services::web::{UnsafeRequest, Web};
 use crate::runtime::{Guest, HostState, Warm};
+use crate::services::web::{UnsafeRequest, Web};
 use crate::text::sanitize;
 
 /// Serves one request; never fails (every failure is a response).
@@ -43,7 +43,12 @@ pub(super) async fn serve(
         path_args,
         path_kwargs,
     } = target;
-    let cookies = parts.headers.get_all(http::header::COOKIE).iter().cloned().collect();
+    let cookies = parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
     let web = WebCtx::new(app.web().clone(), Arc::clone(&app.deployer().router()), cookies);
     let data = RequestData::new(parts, body, remote.ip(), path_args, path_kwargs);
     let (head_tx, mut head_rx) = oneshot::channel();

@@ -128,7 +128,12 @@ async fn handshake(
     let tag = guest.tag().clone();
     guest.ctx().websocket_connection = ConnectionCtx::new(outbound, tag.clone());
     // Signed cookies (`current_user` in `open`) read the handshake's cookies.
-    let cookies = parts.headers.get_all(http::header::COOKIE).iter().cloned().collect();
+    let cookies = parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
     guest.ctx().web = crate::capabilities::web::WebCtx::new(
         app.web().clone(),
         std::sync::Arc::clone(&app.deployer().router()),

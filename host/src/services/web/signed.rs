@@ -21,8 +21,14 @@ use subtle::ConstantTimeEq;
 /// signs (`key_version`). `Debug` never shows a key.
 #[derive(Clone)]
 pub enum Secret {
-    One { key: Vec<u8>, key_version: Option<u32> },
-    Versioned { keys: BTreeMap<u32, Vec<u8>>, current: u32 },
+    One {
+        key: Vec<u8>,
+        key_version: Option<u32>,
+    },
+    Versioned {
+        keys: BTreeMap<u32, Vec<u8>>,
+        current: u32,
+    },
 }
 
 impl std::fmt::Debug for Secret {
@@ -100,7 +106,10 @@ fn version_of(value: &[u8]) -> u32 {
     if digits == 0 || value[0] == b'0' || value.get(digits) != Some(&b'|') {
         return 1;
     }
-    match std::str::from_utf8(&value[..digits]).ok().and_then(|d| d.parse::<u32>().ok()) {
+    match std::str::from_utf8(&value[..digits])
+        .ok()
+        .and_then(|d| d.parse::<u32>().ok())
+    {
         Some(v) if v <= 999 => v,
         _ => 1,
     }
@@ -209,7 +218,10 @@ mod tests {
         let v1 = "dmFsdWU=|1300000000|31c934969f53e48164c50768b40cbd7e2daaaa4f";
         let decoded = decode_signed_value(&one(SECRET), "key", v1, 31.0, 1, PRESENT as f64);
         assert_eq!(decoded.as_deref(), Some(&b"value"[..]));
-        assert_eq!(decode_signed_value(&one(SECRET), "key", v1, 31.0, 2, PRESENT as f64), None);
+        assert_eq!(
+            decode_signed_value(&one(SECRET), "key", v1, 31.0, 2, PRESENT as f64),
+            None
+        );
     }
 
     #[test]
@@ -218,8 +230,14 @@ mod tests {
         let signed = create_signed_value(&s, "key", b"value", PRESENT);
         let now = PRESENT as f64;
         assert_eq!(decode_signed_value(&s, "other", &signed, 31.0, 1, now), None);
-        assert_eq!(decode_signed_value(&s, "key", &signed, 31.0, 1, now + 32.0 * 86400.0), None);
-        assert_eq!(decode_signed_value(&one("another"), "key", &signed, 31.0, 1, now), None);
+        assert_eq!(
+            decode_signed_value(&s, "key", &signed, 31.0, 1, now + 32.0 * 86400.0),
+            None
+        );
+        assert_eq!(
+            decode_signed_value(&one("another"), "key", &signed, 31.0, 1, now),
+            None
+        );
         let tampered = signed.replace("8:dmFsdWU=", "8:dmFsdWf=");
         assert_eq!(decode_signed_value(&s, "key", &tampered, 31.0, 1, now), None);
         assert_eq!(decode_signed_value(&s, "key", "", 31.0, 1, now), None);
@@ -237,7 +255,10 @@ mod tests {
         let signed = create_signed_value(&old, "n", b"v", PRESENT);
         assert_eq!(key_version(&signed), Some(0));
         let now = PRESENT as f64;
-        assert_eq!(decode_signed_value(&new, "n", &signed, 31.0, 1, now).as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            decode_signed_value(&new, "n", &signed, 31.0, 1, now).as_deref(),
+            Some(&b"v"[..])
+        );
         assert!(create_signed_value(&new, "n", b"v", PRESENT).starts_with("2|1:1|"));
     }
 }

@@ -29,7 +29,9 @@ pub struct TemplateError {
 
 impl fmt::Debug for Templates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Templates").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Templates")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 

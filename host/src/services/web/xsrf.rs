@@ -84,10 +84,7 @@ pub fn random_mask() -> [u8; 4] {
 
 /// Tornado's `_websocket_mask`: XOR with the mask repeated.
 fn apply_mask(mask: &[u8], data: &[u8]) -> Vec<u8> {
-    data.iter()
-        .zip(mask.iter().cycle())
-        .map(|(d, m)| d ^ m)
-        .collect()
+    data.iter().zip(mask.iter().cycle()).map(|(d, m)| d ^ m).collect()
 }
 
 /// Tornado's `check_xsrf_cookie`: `presented` (the `_xsrf` argument, else
@@ -105,7 +102,10 @@ pub fn check(cookie: Option<&str>, presented: Option<&str>, now: i64) -> Result<
     }
     // No cookie (or an unreadable one): Tornado compares with a fresh random
     // token, which never matches.
-    let Some(expected) = cookie.filter(|c| !c.is_empty()).and_then(|c| decode_token(c, now)) else {
+    let Some(expected) = cookie
+        .filter(|c| !c.is_empty())
+        .and_then(|c| decode_token(c, now))
+    else {
         return Err("XSRF cookie does not match POST argument");
     };
     if bool::from(presented.token.ct_eq(&expected.token)) {
@@ -164,7 +164,10 @@ mod tests {
         assert_ne!(a, b, "a fresh mask changes the page's token");
         assert_eq!(decode_token(&a, 0).unwrap().token, raw.token);
         assert!(check(Some(&a), Some(&b), 0).is_ok());
-        assert!(check(Some(&hex::encode(&raw.token)), Some(&b), 0).is_ok(), "v1 cookie");
+        assert!(
+            check(Some(&hex::encode(&raw.token)), Some(&b), 0).is_ok(),
+            "v1 cookie"
+        );
     }
 
     #[test]
