@@ -13,6 +13,7 @@ use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, Swa
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
 use crate::services::web::Web;
+use crate::statics::Statics;
 
 /// Why an app could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,8 @@ pub struct App {
     connections: Connections,
     /// Signed cookies, XSRF, templates (`[app]`'s web settings).
     web: Arc<Web>,
+    /// `static_path` and its version cache, when the app has one.
+    statics: Option<Arc<Statics>>,
     // Dropped last: stops the epoch ticker.
     wasm: WasmEngine,
 }
@@ -69,6 +72,13 @@ impl App {
             None => VersionStore::in_memory(),
         };
         crate::metrics::install();
+        let statics = match &config.static_path {
+            Some(root) => Some(Arc::new(
+                Statics::open(root, &config.static_url_prefix)
+                    .map_err(|e| manifest.error(None, format!("[app] static_path {}: {e}", root.display())))?,
+            )),
+            None => None,
+        };
         // The store's active versions (and route table) win over the manifest.
         let dir = manifest.dir.clone();
         let web = Arc::new(Web::from_manifest(&manifest));
@@ -80,6 +90,7 @@ impl App {
             next_request_id: AtomicU64::new(1),
             connections: Connections::default(),
             web,
+            statics,
             wasm,
         }))
     }
@@ -91,6 +102,12 @@ impl App {
 
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// The app's static files (`static_path`), when it has them: what the
+    /// server serves and what `static_url` versions.
+    pub fn statics(&self) -> Option<&Arc<Statics>> {
+        self.statics.as_ref()
     }
 
     /// Every handler, by name: active version, world, routes.

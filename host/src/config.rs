@@ -2,7 +2,7 @@
 //! line set before an app is loaded. Plain data, no behaviour.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +41,30 @@ pub struct ServerConfig {
     pub max_upload_size: u64,
     /// The store directory; `None` keeps versions in memory only.
     pub store_dir: Option<PathBuf>,
+    /// Tornado's `static_path` (absolute): served by the host under
+    /// `static_url_prefix`, and `/favicon.ico`, `/robots.txt`.
+    pub static_path: Option<PathBuf>,
+    /// Tornado's `static_url_prefix`, starting and ending with `/`.
+    pub static_url_prefix: String,
+    /// Tornado's `compress_response`: gzip or brotli by Accept-Encoding.
+    pub compress_response: bool,
+    /// Tornado's `decompress_request`: gzip request bodies are inflated.
+    pub decompress_request: bool,
+    /// Tornado's `xheaders`: the client address and scheme from a proxy's headers.
+    pub xheaders: bool,
+    /// Tornado's `trusted_downstream`: proxies skipped in X-Forwarded-For.
+    pub trusted_downstream: Vec<IpAddr>,
+    /// Serve HTTPS with these files (`[app.tls]`).
+    pub tls: Option<TlsFiles>,
+    /// The admin API over HTTPS (`[app.admin_tls]`).
+    pub admin_tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +83,14 @@ impl Default for ServerConfig {
             admin_token: None,
             max_upload_size: 100 * 1024 * 1024,
             store_dir: None,
+            static_path: None,
+            static_url_prefix: crate::statics::DEFAULT_PREFIX.to_owned(),
+            compress_response: false,
+            decompress_request: false,
+            xheaders: false,
+            trusted_downstream: Vec::new(),
+            tls: None,
+            admin_tls: None,
         }
     }
 }
@@ -91,6 +123,72 @@ impl ServerConfig {
         }
         if let Some(secs) = manifest.app.body_timeout_secs {
             self.body_timeout = Duration::from_secs(secs);
+        }
+        self.apply_web_settings(manifest)
+    }
+
+    /// The web layers' `[app]` settings: static files, compression,
+    /// xheaders, TLS. Paths are relative to the manifest and must exist.
+    fn apply_web_settings(&mut self, manifest: &Manifest) -> Result<(), ManifestError> {
+        let app = &manifest.app;
+        let at = |span: std::ops::Range<usize>, message: String| manifest.error(manifest.line_of(span.start), message);
+        if let Some(path) = &app.static_path {
+            let dir = manifest.dir.join(path.get_ref());
+            if !dir.is_dir() {
+                return Err(at(
+                    path.span(),
+                    format!("[app] static_path = {:?}: {} is not a directory", path.get_ref(), dir.display()),
+                ));
+            }
+            self.static_path = Some(dir);
+        }
+        if let Some(prefix) = &app.static_url_prefix {
+            let p = prefix.get_ref();
+            if !p.starts_with('/') || !p.ends_with('/') || p.len() < 2 {
+                return Err(at(
+                    prefix.span(),
+                    format!("[app] static_url_prefix = {p:?}: must start and end with \"/\", e.g. \"/static/\""),
+                ));
+            }
+            self.static_url_prefix = p.clone();
+        }
+        if let Some(on) = app.compress_response {
+            self.compress_response = on;
+        }
+        if let Some(on) = app.decompress_request {
+            self.decompress_request = on;
+        }
+        if let Some(on) = app.xheaders {
+            self.xheaders = on;
+        }
+        if let Some(hosts) = &app.trusted_downstream {
+            self.trusted_downstream = hosts
+                .get_ref()
+                .iter()
+                .map(|h| h.parse::<IpAddr>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| at(hosts.span(), format!("[app] trusted_downstream: {e} (IP addresses only)")))?;
+        }
+        let tls_files = |table: &str, tls: &toml::Spanned<crate::manifest::TlsSettings>| {
+            let files = TlsFiles {
+                cert: manifest.dir.join(&tls.get_ref().cert),
+                key: manifest.dir.join(&tls.get_ref().key),
+            };
+            for (name, file) in [("cert", &files.cert), ("key", &files.key)] {
+                if !file.is_file() {
+                    return Err(at(
+                        tls.span(),
+                        format!("[app.{table}] {name}: {} is not a readable file", file.display()),
+                    ));
+                }
+            }
+            Ok(files)
+        };
+        if let Some(tls) = &app.tls {
+            self.tls = Some(tls_files("tls", tls)?);
+        }
+        if let Some(tls) = &app.admin_tls {
+            self.admin_tls = Some(tls_files("admin_tls", tls)?);
         }
         Ok(())
     }

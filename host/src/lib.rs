@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! cli → admin → server → handlers → app → deploy → runtime → capabilities → services
-//!                                         bottom: config, manifest, registry, router, metrics, body, text
+//!                                         bottom: config, manifest, registry, router, metrics, body, text, statics, client
 //! ```
 
 // The top: assembled here, seen by the server, the drivers and the admin API.
@@ -45,11 +45,15 @@ pub mod manifest;
 mod metrics;
 mod registry;
 #[doc(hidden)]
+pub mod statics;
+#[doc(hidden)]
+pub mod client;
+#[doc(hidden)]
 pub mod router;
 mod text;
 
 pub use app::{App, LoadError};
-pub use config::{AdminToken, EngineConfig, ServerConfig};
+pub use config::{AdminToken, EngineConfig, ServerConfig, TlsFiles};
 pub use deploy::{HandlerInfo, SwapError, VersionInfo};
 pub use manifest::{Manifest, ManifestError};
 pub use registry::World;

@@ -48,6 +48,25 @@ pub struct AppSettings {
     pub max_connections: Option<usize>,
     /// Seconds graceful shutdown waits for requests in flight (default 30).
     pub shutdown_grace_secs: Option<u64>,
+    /// Tornado's `static_path`: a directory (relative to the manifest) the
+    /// host serves under `static_url_prefix`, without a guest.
+    pub static_path: Option<Spanned<String>>,
+    /// Tornado's `static_url_prefix` (default "/static/").
+    pub static_url_prefix: Option<Spanned<String>>,
+    /// Tornado's `compress_response`: gzip or brotli by Accept-Encoding.
+    pub compress_response: Option<bool>,
+    /// Tornado's `decompress_request`: gzip request bodies are inflated
+    /// (the body limit applies to the inflated size).
+    pub decompress_request: Option<bool>,
+    /// Tornado's `xheaders`: trust X-Real-IP / X-Forwarded-For and
+    /// X-Scheme / X-Forwarded-Proto for `remote_ip` and `protocol`.
+    pub xheaders: Option<bool>,
+    /// Tornado's `trusted_downstream`: proxies skipped in X-Forwarded-For.
+    pub trusted_downstream: Option<Spanned<Vec<String>>>,
+    /// `[app.tls]`: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN).
+    pub tls: Option<Spanned<TlsSettings>>,
+    /// `[app.admin_tls]`: the admin API over HTTPS.
+    pub admin_tls: Option<Spanned<TlsSettings>>,
     // Tornado's web settings (signed cookies, XSRF, templates, login): docs/web.md.
     /// A string, or a table of versioned keys (`{ 1 = "old", 2 = "new" }`) with `key_version`.
     pub cookie_secret: Option<Spanned<CookieSecret>>,
@@ -69,6 +88,16 @@ pub struct AppSettings {
     pub template_path: Option<String>,
     /// Where `authenticated` sends a visitor who is not signed in.
     pub login_url: Option<String>,
+}
+
+/// `[app.tls]`: PEM files, relative to the manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The certificate chain (PEM), leaf first.
+    pub cert: String,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
 }
 
 /// `cookie_secret`: one key, or versioned keys (table keys are the versions).
@@ -339,6 +368,13 @@ impl Manifest {
 
     pub fn handler(&self, name: &str) -> Option<&HandlerSpec> {
         self.handlers.iter().find(|h| h.name == name)
+    }
+
+    /// The 1-based line of a byte offset in this manifest (re-read from
+    /// disk; `None` when it cannot be).
+    pub fn line_of(&self, offset: usize) -> Option<usize> {
+        let text = std::fs::read_to_string(&self.file).ok()?;
+        Some(line_at(&text, offset))
     }
 
     /// An error about this manifest at `line`.

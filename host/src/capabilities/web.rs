@@ -15,6 +15,7 @@ use crate::capabilities::bindings::web::{self, WebError};
 use crate::capabilities::response::ResponseCtx;
 use crate::router::Router;
 use crate::services::web::{Web, now, now_f64, xsrf};
+use crate::statics::Statics;
 
 /// The web capability's per-instance context.
 #[derive(Default)]
@@ -22,6 +23,8 @@ pub struct WebCtx {
     web: Arc<Web>,
     /// The routes active when the request arrived (`reverse_url`).
     router: Arc<Router>,
+    /// The app's `static_path` (`static_url` with its `?v=` hash).
+    statics: Option<Arc<Statics>>,
     /// The request's `Cookie` headers, parsed when asked.
     cookie_headers: Vec<HeaderValue>,
     /// The raw token under this response's XSRF token, and whether the
@@ -32,10 +35,16 @@ pub struct WebCtx {
 }
 
 impl WebCtx {
-    pub fn new(web: Arc<Web>, router: Arc<Router>, cookie_headers: Vec<HeaderValue>) -> Self {
+    pub fn new(
+        web: Arc<Web>,
+        router: Arc<Router>,
+        statics: Option<Arc<Statics>>,
+        cookie_headers: Vec<HeaderValue>,
+    ) -> Self {
         WebCtx {
             web,
             router,
+            statics,
             cookie_headers,
             raw_xsrf: None,
             xsrf_token: None,
@@ -131,8 +140,13 @@ impl WebCtx {
         )
     }
 
-    fn static_url(&self, path: &str) -> String {
-        format!("/static/{}", path.trim_start_matches('/'))
+    /// Tornado's `static_url`: under the app's `static_url_prefix`, with the
+    /// file's content hash as `?v=` (`/static/PATH` when there is no `static_path`).
+    fn static_url(statics: Option<&Statics>, path: &str) -> String {
+        match statics {
+            Some(statics) => statics.static_url(path),
+            None => format!("/static/{}", path.trim_start_matches('/')),
+        }
     }
 
     /// Renders `name`: the guest's JSON context plus the page helpers.
@@ -167,10 +181,8 @@ impl WebCtx {
                 )
             })
         });
-        let static_prefix = self.static_url("");
-        let static_url = Value::from_function(move |path: String| {
-            format!("{static_prefix}{}", path.trim_start_matches('/'))
-        });
+        let statics = self.statics.clone();
+        let static_url = Value::from_function(move |path: String| Self::static_url(statics.as_deref(), &path));
         let context = minijinja::context! {
             xsrf_form_html => form_html,
             reverse_url => reverse_url,
@@ -290,7 +302,7 @@ impl web::Host for WebView<'_> {
     }
 
     async fn static_url(&mut self, path: String) -> wasmtime::Result<String> {
-        Ok(self.web.static_url(&path))
+        Ok(WebCtx::static_url(self.web.statics.as_deref(), &path))
     }
 
     async fn login_url(&mut self) -> wasmtime::Result<Option<String>> {

@@ -49,7 +49,12 @@ pub(super) async fn serve(
         .iter()
         .cloned()
         .collect();
-    let web = WebCtx::new(app.web().clone(), Arc::clone(&app.deployer().router()), cookies);
+    let web = WebCtx::new(
+        app.web().clone(),
+        Arc::clone(&app.deployer().router()),
+        app.statics().cloned(),
+        cookies,
+    );
     let data = RequestData::new(parts, body, remote.ip(), path_args, path_kwargs);
     let (head_tx, mut head_rx) = oneshot::channel();
     let request_id = app.next_request_id();

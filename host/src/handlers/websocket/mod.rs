@@ -137,6 +137,7 @@ async fn handshake(
     guest.ctx().web = crate::capabilities::web::WebCtx::new(
         app.web().clone(),
         std::sync::Arc::clone(&app.deployer().router()),
+        app.statics().cloned(),
         cookies,
     );
 
