@@ -15,6 +15,7 @@ import json
 import os
 import re
 import unicodedata
+import urllib.parse
 
 import tornado.web
 
@@ -55,6 +56,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def get_template_namespace(self):
         namespace = super().get_template_namespace()
         namespace["blog_title"] = "Waterspout Blog"
+        namespace["next_query"] = urllib.parse.urlencode({"next": self.request.uri})
         return namespace
 
 
