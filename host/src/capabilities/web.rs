@@ -182,7 +182,8 @@ impl WebCtx {
             })
         });
         let statics = self.statics.clone();
-        let static_url = Value::from_function(move |path: String| Self::static_url(statics.as_deref(), &path));
+        let static_url =
+            Value::from_function(move |path: String| Self::static_url(statics.as_deref(), &path));
         let context = minijinja::context! {
             xsrf_form_html => form_html,
             reverse_url => reverse_url,
