@@ -174,7 +174,11 @@ impl WebCtx {
         let router = self.router.clone();
         let reverse_url = Value::from_function(move |name: String, args: minijinja::value::Rest<String>| {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            router.reverse(&name, &args).ok_or_else(|| {
+            // A URL: escaped as HTML (`&`, quotes) but not minijinja's `/` → `&#x2f;`.
+            let url = router
+                .reverse(&name, &args)
+                .map(|u| Value::from_safe_string(crate::text::html_escape(&u)));
+            url.ok_or_else(|| {
                 minijinja::Error::new(
                     minijinja::ErrorKind::InvalidOperation,
                     format!("reverse_url: no route named {name:?} (or wrong arguments)"),
@@ -182,8 +186,12 @@ impl WebCtx {
             })
         });
         let statics = self.statics.clone();
-        let static_url =
-            Value::from_function(move |path: String| Self::static_url(statics.as_deref(), &path));
+        let static_url = Value::from_function(move |path: String| {
+            Value::from_safe_string(crate::text::html_escape(&Self::static_url(
+                statics.as_deref(),
+                &path,
+            )))
+        });
         let context = minijinja::context! {
             xsrf_form_html => form_html,
             reverse_url => reverse_url,
