@@ -30,6 +30,10 @@ const GUEST_WORKSPACES: &[&str] = &["examples", "tests/guests"];
 /// with its SDK in `guest-sdk/<language>/`.
 const LANGUAGES: &[&str] = &["python", "js", "c"];
 
+/// Apps of other languages kept elsewhere than `examples/<language>/` (the
+/// blog lives at `examples/blog/`, the path its issue names): (language, directory).
+const OTHER_APPS: &[(&str, &str)] = &[("python", "examples/blog")];
+
 /// One crate of a guest workspace.
 struct GuestCrate {
     /// The package name, e.g. `version-a`.
@@ -88,6 +92,16 @@ fn main() {
                 wasm: PathBuf::new(),
             });
         }
+    }
+
+    for (language, app) in OTHER_APPS {
+        let app = root.join(app);
+        build_language_app(&root, language, &app);
+        guests.push(GuestCrate {
+            name: format!("{language}-{}", app.file_name().unwrap().to_string_lossy()),
+            dir: app,
+            wasm: PathBuf::new(),
+        });
     }
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -1171,4 +1171,7 @@ void exports_waterspout_handler_websocket_handler_on_close(uint16_t *maybe_code,
 #endif /* WATERSPOUT_WEBSOCKET */
 
 #endif /* WATERSPOUT_IMPLEMENTATION */
+
+/* Signed cookies, XSRF, templates, URLs, the login guard. */
+#include "waterspout_web.h"
 #endif /* WATERSPOUT_H */

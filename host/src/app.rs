@@ -12,6 +12,7 @@ use crate::config::ServerConfig;
 use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore};
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
+use crate::services::web::Web;
 use crate::statics::Statics;
 use crate::services::{ServiceError, ServiceOptions, Services};
 
@@ -38,6 +39,8 @@ pub struct App {
     next_request_id: AtomicU64,
     /// Open WebSocket connections (graceful shutdown closes them).
     connections: Connections,
+    /// Signed cookies, XSRF, templates (`[app]`'s web settings).
+    web: Arc<Web>,
     /// `static_path` and its version cache, when the app has one.
     statics: Option<Arc<Statics>>,
     /// The service backends (kv, …) every guest's capabilities use.
@@ -99,6 +102,7 @@ impl App {
         };
         // The store's active versions (and route table) win over the manifest.
         let dir = manifest.dir.clone();
+        let web = Arc::new(Web::from_manifest(&manifest));
         let deployer = Deployer::restore(manifest, components, versions)?;
         Ok(Arc::new(App {
             dir,
@@ -106,6 +110,7 @@ impl App {
             deployer: Arc::new(deployer),
             next_request_id: AtomicU64::new(1),
             connections: Connections::default(),
+            web,
             statics,
             services,
             wasm,
@@ -161,6 +166,10 @@ impl App {
 
     pub(crate) fn services(&self) -> &Services {
         &self.services
+    }
+
+    pub(crate) fn web(&self) -> &Arc<Web> {
+        &self.web
     }
 
     pub(crate) fn connections(&self) -> &Connections {

@@ -71,6 +71,27 @@ pub struct AppSettings {
     /// restart; default false (in memory only).
     #[serde(default)]
     pub kv_persist: bool,
+    // Tornado's web settings (signed cookies, XSRF, templates, login): docs/web.md.
+    /// A string, or a table of versioned keys (`{ 1 = "old", 2 = "new" }`) with `key_version`.
+    pub cookie_secret: Option<Spanned<CookieSecret>>,
+    /// Which key of a versioned `cookie_secret` signs new values.
+    pub key_version: Option<Spanned<u32>>,
+    /// Check `_xsrf` on every POST, PUT, PATCH and DELETE (Tornado: every method but GET, HEAD, OPTIONS).
+    pub xsrf_cookies: Option<bool>,
+    /// The XSRF cookie's name (default `_xsrf`; e.g. `__Host-xsrf`).
+    pub xsrf_cookie_name: Option<String>,
+    /// 2 (masked, the default) or 1 (plain hex), as Tornado's `xsrf_cookie_version`.
+    pub xsrf_cookie_version: Option<Spanned<u8>>,
+    /// Options of the XSRF cookie (Tornado's `xsrf_cookie_kwargs`).
+    pub xsrf_cookie_kwargs: Option<CookieKwargs>,
+    /// Tornado 6.6's `cross_origin_protection`: refuse cross-origin unsafe requests.
+    pub cross_origin_protection: Option<bool>,
+    /// Origins `cross_origin_protection` lets through (e.g. "https://example.com").
+    pub trusted_origins: Option<Vec<String>>,
+    /// The template directory, relative to the manifest.
+    pub template_path: Option<String>,
+    /// Where `authenticated` sends a visitor who is not signed in.
+    pub login_url: Option<String>,
 }
 
 /// `[app.tls]`: PEM files, relative to the manifest.
@@ -81,6 +102,36 @@ pub struct TlsSettings {
     pub cert: String,
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key: String,
+}
+
+/// `cookie_secret`: one key, or versioned keys (table keys are the versions).
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CookieSecret {
+    One(String),
+    Versioned(BTreeMap<String, String>),
+}
+
+/// Never shows the secret.
+impl fmt::Debug for CookieSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieSecret(<redacted>)")
+    }
+}
+
+/// Options of a cookie the host sets (the XSRF cookie).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookieKwargs {
+    pub domain: Option<String>,
+    pub path: Option<String>,
+    #[serde(default)]
+    pub secure: bool,
+    #[serde(default)]
+    pub httponly: bool,
+    /// "Strict", "Lax" or "None".
+    pub samesite: Option<String>,
+    pub expires_days: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +197,10 @@ pub struct HandlerLimits {
     /// its default namespace.
     #[serde(default)]
     pub kv: Vec<String>,
+    /// A directory (relative to the manifest) the handler may read and write
+    /// as `/data` through WASI files; none by default.
+    #[serde(default)]
+    pub data_dir: Option<String>,
     /// WebSocket: largest message, bytes (Tornado: 10 MiB).
     #[serde(default = "default_ws_max_message")]
     pub max_message_size: usize,
@@ -184,6 +239,7 @@ impl Default for HandlerLimits {
             allowed_outbound_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             kv: Vec::new(),
+            data_dir: None,
             max_message_size: default_ws_max_message(),
             idle_timeout_secs: default_ws_idle(),
         }
@@ -337,6 +393,7 @@ impl Manifest {
                 line: line_at(text, route.pattern.span().start),
             });
         }
+        check_web(&raw.app, &|offset| line_at(text, offset)).map_err(|(line, m)| err(line, m))?;
         if routes.is_empty() {
             return Err(err(
                 None,
@@ -408,6 +465,63 @@ fn valid_namespace(ns: &str) -> bool {
         && ns
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Checks `[app]`'s web settings: versioned `cookie_secret` keys are
+/// integers, `key_version` names one of them, `xsrf_cookie_version` is 1 or 2.
+fn check_web(app: &AppSettings, line: &dyn Fn(usize) -> usize) -> Result<(), (Option<usize>, String)> {
+    if let Some(secret) = &app.cookie_secret {
+        let at = Some(line(secret.span().start));
+        match secret.get_ref() {
+            CookieSecret::One(s) if s.is_empty() => {
+                return Err((at, "[app] cookie_secret is empty".to_owned()));
+            }
+            CookieSecret::One(_) => {}
+            CookieSecret::Versioned(keys) => {
+                if keys.is_empty() {
+                    return Err((
+                        at,
+                        "[app] cookie_secret: a table needs at least one key".to_owned(),
+                    ));
+                }
+                for key in keys.keys() {
+                    if key.parse::<u32>().is_err() {
+                        return Err((
+                            at,
+                            format!("[app] cookie_secret: key version {key:?} is not a whole number"),
+                        ));
+                    }
+                }
+                let Some(version) = &app.key_version else {
+                    return Err((
+                        at,
+                        "[app] cookie_secret is a table of versioned keys: set key_version too".to_owned(),
+                    ));
+                };
+                if !keys
+                    .keys()
+                    .any(|k| k.parse::<u32>().ok() == Some(*version.get_ref()))
+                {
+                    return Err((
+                        Some(line(version.span().start)),
+                        format!(
+                            "[app] key_version = {} is not a key of cookie_secret",
+                            version.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(v) = &app.xsrf_cookie_version
+        && !matches!(v.get_ref(), 1 | 2)
+    {
+        return Err((
+            Some(line(v.span().start)),
+            format!("[app] xsrf_cookie_version = {}: must be 1 or 2", v.get_ref()),
+        ));
+    }
+    Ok(())
 }
 
 /// Settings values reach the guest as strings; non-strings as JSON text.

@@ -12,4 +12,5 @@ mod reuse;
 mod services;
 mod wasi_http;
 mod wasi_http3;
+mod web;
 mod websocket;

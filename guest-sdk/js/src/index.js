@@ -17,8 +17,9 @@
 
 import { log as hostLog } from "waterspout:handler/log@0.1.0";
 import { reasonPhrase } from "./status.js";
+import { SignedCookies, WebHelpers, authenticated, hooks as webHooks, mixin } from "./web.js";
 
-export { reasonPhrase };
+export { reasonPhrase, authenticated };
 
 /** The world-specific imports, set by `http.js` or `ws.js`. @internal */
 export const host = { response: null, connection: null };
@@ -659,3 +660,9 @@ export function logException(where, error) {
 export function isThenable(value) {
   return value !== null && (typeof value === "object" || typeof value === "function") && typeof value.then === "function";
 }
+
+// Tornado's web helpers (guest-sdk/js/src/web.js): signed cookies, XSRF,
+// templates, URLs, currentUser.
+mixin(RequestHandler, WebHelpers);
+mixin(WebSocketHandler, SignedCookies);
+webHooks.HTTPError = HTTPError;

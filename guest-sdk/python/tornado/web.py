@@ -6,6 +6,7 @@ from waterspout.web import (  # noqa: F401 — re-exported under Tornado's names
     HTTPError,
     MissingArgumentError,
     RequestHandler,
+    authenticated,
 )
 
 from ._unsupported import unsupported

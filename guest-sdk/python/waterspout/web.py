@@ -29,6 +29,9 @@ except ImportError:  # pragma: no cover - depends on the world being built
 
 from componentize_py_types import Err as _Err
 
+from ._webhelpers import WebHelpers as _WebHelpers
+from ._webhelpers import authenticated
+
 __all__ = [
     "RequestHandler",
     "HTTPError",
@@ -37,6 +40,7 @@ __all__ = [
     "HTTPHeaders",
     "HTTPFile",
     "Finish",
+    "authenticated",
 ]
 
 _ARG_DEFAULT = object()
@@ -328,7 +332,7 @@ def _json_encode(value):
     return json.dumps(value).replace("</", "<\\/")
 
 
-class RequestHandler:
+class RequestHandler(_WebHelpers):
     """Tornado's ``RequestHandler``: subclass it and define the verbs you serve.
 
         class ItemHandler(web.RequestHandler):
@@ -562,12 +566,6 @@ class RequestHandler:
             self.finish()
 
     # -- misc ----------------------------------------------------------------------
-
-    def render(self, template_name, **kwargs):
-        raise NotImplementedError("render(): templates are not supported by Waterspout's Python SDK")
-
-    def reverse_url(self, name, *args):
-        raise NotImplementedError("reverse_url: routes live in waterspout.toml")
 
     def _bind(self, raw):
         self.request._bind(raw)

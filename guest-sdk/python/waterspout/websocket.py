@@ -22,6 +22,7 @@ from componentize_py_types import Err as _Err
 from wit_world.imports import websocket_connection as _conn
 
 from . import web
+from ._webhelpers import SignedCookies as _SignedCookies
 
 __all__ = ["WebSocketHandler", "WebSocketClosedError"]
 
@@ -31,7 +32,7 @@ class WebSocketClosedError(Exception):
     closed (or the client stopped reading and the buffer is full)."""
 
 
-class WebSocketHandler:
+class WebSocketHandler(_SignedCookies):
     """Tornado's ``WebSocketHandler``: override ``open``, ``on_message``, ``on_close``.
 
     ``self.request`` is the handshake request (read in full before ``open``);

@@ -34,6 +34,9 @@
 //! | `raise HTTPError(404)`           | `return Err(HttpError::new(404))`           |
 //! | `self.send_error(403)`           | `ctx.send_error(403)`                       |
 //! | `self.request.headers`           | `ctx.request().headers()`                   |
+//! | `self.get_signed_cookie("u")`    | `ctx.get_signed_cookie("u")`                |
+//! | `self.render("t.html", x=1)`     | `ctx.render("t.html", &json!({"x": 1}))?`   |
+//! | `@tornado.web.authenticated`     | `ctx.authenticated(user, \|ctx, user\| ..)`  |
 //!
 //! The crate also compiles for native targets so that handler code can be
 //! type-checked and unit-tested anywhere, but calls that reach the host
@@ -56,6 +59,7 @@ mod settings;
 mod slot;
 mod status;
 pub mod timers;
+mod web;
 mod websocket;
 
 pub use self::{
@@ -65,6 +69,7 @@ pub use self::{
     request::{Method, Request, UploadedFile},
     settings::Settings,
     status::reason_phrase,
+    web::MAX_AGE_DAYS,
     websocket::{Message, WebSocketHandler, WsContext},
 };
 

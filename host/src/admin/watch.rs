@@ -28,6 +28,8 @@ pub const DEBOUNCE: Duration = Duration::from_millis(200);
 /// Watching stops when this is dropped.
 pub struct WatchHandle {
     _watcher: RecommendedWatcher,
+    /// The app's template directory, when it has one.
+    _templates: Option<RecommendedWatcher>,
     task: JoinHandle<()>,
 }
 
@@ -69,11 +71,44 @@ pub fn start(app: Arc<App>) -> anyhow::Result<WatchHandle> {
             .with_context(|| format!("--watch: cannot watch {}", dir.display()))?;
         tracing::info!("--watch: watching {}", dir.display());
     }
+    let templates = watch_templates(&app)?;
     let task = tokio::spawn(debounce(app, files, rx));
     Ok(WatchHandle {
         _watcher: watcher,
+        _templates: templates,
         task,
     })
+}
+
+/// Templates reload when a file under the app's `template_path` changes:
+/// the loaded ones are dropped and the next render reads the files again.
+fn watch_templates(app: &Arc<App>) -> anyhow::Result<Option<RecommendedWatcher>> {
+    let web = app.web().clone();
+    let Some(dir) = web.templates().map(|t| t.dir().to_owned()) else {
+        return Ok(None);
+    };
+    if !dir.is_dir() {
+        tracing::warn!("--watch: template_path {} is not a directory", dir.display());
+        return Ok(None);
+    }
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+        Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
+        Ok(_) => {
+            if let Some(templates) = web.templates() {
+                templates.reload();
+                tracing::info!(
+                    "--watch: templates in {} changed: reloaded",
+                    templates.dir().display()
+                );
+            }
+        }
+        Err(e) => tracing::warn!("--watch: {e}"),
+    })?;
+    watcher
+        .watch(&dir, RecursiveMode::Recursive)
+        .with_context(|| format!("--watch: cannot watch {}", dir.display()))?;
+    tracing::info!("--watch: watching templates in {}", dir.display());
+    Ok(Some(watcher))
 }
 
 /// The canonical parent directory and the file name.

@@ -16,6 +16,7 @@ pub mod response;
 pub mod timers;
 pub mod wasi;
 pub mod wasi_p3;
+pub mod web;
 pub mod websocket_connection;
 
 use wasmtime::component::{Linker, ResourceTable};
@@ -41,6 +42,7 @@ pub struct Ctx {
     pub websocket_connection: websocket_connection::ConnectionCtx,
     pub kv: kv::KvCtx,
     pub timers: timers::Timers,
+    pub web: web::WebCtx,
 }
 
 impl Ctx {
@@ -58,6 +60,7 @@ impl Ctx {
             websocket_connection: Default::default(),
             kv: Default::default(),
             timers: Default::default(),
+            web: Default::default(),
         }
     }
 }
@@ -81,5 +84,12 @@ pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> 
     websocket_connection::add_to_linker(linker, |t| &mut t.capabilities().websocket_connection)?;
     kv::add_to_linker(linker, |t| &mut t.capabilities().kv)?;
     timers::add_to_linker(linker, |t| &mut t.capabilities().timers)?;
+    web::add_to_linker(linker, |t| {
+        let ctx = t.capabilities();
+        web::WebView {
+            web: &mut ctx.web,
+            response: &mut ctx.response,
+        }
+    })?;
     Ok(())
 }

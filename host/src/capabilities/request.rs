@@ -223,7 +223,7 @@ impl RequestData {
             .filter_map(|v| v.to_str().ok())
             .flat_map(cookie::Cookie::split_parse_encoded)
             .filter_map(Result::ok)
-            .map(|c| (c.name().to_owned(), c.value().to_owned()))
+            .map(|c| (c.name().to_owned(), crate::text::cookie_unquote(c.value())))
             .collect()
     }
 

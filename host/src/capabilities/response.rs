@@ -178,8 +178,21 @@ impl ResponseState {
         Ok(())
     }
 
-    pub fn set_cookie(&mut self, cookie: cookie::Cookie<'_>) -> Result<(), ResponseError> {
-        let text = cookie.encoded().to_string();
+    /// Adds a `Set-Cookie` header. The value is quoted as Tornado (Python's
+    /// `http.cookies`) quotes it, so a Tornado app reads it (signed values
+    /// hold `|`, `:` and `=`); values Tornado refuses are percent-encoded.
+    pub fn set_cookie(&mut self, mut cookie: cookie::Cookie<'_>) -> Result<(), ResponseError> {
+        let legal_name = cookie
+            .name()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$&'*+-.^_`|~:".contains(&b));
+        let text = match crate::text::cookie_quote(cookie.value()) {
+            Some(quoted) if legal_name => {
+                cookie.set_value(quoted);
+                cookie.to_string()
+            }
+            _ => cookie.encoded().to_string(),
+        };
         let value = HeaderValue::from_str(&text).map_err(|_| ResponseError::Cookie(text.clone()))?;
         self.headers.append(header::SET_COOKIE, value);
         Ok(())

@@ -20,7 +20,10 @@ use crate::body::{Body, error_page};
 use crate::capabilities::bindings::{HandlerPre, HandlerWorld, HttpError, RequestHandler};
 use crate::capabilities::request::RequestData;
 use crate::capabilities::response::{ResponseCtx, ResponseState};
+use crate::capabilities::wasi::Wasi;
+use crate::capabilities::web::WebCtx;
 use crate::runtime::{Guest, HostState, Warm};
+use crate::services::web::{UnsafeRequest, Web};
 use crate::text::sanitize;
 
 /// Serves one request; never fails (every failure is a response).
@@ -40,6 +43,18 @@ pub(super) async fn serve(
         path_args,
         path_kwargs,
     } = target;
+    let cookies = parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    let web = WebCtx::new(
+        app.web().clone(),
+        Arc::clone(&app.deployer().router()),
+        app.statics().cloned(),
+        cookies,
+    );
     let data = RequestData::new(parts, body, remote.ip(), path_args, path_kwargs);
     let (head_tx, mut head_rx) = oneshot::channel();
     let request_id = app.next_request_id();
@@ -55,13 +70,18 @@ pub(super) async fn serve(
         let is_head = data.method == Method::HEAD;
         guest.ctx().response = ResponseCtx::new(ResponseState::new(head_tx, is_head));
         super::grant_services(&app, &slot.limits, guest.ctx());
+        guest.ctx().web = web;
+        if let Some(dir) = &slot.limits.data_dir {
+            guest.ctx().wasi = Wasi::with_data_dir(app.dir().join(dir));
+        }
+        let checks = app.web().clone();
         let outcome = guest
             .call("request", async |store| {
                 let instance = match reused {
                     Some(Warm::Handler(instance)) => instance,
                     _ => pre.instantiate_async(&mut *store).await?,
                 };
-                lifecycle(store, &instance, &settings, data).await?;
+                lifecycle(store, &instance, &settings, data, &checks).await?;
                 Ok(instance)
             })
             .await;
@@ -102,12 +122,14 @@ async fn lifecycle(
     instance: &HandlerWorld,
     settings: &[(String, String)],
     mut data: RequestData,
+    web: &Web,
 ) -> wasmtime::Result<()> {
     let handler = instance.waterspout_handler_request_handler();
     handler.call_initialize(&mut *store, settings).await?;
 
     let body_error = data.parse_body().await.err();
     let method = data.method.clone();
+    let refused = unsafe_request_refused(web, &data);
     let req: Resource<RequestData> = store.data_mut().ctx.table.push(data)?;
     let borrow = || Resource::<RequestData>::new_borrow(req.rep());
 
@@ -122,6 +144,14 @@ async fn lifecycle(
             status: 405,
             reason: None,
             log_message: None,
+        })
+    } else if let Some(why) = refused {
+        // Tornado's `_cross_origin_protection`: before prepare, the page from
+        // the handler's own `write_error`.
+        Err(HttpError {
+            status: 403,
+            reason: None,
+            log_message: Some(why),
         })
     } else {
         match handler.call_prepare(&mut *store, borrow()).await? {
@@ -212,6 +242,32 @@ fn response(store: &mut Store<HostState>) -> &mut ResponseState {
         .response
         .get()
         .expect("http instance has a response")
+}
+
+/// Why an unsafe request (not GET, HEAD or OPTIONS) is refused before the
+/// guest's `prepare`: a missing or wrong XSRF token (`xsrf_cookies`), or a
+/// cross-origin request (`cross_origin_protection`). `None` lets it through.
+fn unsafe_request_refused(web: &Web, data: &RequestData) -> Option<String> {
+    if !web.checks_unsafe_requests() || matches!(data.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return None;
+    }
+    let header = |name: &str| data.headers.get(name).and_then(|v| v.to_str().ok());
+    let cookie = data.cookie(&web.xsrf.cookie_name);
+    let host = data.host();
+    // Tornado's `get_argument("_xsrf")`: the last value.
+    let argument = data.argument_values("_xsrf").pop().filter(|v| !v.is_empty());
+    let presented = argument
+        .as_deref()
+        .or_else(|| header("x-xsrftoken").filter(|v| !v.is_empty()))
+        .or_else(|| header("x-csrftoken"));
+    web.check_unsafe_request(&UnsafeRequest {
+        xsrf_cookie: cookie.as_deref(),
+        xsrf_presented: presented,
+        sec_fetch_site: header("sec-fetch-site"),
+        origin: header("origin"),
+        host: Some(&host),
+    })
+    .err()
 }
 
 /// Tornado's `SUPPORTED_METHODS`.

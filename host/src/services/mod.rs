@@ -10,6 +10,7 @@
 
 pub mod kv;
 mod kv_log;
+pub mod web;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -128,6 +128,19 @@ async fn handshake(
     let tag = guest.tag().clone();
     guest.ctx().websocket_connection = ConnectionCtx::new(outbound, tag.clone());
     super::grant_services(&app, limits, guest.ctx());
+    // Signed cookies (`current_user` in `open`) read the handshake's cookies.
+    let cookies = parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    guest.ctx().web = crate::capabilities::web::WebCtx::new(
+        app.web().clone(),
+        std::sync::Arc::clone(&app.deployer().router()),
+        app.statics().cloned(),
+        cookies,
+    );
 
     let offered = subprotocols(&parts.headers);
     let data = RequestData::new(parts, bytes::Bytes::new(), remote.ip(), path_args, path_kwargs);
