@@ -12,6 +12,7 @@ use crate::config::ServerConfig;
 use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore};
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
+use crate::services::Services;
 
 /// Why an app could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,8 @@ pub struct App {
     next_request_id: AtomicU64,
     /// Open WebSocket connections (graceful shutdown closes them).
     connections: Connections,
+    /// The app-wide backends of the host services (broker…).
+    services: Services,
     // Dropped last: stops the epoch ticker.
     wasm: WasmEngine,
 }
@@ -75,6 +78,7 @@ impl App {
             deployer: Arc::new(deployer),
             next_request_id: AtomicU64::new(1),
             connections: Connections::default(),
+            services: Services::default(),
             wasm,
         }))
     }
@@ -118,6 +122,10 @@ impl App {
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
         &self.wasm.engine
+    }
+
+    pub(crate) fn services(&self) -> &Services {
+        &self.services
     }
 
     pub(crate) fn connections(&self) -> &Connections {

@@ -27,12 +27,16 @@ pub mod websocket {
         with: {
             "waterspout:handler/types@0.1.0": crate::bindings::handler::waterspout::handler::types,
             "waterspout:handler/log@0.1.0": crate::bindings::handler::waterspout::handler::log,
+            "waterspout:handler/pubsub@0.1.0": crate::bindings::handler::waterspout::handler::pubsub,
+            "waterspout:handler/groups@0.1.0": crate::bindings::handler::waterspout::handler::groups,
         },
     });
 }
 
 pub(crate) use handler::exports::waterspout::handler::request_handler as raw_handler;
+pub(crate) use handler::waterspout::handler::groups as raw_groups;
 pub(crate) use handler::waterspout::handler::log as raw_log;
+pub(crate) use handler::waterspout::handler::pubsub as raw_pubsub;
 pub(crate) use handler::waterspout::handler::response as raw_response;
 pub(crate) use handler::waterspout::handler::types as raw_types;
 pub(crate) use websocket::exports::waterspout::handler::websocket_handler as raw_websocket_handler;

@@ -48,8 +48,10 @@ pub mod bindings;
 
 mod context;
 mod error;
+pub mod groups;
 mod handler;
 pub mod log;
+pub mod pubsub;
 mod request;
 mod settings;
 mod slot;

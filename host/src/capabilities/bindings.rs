@@ -28,6 +28,8 @@ pub mod websocket {
         with: {
             "waterspout:handler/types": crate::capabilities::bindings::handler::waterspout::handler::types,
             "waterspout:handler/log": crate::capabilities::bindings::handler::waterspout::handler::log,
+            "waterspout:handler/pubsub": crate::capabilities::bindings::handler::waterspout::handler::pubsub,
+            "waterspout:handler/groups": crate::capabilities::bindings::handler::waterspout::handler::groups,
         },
     });
 }
@@ -37,7 +39,7 @@ pub use handler::waterspout::handler::log::Level as LogLevel;
 pub use handler::waterspout::handler::response::CookieOptions;
 pub use handler::waterspout::handler::types::Method as WitMethod;
 pub use handler::waterspout::handler::types::UploadedFile;
-pub use handler::waterspout::handler::{log, response, types};
+pub use handler::waterspout::handler::{groups, log, pubsub, response, types};
 pub use handler::{Handler as HandlerWorld, HandlerPre};
 pub use websocket::waterspout::handler::websocket_connection;
 pub use websocket::waterspout::handler::websocket_connection::Message as WsMessage;

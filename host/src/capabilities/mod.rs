@@ -8,10 +8,14 @@
 //! context as one field of [`Ctx`], and one line in [`add_to_linker`].
 
 pub mod bindings;
+pub mod grants;
+pub mod groups;
 pub mod log;
 pub mod outbound_http;
+pub mod pubsub;
 pub mod request;
 pub mod response;
+pub mod waiting;
 pub mod wasi;
 pub mod wasi_p3;
 pub mod websocket_connection;
@@ -37,6 +41,10 @@ pub struct Ctx {
     pub outbound_http: outbound_http::OutboundHttp,
     pub response: response::ResponseCtx,
     pub websocket_connection: websocket_connection::ConnectionCtx,
+    /// The waiting budget and hang-up signal host calls that wait share.
+    pub waiting: waiting::Waiting,
+    pub pubsub: pubsub::PubsubCtx,
+    pub groups: groups::GroupsCtx,
 }
 
 impl Ctx {
@@ -52,6 +60,9 @@ impl Ctx {
             outbound_http: Default::default(),
             response: Default::default(),
             websocket_connection: Default::default(),
+            waiting: Default::default(),
+            pubsub: Default::default(),
+            groups: Default::default(),
         }
     }
 }
@@ -73,5 +84,10 @@ pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> 
     log::add_to_linker(linker, |t| &mut t.capabilities().tag)?;
     response::add_to_linker(linker, |t| &mut t.capabilities().response)?;
     websocket_connection::add_to_linker(linker, |t| &mut t.capabilities().websocket_connection)?;
+    pubsub::add_to_linker(linker, |t| {
+        let Ctx { pubsub, waiting, .. } = t.capabilities();
+        pubsub::PubsubView { ctx: pubsub, waiting }
+    })?;
+    groups::add_to_linker(linker, |t| &mut t.capabilities().groups)?;
     Ok(())
 }

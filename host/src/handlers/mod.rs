@@ -9,6 +9,7 @@
 //! `App`, the runtime and the capabilities' contexts, never the server.
 
 mod http;
+mod services;
 mod wasi_http;
 mod wasi_http3;
 pub(crate) mod websocket;
