@@ -24,6 +24,7 @@ use clap::Parser;
 mod baseline;
 mod chart;
 mod peers;
+mod pubsub;
 mod swap;
 mod swap_bench;
 mod wrk;
@@ -47,6 +48,12 @@ struct Args {
     /// Idle WebSockets for scenario c.
     #[arg(long, default_value_t = 10_000)]
     idle_websockets: usize,
+    /// Suspended long polls for scenario e (pub/sub on the chat example).
+    #[arg(long, default_value_t = 10_000)]
+    long_polls: usize,
+    /// WebSocket group members for scenario e.
+    #[arg(long, default_value_t = 10_000)]
+    group_members: usize,
     /// Skip the peers that must be installed (wasmtime serve, Tornado).
     #[arg(long)]
     no_peers: bool,
@@ -109,7 +116,8 @@ fn main() -> anyhow::Result<()> {
             "b" => scenario_b(&root)?,
             "c" => scenario_c(&runtime, &root, &args)?,
             "d" => swap::scenario_d(&runtime, &root, args.duration)?,
-            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d)"),
+            "e" => pubsub::scenario_e(&root, args.long_polls, args.group_members)?,
+            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e)"),
         };
         println!("{section}");
         report.push_str(&section);

@@ -7,6 +7,7 @@
 
 mod admin;
 mod apps;
+mod browser;
 mod measure;
 mod process;
 pub mod raw;
@@ -17,6 +18,7 @@ pub mod websocket;
 pub use self::{
     admin::{ADMIN_TOKEN, admin_call, admin_config, start_version_a},
     apps::{app_with_manifest, read_wasm, version_app},
+    browser::Browser,
     measure::{measure_alone, own_rss_kib},
     process::{ServerProcess, serve_command},
     server::TestServer,

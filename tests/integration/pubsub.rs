@@ -12,7 +12,8 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use waterspout_tests::guests::PUBSUB_APP;
 use waterspout_tests::harness::websocket::{connect, send_text, text};
-use waterspout_tests::harness::{TestServer, admin_config};
+use fantoccini::Locator;
+use waterspout_tests::harness::{Browser, TestServer, admin_config};
 
 async fn post(server: &TestServer, path: &str) -> (u16, String) {
     let response = server.client.post(server.url(path)).send().await.unwrap();
@@ -248,5 +249,176 @@ async fn a_broadcast_reaches_every_member_without_calling_their_guests() {
     let url = format!("ws://{}/ws?group=secret", server.addr);
     let refused = tokio_tungstenite::connect_async(url).await;
     assert!(refused.is_err(), "joining a group not granted must fail");
+    server.shutdown().await;
+}
+
+/// The news example (C and JavaScript): publish, a long poll woken by a
+/// publish, a topic not granted (403), and a hang-up during the wait
+/// running the SDK's on_connection_close (which publishes "closed").
+async fn news_case(app: &str) {
+    let server = TestServer::start(app).await;
+    let (status, body) = server.get_text("/topic-not-granted").await;
+    assert_eq!(status, 403, "{body}");
+
+    let (status, cursor) = post(&server, "/publish?data=first").await;
+    assert_eq!(status, 200, "{cursor}");
+    let cursor: u64 = cursor.parse().unwrap();
+    let (_, body) = server.get_text("/wait?after=0&timeout_ms=0").await;
+    assert_eq!(messages(&body), [(cursor, "first".to_owned())]);
+
+    let waiter = tokio::spawn({
+        let url = server.url(&format!("/wait?after={cursor}&timeout_ms=15000"));
+        let client = server.client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished());
+    post(&server, "/publish?data=second").await;
+    let body = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    assert_eq!(messages(&body), [(cursor + 1, "second".to_owned())]);
+
+    // A hang-up during the wait: the SDK calls on_connection_close.
+    let mut socket = TcpStream::connect(server.addr).await.unwrap();
+    let request = format!("GET /wait?after={}&timeout_ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n", cursor + 1);
+    socket.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(socket);
+    let (_, body) = server
+        .get_text(&format!("/wait?after={}&timeout_ms=5000", cursor + 1))
+        .await;
+    assert_eq!(messages(&body), [(cursor + 2, "closed".to_owned())]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn c_guests_publish_and_long_poll() {
+    news_case(waterspout_tests::guests::C_NEWS_APP).await;
+}
+
+#[tokio::test]
+async fn js_guests_publish_and_long_poll() {
+    news_case(waterspout_tests::guests::JS_NEWS_APP).await;
+}
+
+/// Tornado's chat demo protocol, over HTTP and WebSocket (examples/python/chat).
+#[tokio::test]
+async fn the_python_chat_speaks_tornados_chat_protocol() {
+    let server = TestServer::start(waterspout_tests::guests::PYTHON_CHAT_APP).await;
+    let (status, page) = server.get_text("/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"messageform\""), "{page}");
+
+    let form = |pairs: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        pairs
+    };
+    let new = |body: &'static str| {
+        let client = server.client.clone();
+        let url = server.url("/a/message/new");
+        async move {
+            let response = client.post(url).form(&[("body", body)]).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let first = new("<b>hi</b> & bye").await;
+    assert_eq!(first["body"], "<b>hi</b> & bye");
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        first["html"],
+        format!("<div class=\"message\" id=\"m{id}\">&lt;b&gt;hi&lt;/b&gt; &amp; bye</div>")
+    );
+
+    // No cursor, or one it does not know: the cached messages at once.
+    let updates = |pairs: Vec<(String, String)>| {
+        let client = server.client.clone();
+        let url = server.url("/a/message/updates");
+        async move {
+            let response = client.post(url).form(&pairs).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    for pairs in [form(&[]), form(&[("cursor", "not-a-known-id")])] {
+        let got = tokio::time::timeout(Duration::from_secs(10), updates(pairs)).await.unwrap();
+        assert_eq!(got["messages"][0]["id"], id.as_str());
+    }
+
+    // The newest cursor: a long poll until the next message, which a
+    // WebSocket client on /chatsocket sends (both variants share the room).
+    let poll = tokio::spawn(updates(form(&[("cursor", &id)])));
+    let mut socket_a = connect(&server, "/chatsocket").await;
+    let mut socket_b = connect(&server, "/chatsocket").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "the poll answered with nothing new");
+    send_text(&mut socket_a, r#"{"body": "from a socket"}"#).await;
+    for socket in [&mut socket_a, &mut socket_b] {
+        let message: Value = serde_json::from_str(&text(socket).await).unwrap();
+        assert_eq!(message["body"], "from a socket");
+        assert!(message["html"].as_str().unwrap().contains("from a socket"));
+    }
+    let got = tokio::time::timeout(Duration::from_secs(10), poll).await.unwrap().unwrap();
+    assert_eq!(got["messages"][0]["body"], "from a socket");
+
+    // A message posted over HTTP reaches the sockets too.
+    new("over http").await;
+    for socket in [&mut socket_a, &mut socket_b] {
+        let message: Value = serde_json::from_str(&text(socket).await).unwrap();
+        assert_eq!(message["body"], "over http");
+    }
+    server.shutdown().await;
+}
+
+/// Runs `script` in the current window until it returns `true` (10 s at most).
+async fn until_page(browser: &Browser, what: &str, script: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = browser.client.execute(script, vec![]).await.unwrap();
+        if value == Value::Bool(true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The chat page in headless Chromium: two windows; a message typed in one
+/// appears in the other, by long polling and by the WebSocket variant.
+#[tokio::test]
+async fn two_browser_windows_chat_by_long_polling_and_by_websocket() {
+    let server = TestServer::start(waterspout_tests::guests::PYTHON_CHAT_APP).await;
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    for (query, words) in [("", "hello by long polling"), ("?transport=websocket", "hello by websocket")] {
+        let url = server.url(&format!("/{query}"));
+        client.goto(&url).await.unwrap();
+        let first = client.window().await.unwrap();
+        let second = client.new_window(false).await.unwrap().handle;
+        client.switch_to_window(second.clone()).await.unwrap();
+        client.goto(&url).await.unwrap();
+        until_page(&browser, "the second window listening", "return document.body.dataset.ready === '1';").await;
+
+        client.switch_to_window(first.clone()).await.unwrap();
+        until_page(&browser, "the first window listening", "return document.body.dataset.ready === '1';").await;
+        let input = client.find(Locator::Id("message")).await.unwrap();
+        input.send_keys(words).await.unwrap();
+        client.find(Locator::Css("input[type=submit]")).await.unwrap().click().await.unwrap();
+
+        let shown = format!("return document.getElementById('inbox').textContent.includes({words:?});");
+        client.switch_to_window(second.clone()).await.unwrap();
+        until_page(&browser, "the message in the other window", &shown).await;
+        client.switch_to_window(first.clone()).await.unwrap();
+        until_page(&browser, "the message in its own window", &shown).await;
+        // One copy each, not two (the id guards against doubles).
+        let count: Value = client
+            .execute(&format!("return [...document.querySelectorAll('#inbox .message')].filter(m => m.textContent === {words:?}).length;"), vec![])
+            .await
+            .unwrap();
+        assert_eq!(count, Value::from(1));
+        client.switch_to_window(second).await.unwrap();
+        client.close_window().await.unwrap();
+        client.switch_to_window(first).await.unwrap();
+    }
+    browser.close().await;
     server.shutdown().await;
 }

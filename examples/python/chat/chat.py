@@ -172,6 +172,7 @@ var updater = {
   poll: function() {
     var args = {};
     if (updater.cursor) args.cursor = updater.cursor;
+    document.body.dataset.ready = "1";
     post("/a/message/updates", args)
       .then(function(r) { if (!r.ok) throw new Error(r.status); return r.json(); })
       .then(function(response) {
@@ -192,6 +193,7 @@ var updater = {
   },
   start: function() {
     updater.socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/chatsocket");
+    updater.socket.onopen = function() { document.body.dataset.ready = "1"; };
     updater.socket.onmessage = function(event) { showMessage(JSON.parse(event.data)); };
   }
 };
