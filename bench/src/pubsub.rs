@@ -43,7 +43,12 @@ fn serve_chat(root: &Path, instances: usize) -> anyhow::Result<Server> {
     let child = Command::new(&bin)
         .arg("serve")
         .arg(root.join("examples/python/chat"))
-        .args(["--listen", &addr.to_string(), "--max-instances", &instances.to_string()])
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--max-instances",
+            &instances.to_string(),
+        ])
         .env("WATERSPOUT_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -53,7 +58,9 @@ fn serve_chat(root: &Path, instances: usize) -> anyhow::Result<Server> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while std::net::TcpStream::connect(addr).is_err() {
         if Instant::now() > deadline || server.child.try_wait()?.is_some() {
-            bail!("waterspout serve examples/python/chat did not start (is examples/target/python/chat.wasm built? `cargo test --workspace --test integration pubsub::` builds it)");
+            bail!(
+                "waterspout serve examples/python/chat did not start (is examples/target/python/chat.wasm built? `cargo test --workspace --test integration pubsub::` builds it)"
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -163,14 +170,28 @@ pub fn broadcast(root: &Path, n: usize) -> anyhow::Result<Broadcast> {
         post_message(addr, "to everyone").await?;
         let tasks: Vec<_> = members
             .into_iter()
-            .map(|mut ws| tokio::spawn(async move { ws.next().await.context("closed")?.map(|_| ()).map_err(anyhow::Error::from) }))
+            .map(|mut ws| {
+                tokio::spawn(async move {
+                    ws.next()
+                        .await
+                        .context("closed")?
+                        .map(|_| ())
+                        .map_err(anyhow::Error::from)
+                })
+            })
             .collect();
         for task in tasks {
-            tokio::time::timeout(Duration::from_secs(120), task).await.context("a member never got it")???;
+            tokio::time::timeout(Duration::from_secs(120), task)
+                .await
+                .context("a member never got it")???;
         }
         let reach_all = start.elapsed();
         drop(server);
-        Ok(Broadcast { members: n, rss, reach_all })
+        Ok(Broadcast {
+            members: n,
+            rss,
+            reach_all,
+        })
     })
 }
 

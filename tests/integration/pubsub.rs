@@ -7,12 +7,12 @@
 
 use std::time::{Duration, Instant};
 
+use fantoccini::Locator;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use waterspout_tests::guests::PUBSUB_APP;
 use waterspout_tests::harness::websocket::{connect, send_text, text};
-use fantoccini::Locator;
 use waterspout_tests::harness::{Browser, TestServer, admin_config};
 
 async fn post(server: &TestServer, path: &str) -> (u16, String) {
@@ -274,12 +274,18 @@ async fn news_case(app: &str) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiter.is_finished());
     post(&server, "/publish?data=second").await;
-    let body = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(messages(&body), [(cursor + 1, "second".to_owned())]);
 
     // A hang-up during the wait: the SDK calls on_connection_close.
     let mut socket = TcpStream::connect(server.addr).await.unwrap();
-    let request = format!("GET /wait?after={}&timeout_ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n", cursor + 1);
+    let request = format!(
+        "GET /wait?after={}&timeout_ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n",
+        cursor + 1
+    );
     socket.write_all(request.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(socket);
@@ -309,7 +315,10 @@ async fn the_python_chat_speaks_tornados_chat_protocol() {
     assert!(page.contains("id=\"messageform\""), "{page}");
 
     let form = |pairs: &[(&str, &str)]| {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         pairs
     };
     let new = |body: &'static str| {
@@ -340,7 +349,9 @@ async fn the_python_chat_speaks_tornados_chat_protocol() {
         }
     };
     for pairs in [form(&[]), form(&[("cursor", "not-a-known-id")])] {
-        let got = tokio::time::timeout(Duration::from_secs(10), updates(pairs)).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), updates(pairs))
+            .await
+            .unwrap();
         assert_eq!(got["messages"][0]["id"], id.as_str());
     }
 
@@ -357,7 +368,10 @@ async fn the_python_chat_speaks_tornados_chat_protocol() {
         assert_eq!(message["body"], "from a socket");
         assert!(message["html"].as_str().unwrap().contains("from a socket"));
     }
-    let got = tokio::time::timeout(Duration::from_secs(10), poll).await.unwrap().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got["messages"][0]["body"], "from a socket");
 
     // A message posted over HTTP reaches the sockets too.
@@ -389,20 +403,39 @@ async fn two_browser_windows_chat_by_long_polling_and_by_websocket() {
     let server = TestServer::start(waterspout_tests::guests::PYTHON_CHAT_APP).await;
     let browser = Browser::start().await;
     let client = &browser.client;
-    for (query, words) in [("", "hello by long polling"), ("?transport=websocket", "hello by websocket")] {
+    for (query, words) in [
+        ("", "hello by long polling"),
+        ("?transport=websocket", "hello by websocket"),
+    ] {
         let url = server.url(&format!("/{query}"));
         client.goto(&url).await.unwrap();
         let first = client.window().await.unwrap();
         let second = client.new_window(false).await.unwrap().handle;
         client.switch_to_window(second.clone()).await.unwrap();
         client.goto(&url).await.unwrap();
-        until_page(&browser, "the second window listening", "return document.body.dataset.ready === '1';").await;
+        until_page(
+            &browser,
+            "the second window listening",
+            "return document.body.dataset.ready === '1';",
+        )
+        .await;
 
         client.switch_to_window(first.clone()).await.unwrap();
-        until_page(&browser, "the first window listening", "return document.body.dataset.ready === '1';").await;
+        until_page(
+            &browser,
+            "the first window listening",
+            "return document.body.dataset.ready === '1';",
+        )
+        .await;
         let input = client.find(Locator::Id("message")).await.unwrap();
         input.send_keys(words).await.unwrap();
-        client.find(Locator::Css("input[type=submit]")).await.unwrap().click().await.unwrap();
+        client
+            .find(Locator::Css("input[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
 
         let shown = format!("return document.getElementById('inbox').textContent.includes({words:?});");
         client.switch_to_window(second.clone()).await.unwrap();

@@ -140,11 +140,14 @@ impl Topic {
     }
 }
 
+/// One group's member connections.
+type Members = HashMap<MemberId, Arc<dyn Member>>;
+
 /// The embedded broker: everything in memory, gone on restart.
 pub struct MemoryBroker {
     limits: BrokerLimits,
     topics: Mutex<HashMap<String, Topic>>,
-    groups: Mutex<HashMap<String, HashMap<MemberId, Arc<dyn Member>>>>,
+    groups: Mutex<HashMap<String, Members>>,
     next_member: AtomicU64,
 }
 
