@@ -29,6 +29,7 @@ mod chart;
 mod languages;
 mod peers;
 mod report;
+mod pubsub;
 mod swap;
 mod swap_bench;
 mod variants;
@@ -59,6 +60,12 @@ struct Args {
     /// Idle WebSockets for scenario c.
     #[arg(long, default_value_t = 10_000)]
     idle_websockets: usize,
+    /// Suspended long polls for scenario e (pub/sub on the chat example).
+    #[arg(long, default_value_t = 10_000)]
+    long_polls: usize,
+    /// WebSocket group members for scenario e.
+    #[arg(long, default_value_t = 10_000)]
+    group_members: usize,
     /// Skip the peers that must be installed (wasmtime serve, Tornado).
     #[arg(long)]
     no_peers: bool,
@@ -130,6 +137,7 @@ fn main() -> anyhow::Result<()> {
                 args.reuse,
                 args.no_peers,
             )?,
+            "f" => pubsub::scenario_f(&root, args.long_polls, args.group_members)?,
             other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e)"),
         };
         println!("{section}");

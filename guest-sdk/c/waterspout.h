@@ -91,6 +91,10 @@ typedef struct ws_handler_class {
     void (*write_error)(ws_request_t req, int status, const char *reason);
     /** Runs after the response was sent, for cleanup and logging. */
     void (*on_finish)(ws_request_t req);
+    /** Runs when the client hung up while the method waited in ws_wait
+     *  (WS_PUBSUB_CLOSED), after the method returned (Tornado's
+     *  `on_connection_close`). */
+    void (*on_connection_close)(ws_request_t req);
 } ws_handler_class;
 
 /** Declares the component's handler classes (use once, at file scope):
@@ -301,6 +305,46 @@ const char *ws_strdup(const char *text);
 const char *ws_json_string(const char *text);
 /** printf into a string that lives until the request ends. */
 const char *ws_sprintf(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* ----- pub/sub and groups (wit/pubsub.wit, wit/groups.wit) ---------- */
+
+/* What the pub/sub and group helpers return; ws_pubsub_error() has the text. */
+#define WS_PUBSUB_OK 0
+/** The client hung up during ws_wait: return from the handler method; the
+ *  SDK then calls its class's on_connection_close (nothing reaches the client). */
+#define WS_PUBSUB_CLOSED 1
+/** The topic or group is not granted to this handler (waterspout.toml). */
+#define WS_PUBSUB_DENIED 2
+/** A bad name, a message too large, or (groups) not a WebSocket connection. */
+#define WS_PUBSUB_INVALID 3
+/** The backend cannot be reached. */
+#define WS_PUBSUB_UNAVAILABLE 4
+
+/** One message of a topic: its cursor (increasing per topic, from 1) and data. */
+typedef struct ws_message {
+    uint64_t cursor;
+    const char *data;
+} ws_message;
+
+/** Appends `data` to `topic`, waking its waiters; its cursor in `*cursor`. */
+int ws_publish(const char *topic, const char *data, uint64_t *cursor);
+/** The kept messages of `topic` after `after` (0: all kept) in `*messages`
+ *  (`*count` of them, living until the request ends); when there are none
+ *  yet, waits up to `timeout_ms` (bounded by the handler's wait_timeout_ms)
+ *  and returns WS_PUBSUB_OK with `*count` 0 at the timeout. */
+int ws_wait(const char *topic, uint64_t after, uint32_t timeout_ms, ws_message **messages,
+            size_t *count);
+/** The newest cursor of `topic` (0 before the first publish). */
+int ws_latest(const char *topic, uint64_t *cursor);
+/** Adds this WebSocket connection to `group` (until it leaves or closes). */
+int ws_group_join(const char *group);
+/** Takes this connection out of `group`. */
+int ws_group_leave(const char *group);
+/** Sends the text `message` to every member connection of `group` (their
+ *  handlers are not called); how many it reached in `*reached` (may be NULL). */
+int ws_group_broadcast(const char *group, const char *message, uint32_t *reached);
+/** The text of the last pub/sub or group error. */
+const char *ws_pubsub_error(void);
 
 #ifdef __cplusplus
 }
@@ -886,6 +930,115 @@ const char *ws_sprintf(const char *format, ...) {
     return s;
 }
 
+/* ----- pub/sub and groups ----- */
+
+static const char *ws__pubsub_error_text = "";
+/* A wait saw the client hang up: the step calls on_connection_close. */
+static bool ws__client_closed;
+
+const char *ws_pubsub_error(void) { return ws__pubsub_error_text; }
+
+static int ws__pubsub_failed(waterspout_handler_pubsub_pubsub_error_t *e) {
+    switch (e->tag) {
+    case WATERSPOUT_HANDLER_PUBSUB_PUBSUB_ERROR_CLOSED:
+        ws__client_closed = true;
+        ws__pubsub_error_text = "the client closed the connection";
+        return WS_PUBSUB_CLOSED;
+    case WATERSPOUT_HANDLER_PUBSUB_PUBSUB_ERROR_DENIED:
+        ws__pubsub_error_text = ws__take(&e->val.denied);
+        return WS_PUBSUB_DENIED;
+    case WATERSPOUT_HANDLER_PUBSUB_PUBSUB_ERROR_INVALID:
+        ws__pubsub_error_text = ws__take(&e->val.invalid);
+        return WS_PUBSUB_INVALID;
+    default:
+        ws__pubsub_error_text = ws__take(&e->val.unavailable);
+        return WS_PUBSUB_UNAVAILABLE;
+    }
+}
+
+static int ws__group_failed(waterspout_handler_groups_group_error_t *e) {
+    switch (e->tag) {
+    case WATERSPOUT_HANDLER_GROUPS_GROUP_ERROR_NOT_A_CONNECTION:
+        ws__pubsub_error_text = "only a WebSocket connection can join or leave a group";
+        return WS_PUBSUB_INVALID;
+    case WATERSPOUT_HANDLER_GROUPS_GROUP_ERROR_DENIED:
+        ws__pubsub_error_text = ws__take(&e->val.denied);
+        return WS_PUBSUB_DENIED;
+    default:
+        ws__pubsub_error_text = ws__take(&e->val.invalid);
+        return WS_PUBSUB_INVALID;
+    }
+}
+
+int ws_publish(const char *topic, const char *data, uint64_t *cursor) {
+    handler_string_t t = ws__wit(topic), d = ws__wit(data);
+    uint64_t ret = 0;
+    waterspout_handler_pubsub_pubsub_error_t err;
+    if (!waterspout_handler_pubsub_publish(&t, &d, &ret, &err))
+        return ws__pubsub_failed(&err);
+    if (cursor)
+        *cursor = ret;
+    return WS_PUBSUB_OK;
+}
+
+int ws_wait(const char *topic, uint64_t after, uint32_t timeout_ms, ws_message **messages,
+            size_t *count) {
+    handler_string_t t = ws__wit(topic);
+    waterspout_handler_pubsub_list_message_t list;
+    waterspout_handler_pubsub_pubsub_error_t err;
+    *messages = NULL;
+    *count = 0;
+    if (!waterspout_handler_pubsub_wait(&t, after, timeout_ms, &list, &err))
+        return ws__pubsub_failed(&err);
+    size_t n = list.len;
+    ws_message *out = (ws_message *)ws__alloc(sizeof(ws_message) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        out[i].cursor = list.ptr[i].cursor;
+        out[i].data = ws__str_n((const char *)list.ptr[i].data.ptr, list.ptr[i].data.len);
+    }
+    waterspout_handler_pubsub_list_message_free(&list);
+    *messages = out;
+    *count = n;
+    return WS_PUBSUB_OK;
+}
+
+int ws_latest(const char *topic, uint64_t *cursor) {
+    handler_string_t t = ws__wit(topic);
+    uint64_t ret = 0;
+    waterspout_handler_pubsub_pubsub_error_t err;
+    if (!waterspout_handler_pubsub_latest(&t, &ret, &err))
+        return ws__pubsub_failed(&err);
+    if (cursor)
+        *cursor = ret;
+    return WS_PUBSUB_OK;
+}
+
+int ws_group_join(const char *group) {
+    handler_string_t g = ws__wit(group);
+    waterspout_handler_groups_group_error_t err;
+    return waterspout_handler_groups_join(&g, &err) ? WS_PUBSUB_OK : ws__group_failed(&err);
+}
+
+int ws_group_leave(const char *group) {
+    handler_string_t g = ws__wit(group);
+    waterspout_handler_groups_group_error_t err;
+    return waterspout_handler_groups_leave(&g, &err) ? WS_PUBSUB_OK : ws__group_failed(&err);
+}
+
+int ws_group_broadcast(const char *group, const char *message, uint32_t *reached) {
+    handler_string_t g = ws__wit(group);
+    waterspout_handler_groups_group_message_t m;
+    m.tag = WATERSPOUT_HANDLER_GROUPS_GROUP_MESSAGE_TEXT;
+    m.val.text = ws__wit(message);
+    uint32_t ret = 0;
+    waterspout_handler_groups_group_error_t err;
+    if (!waterspout_handler_groups_broadcast(&g, &m, &ret, &err))
+        return ws__group_failed(&err);
+    if (reached)
+        *reached = ret;
+    return WS_PUBSUB_OK;
+}
+
 #ifndef WATERSPOUT_WEBSOCKET
 /* ----- the request-handler export -----
  * The component model requires an export to drop the borrowed request before
@@ -922,7 +1075,15 @@ static bool ws__run(int (*step)(ws_request_t), bool is_verb, ws_request_t req,
                                NULL);
     } else if (step) {
         ws__error_status = 0;
+        ws__client_closed = false;
         status = step(req);
+        if (ws__client_closed) {
+            /* The client hung up during a wait: nothing reaches it. */
+            ws__client_closed = false;
+            if (ws__class->on_connection_close)
+                ws__class->on_connection_close(req);
+            return true;
+        }
     } else {
         status = is_verb ? 405 : WS_OK;
     }

@@ -207,6 +207,26 @@ pub struct HandlerLimits {
     /// WebSocket: seconds without any frame before the connection is closed.
     #[serde(default = "default_ws_idle")]
     pub idle_timeout_secs: u64,
+    /// Longest time one request (or WebSocket callback) may spend waiting
+    /// on the host (pubsub `wait`), ms; raise it for long polls. Waiting does
+    /// not use up `timeout_ms`. Default: `timeout_ms`.
+    #[serde(default)]
+    pub wait_timeout_ms: Option<u64>,
+    /// Pub/sub topics this handler may use: names, or prefixes ending in
+    /// `*` (none by default).
+    #[serde(default)]
+    pub pubsub_topics: Vec<String>,
+    /// WebSocket groups this handler may join or broadcast to: names, or
+    /// prefixes ending in `*` (none by default).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl HandlerLimits {
+    /// The waiting budget per call (`wait_timeout_ms`, else `timeout_ms`).
+    pub fn wait_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.wait_timeout_ms.unwrap_or(self.timeout_ms))
+    }
 }
 
 fn default_timeout_ms() -> u64 {
@@ -242,6 +262,9 @@ impl Default for HandlerLimits {
             data_dir: None,
             max_message_size: default_ws_max_message(),
             idle_timeout_secs: default_ws_idle(),
+            wait_timeout_ms: None,
+            pubsub_topics: Vec::new(),
+            groups: Vec::new(),
         }
     }
 }
@@ -359,6 +382,22 @@ impl Manifest {
                         h.limits.concurrency
                     ),
                 ));
+            }
+            for (field, patterns) in [
+                ("pubsub_topics", &h.limits.pubsub_topics),
+                ("groups", &h.limits.groups),
+            ] {
+                if let Some(bad) = patterns
+                    .iter()
+                    .find(|p| p.is_empty() || p.trim_end_matches('*').contains('*'))
+                {
+                    return Err(err(
+                        Some(line),
+                        format!(
+                            "handler {name:?}: {field} entry {bad:?} must be a name, or a prefix ending in `*`"
+                        ),
+                    ));
+                }
             }
             handlers.push(HandlerSpec {
                 name: name.clone(),

@@ -7,6 +7,7 @@ mod core;
 mod examples;
 mod hot_swap;
 mod js;
+mod pubsub;
 mod python;
 mod reuse;
 mod services;

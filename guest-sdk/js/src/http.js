@@ -16,6 +16,7 @@ import {
   isThenable,
   reasonPhrase,
 } from "./index.js";
+import { clientClosed, StreamClosedError } from "./pubsub.js";
 
 host.response = response;
 
@@ -33,6 +34,9 @@ export function serveRequests(app) {
     lastError = error;
     if (error instanceof HTTPError) {
       return { status: error.statusCode, reason: error.reason, logMessage: error.logMessage };
+    }
+    if (error instanceof StreamClosedError) {
+      return { status: 500, reason: undefined, logMessage: "the client closed the connection" };
     }
     logException(where, error);
     return { status: 500, reason: undefined, logMessage: undefined };
@@ -101,9 +105,35 @@ export function serveRequests(app) {
     return undefined;
   }
 
+  // A wait saw the client hang up: whatever the verb did goes nowhere;
+  // Tornado calls on_connection_close.
+  function connectionClosed() {
+    if (!clientClosed.value) return false;
+    clientClosed.value = false;
+    if (handler) quietly(`${handler.constructor.name}.onConnectionClose`, () => handler.onConnectionClose());
+    return true;
+  }
+
   const verb = (name) => (req) => {
     if (!handler && !setupError) setupError = new Error("initialize was not called");
-    return step(req, name, handler ? handler[name] : undefined);
+    let result;
+    try {
+      result = step(req, name, handler ? handler[name] : undefined);
+    } catch (error) {
+      if (connectionClosed()) return undefined;
+      throw error;
+    }
+    if (isThenable(result)) {
+      return Promise.resolve(result).then(
+        (value) => (connectionClosed() ? undefined : value),
+        (error) => {
+          if (connectionClosed()) return undefined;
+          throw error;
+        },
+      );
+    }
+    connectionClosed();
+    return result;
   };
 
   function quietly(where, run) {

@@ -20,6 +20,7 @@ import { reasonPhrase } from "./status.js";
 import { SignedCookies, WebHelpers, authenticated, hooks as webHooks, mixin } from "./web.js";
 
 export { reasonPhrase, authenticated };
+export { pubsub, groups, PubsubError, StreamClosedError } from "./pubsub.js";
 
 /** The world-specific imports, set by `http.js` or `ws.js`. @internal */
 export const host = { response: null, connection: null };
@@ -344,6 +345,13 @@ export class RequestHandler {
 
   /** Runs after the response is sent (cleanup, logging). */
   onFinish() {}
+
+  /**
+   * Runs when the client hung up while this handler waited on the host
+   * (`pubsub.wait` threw `StreamClosedError`), after the verb returned;
+   * nothing more reaches the client (Tornado's `on_connection_close`).
+   */
+  onConnectionClose() {}
 
   // --- input -------------------------------------------------------------
 

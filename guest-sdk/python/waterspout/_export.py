@@ -17,7 +17,7 @@ import traceback
 
 from componentize_py_types import Err
 
-from . import log, web
+from . import log, pubsub, web
 
 CLASS_SETTING = "waterspout:class"
 
@@ -94,6 +94,25 @@ def request_handler(module):
                 State.setup_error = traceback.format_exc().rstrip()
 
         def _step(self, req, method_name):
+            # A wait that saw the client hang up: whatever the method did,
+            # nothing reaches the client; Tornado calls on_connection_close.
+            try:
+                self._run_step(req, method_name)
+            except Err:
+                if not pubsub._take_client_closed():
+                    raise
+                self._connection_closed()
+                return
+            if pubsub._take_client_closed():
+                self._connection_closed()
+
+        def _connection_closed(self):
+            try:
+                web._run(State.handler.on_connection_close())
+            except Exception:  # noqa: BLE001
+                log.error("uncaught exception in on_connection_close\n%s", traceback.format_exc().rstrip())
+
+        def _run_step(self, req, method_name):
             if State.handler is None:
                 log.error("the handler could not be set up:\n%s", State.setup_error or "initialize was not called")
                 raise Err(web._types.HttpError(status=500, reason=None, log_message=None))
@@ -113,6 +132,8 @@ def request_handler(module):
             except web.Finish as finish:
                 if not handler._finished and not web._response.finished():
                     handler.finish(*finish.args[:1])
+            except pubsub.StreamClosedError:
+                return
             except web.HTTPError as error:
                 State.exc_info = (type(error), error, error.__traceback__)
                 handler._reason = error.reason or web._reason_phrase(error.status_code)

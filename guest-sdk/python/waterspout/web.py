@@ -371,6 +371,11 @@ class RequestHandler(_WebHelpers):
     def on_finish(self):
         """Runs after the response was sent (for cleanup and logging)."""
 
+    def on_connection_close(self):
+        """Runs when the client hung up while this handler waited on the host
+        (``pubsub.wait`` raised ``StreamClosedError``), after the verb
+        returned; nothing more reaches the client."""
+
     def _unimplemented_method(self, *args, **kwargs):
         raise HTTPError(405)
 

@@ -29,13 +29,17 @@ pub mod websocket {
             "waterspout:handler/log@0.1.0": crate::bindings::handler::waterspout::handler::log,
             "waterspout:handler/kv@0.1.0": crate::bindings::handler::waterspout::handler::kv,
             "waterspout:handler/timers@0.1.0": crate::bindings::handler::waterspout::handler::timers,
+            "waterspout:handler/pubsub@0.1.0": crate::bindings::handler::waterspout::handler::pubsub,
+            "waterspout:handler/groups@0.1.0": crate::bindings::handler::waterspout::handler::groups,
         },
     });
 }
 
 pub(crate) use handler::exports::waterspout::handler::request_handler as raw_handler;
 pub(crate) use handler::waterspout::handler::kv as raw_kv;
+pub(crate) use handler::waterspout::handler::groups as raw_groups;
 pub(crate) use handler::waterspout::handler::log as raw_log;
+pub(crate) use handler::waterspout::handler::pubsub as raw_pubsub;
 pub(crate) use handler::waterspout::handler::response as raw_response;
 pub(crate) use handler::waterspout::handler::timers as raw_timers;
 pub(crate) use handler::waterspout::handler::types as raw_types;

@@ -243,6 +243,12 @@ pub trait RequestHandler: Default + 'static {
     fn on_finish(&mut self, ctx: &mut Context<'_>) {
         let _ = ctx;
     }
+
+    /// Called when the client hung up while this handler waited on the host
+    /// (a [`pubsub::wait`](crate::pubsub::wait) that ended with
+    /// `PubsubError::Closed`), after the verb returned. Nothing more reaches
+    /// the client; clean up here (Tornado's `on_connection_close`).
+    fn on_connection_close(&mut self) {}
 }
 
 /// Tornado's default error page.
@@ -299,7 +305,13 @@ fn run_step<T: RequestHandler>(
 ) -> std::result::Result<(), raw_types::HttpError> {
     with_handler(|handler: &mut T| {
         let mut ctx = Context::new(request);
-        step(handler, &mut ctx).map_err(HttpError::into_raw)?;
+        let outcome = step(handler, &mut ctx);
+        if crate::pubsub::take_client_closed() {
+            // The client is gone: whatever the verb answered goes nowhere.
+            handler.on_connection_close();
+            return Ok(());
+        }
+        outcome.map_err(HttpError::into_raw)?;
         if let Some(error) = ctx.take_pending_error() {
             let mut ctx = ctx.for_error_page();
             handler.write_error(&mut ctx, error.status, &error.reason);

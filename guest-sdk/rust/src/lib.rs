@@ -51,9 +51,11 @@ pub mod bindings;
 
 mod context;
 mod error;
+pub mod groups;
 mod handler;
 pub mod kv;
 pub mod log;
+pub mod pubsub;
 mod request;
 mod settings;
 mod slot;

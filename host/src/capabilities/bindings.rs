@@ -31,6 +31,8 @@ pub mod websocket {
             "waterspout:handler/kv": crate::capabilities::bindings::handler::waterspout::handler::kv,
             "waterspout:handler/timers": crate::capabilities::bindings::handler::waterspout::handler::timers,
             "waterspout:handler/web": crate::capabilities::bindings::handler::waterspout::handler::web,
+            "waterspout:handler/pubsub": crate::capabilities::bindings::handler::waterspout::handler::pubsub,
+            "waterspout:handler/groups": crate::capabilities::bindings::handler::waterspout::handler::groups,
         },
     });
 }
@@ -40,7 +42,7 @@ pub use handler::waterspout::handler::log::Level as LogLevel;
 pub use handler::waterspout::handler::response::CookieOptions;
 pub use handler::waterspout::handler::types::Method as WitMethod;
 pub use handler::waterspout::handler::types::UploadedFile;
-pub use handler::waterspout::handler::{kv, log, response, timers, types, web};
+pub use handler::waterspout::handler::{groups, kv, log, pubsub, response, timers, types, web};
 pub use handler::{Handler as HandlerWorld, HandlerPre};
 pub use websocket::waterspout::handler::websocket_connection;
 pub use websocket::waterspout::handler::websocket_connection::Message as WsMessage;

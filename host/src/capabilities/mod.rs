@@ -9,11 +9,15 @@
 
 pub mod bindings;
 pub mod kv;
+pub mod grants;
+pub mod groups;
 pub mod log;
 pub mod outbound_http;
+pub mod pubsub;
 pub mod request;
 pub mod response;
 pub mod timers;
+pub mod waiting;
 pub mod wasi;
 pub mod wasi_p3;
 pub mod web;
@@ -43,6 +47,10 @@ pub struct Ctx {
     pub kv: kv::KvCtx,
     pub timers: timers::Timers,
     pub web: web::WebCtx,
+    /// The waiting budget and hang-up signal host calls that wait share.
+    pub waiting: waiting::Waiting,
+    pub pubsub: pubsub::PubsubCtx,
+    pub groups: groups::GroupsCtx,
 }
 
 impl Ctx {
@@ -61,6 +69,9 @@ impl Ctx {
             kv: Default::default(),
             timers: Default::default(),
             web: Default::default(),
+            waiting: Default::default(),
+            pubsub: Default::default(),
+            groups: Default::default(),
         }
     }
 }
@@ -91,5 +102,10 @@ pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> 
             response: &mut ctx.response,
         }
     })?;
+    pubsub::add_to_linker(linker, |t| {
+        let Ctx { pubsub, waiting, .. } = t.capabilities();
+        pubsub::PubsubView { ctx: pubsub, waiting }
+    })?;
+    groups::add_to_linker(linker, |t| &mut t.capabilities().groups)?;
     Ok(())
 }

@@ -16,6 +16,7 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::capabilities::bindings::{WsMessage, websocket_connection};
 use crate::capabilities::log::Tag;
+use crate::services::broker::{GroupMessage, Member};
 
 /// Messages queued for one connection at most (besides the byte budget).
 pub const MAX_QUEUED_MESSAGES: usize = 1024;
@@ -161,11 +162,50 @@ impl Outbound {
         let _ = self.tx.send(Outgoing::Close(close_frame(code, reason)));
     }
 
+    /// This connection as a group member: broadcasts are queued here, in
+    /// the same budget, and written by the writer task (no guest call).
+    pub fn member(&self) -> Arc<ConnectionMember> {
+        Arc::new(ConnectionMember {
+            tx: self.tx.clone(),
+            budget: self.budget.clone(),
+            max_bytes: self.max_bytes,
+        })
+    }
+
     /// A host ping (keepalive): not counted against the guest's budget.
     pub fn ping(&self) {
         if !self.closing {
             let _ = self.tx.send(Outgoing::KeepAlive);
         }
+    }
+}
+
+/// One connection's outbound queue as seen by a group broadcast.
+pub struct ConnectionMember {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    budget: Arc<Budget>,
+    max_bytes: usize,
+}
+
+impl Member for ConnectionMember {
+    fn deliver(&self, message: &GroupMessage) -> bool {
+        let len = message.len();
+        if self.budget.bytes.load(Ordering::Acquire) + len > self.max_bytes
+            || self.budget.messages.load(Ordering::Acquire) >= MAX_QUEUED_MESSAGES
+        {
+            return false;
+        }
+        let frame = match message {
+            GroupMessage::Text(text) => Message::Text(text.as_ref().into()),
+            GroupMessage::Binary(bytes) => Message::Binary(bytes.to_vec().into()),
+        };
+        self.budget.bytes.fetch_add(len, Ordering::AcqRel);
+        self.budget.messages.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(Outgoing::Message(frame)).is_err() {
+            self.budget.release(len);
+            return false;
+        }
+        true
     }
 }
 

@@ -4,9 +4,11 @@
 //! `write-error`; a fault (trap, timeout, full pool) becomes a generic
 //! 500 / 503 page that never shows the trap's text.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -22,6 +24,7 @@ use crate::capabilities::request::RequestData;
 use crate::capabilities::response::{ResponseCtx, ResponseState};
 use crate::capabilities::wasi::Wasi;
 use crate::capabilities::web::WebCtx;
+use crate::capabilities::waiting::Hangup;
 use crate::runtime::{Guest, HostState, Warm};
 use crate::services::web::{UnsafeRequest, Web};
 use crate::text::sanitize;
@@ -58,10 +61,11 @@ pub(super) async fn serve(
     let data = RequestData::new(parts, body, remote.ip(), path_args, path_kwargs);
     let (head_tx, mut head_rx) = oneshot::channel();
     let request_id = app.next_request_id();
+    let (hangup, closed) = Hangup::new();
     // The guest runs inside this request's future (no task hand-off, no
     // cross-thread wake-up). If it flushes, the head must reach hyper while
     // the guest keeps running: then the rest of the run moves to its own task.
-    let mut run = Box::pin(async move {
+    let run = Box::pin(async move {
         let admitted = Guest::admit_reusing(app.engine(), &slot, version.clone(), request_id).await;
         let (mut guest, reused) = match admitted {
             Ok(admitted) => admitted,
@@ -69,7 +73,8 @@ pub(super) async fn serve(
         };
         let is_head = data.method == Method::HEAD;
         guest.ctx().response = ResponseCtx::new(ResponseState::new(head_tx, is_head));
-        super::grant_services(&app, &slot.limits, guest.ctx());
+        super::services::grant(&app, &slot.limits, guest.ctx(), None);
+        guest.ctx().waiting.watch_hangup(closed);
         guest.ctx().web = web;
         if let Some(dir) = &slot.limits.data_dir {
             guest.ctx().wasi = Wasi::with_data_dir(app.dir().join(dir));
@@ -105,16 +110,50 @@ pub(super) async fn serve(
             guest.recycle(instance, slot.limits.reuse);
         }
     });
+    let mut run = Unanswered {
+        run: Some(run),
+        hangup,
+    };
     let head = tokio::select! {
         biased;
         head = &mut head_rx => {
-            tokio::spawn(run);
+            tokio::spawn(run.run.take().expect("the run is pending"));
             head
         }
-        () = &mut run => head_rx.await,
+        () = run.run.as_mut().expect("the run is pending") => {
+            run.run = None;
+            head_rx.await
+        }
     };
     // Without a head the run already logged why.
     head.unwrap_or_else(|_| error_page(StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+/// How long a guest whose client hung up may go on (to run
+/// `on_connection_close` and return) before its instance is dropped.
+const HANGUP_GRACE: Duration = Duration::from_secs(1);
+
+/// A guest run whose head has not gone to hyper yet. hyper drops the
+/// request's future when the client hangs up (HTTP/1 notices the EOF while
+/// the handler runs; HTTP/2 a reset stream); then the run goes on in a task
+/// of its own with the hang-up raised, so a guest waiting on the host hears
+/// `closed` at once, and is dropped after [`HANGUP_GRACE`] at the latest.
+struct Unanswered<F: Future<Output = ()> + Send + 'static> {
+    run: Option<Pin<Box<F>>>,
+    hangup: Hangup,
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Drop for Unanswered<F> {
+    fn drop(&mut self) {
+        let Some(run) = self.run.take() else { return };
+        self.hangup.raise();
+        // Outside a runtime (shutting down) the run is simply dropped.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(HANGUP_GRACE, run).await;
+            });
+        }
+    }
 }
 
 async fn lifecycle(

@@ -9,6 +9,7 @@
 //! `App`, the runtime and the capabilities' contexts, never the server.
 
 mod http;
+mod services;
 mod wasi_http;
 mod wasi_http3;
 pub(crate) mod websocket;
@@ -30,13 +31,6 @@ use crate::registry::HandlerSlot;
 use crate::runtime::{Fault, HandlerVersion, Prepared};
 
 pub(crate) use self::websocket::close_all;
-
-/// Gives an admitted guest's capabilities the app's service backends and
-/// what its handler's manifest section grants (kv namespaces, …).
-pub(crate) fn grant_services(app: &App, limits: &HandlerLimits, ctx: &mut Ctx) {
-    let services = app.services();
-    ctx.kv = KvCtx::new(services.kv.clone(), &limits.kv);
-}
 
 /// Where a request goes: its handler, the version active when it arrived
 /// (kept for the whole request), and what the route gives the guest.

@@ -17,6 +17,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use crate::capabilities::Ctx;
 use crate::capabilities::log::Tag;
 use crate::capabilities::outbound_http::{OutboundHttp, OutboundPolicy};
+use crate::capabilities::waiting::Waiting;
 use crate::metrics::InstanceGuard;
 use crate::registry::HandlerSlot;
 use crate::runtime::idle::{Idle, Warm};
@@ -118,6 +119,7 @@ impl Guest {
         let mut store = Store::new(engine, state);
         configure_store(&mut store);
         store.data_mut().ctx.outbound_http = outbound_http(&limits.allowed_outbound_hosts);
+        store.data_mut().ctx.waiting = Waiting::new(limits.wait_timeout());
         Guest {
             store,
             live: version.metrics.instance_started(),
@@ -151,6 +153,7 @@ impl Guest {
             } = idle;
             store.data_mut().ctx.tag.request_id = request_id;
             store.data_mut().ctx.outbound_http = outbound_http(&slot.limits.allowed_outbound_hosts);
+            store.data_mut().ctx.waiting = Waiting::new(slot.limits.wait_timeout());
             let guest = Guest {
                 store,
                 live,
@@ -181,6 +184,9 @@ impl Guest {
         data.ctx.websocket_connection = Default::default();
         data.ctx.outbound_http = Default::default();
         data.ctx.kv = Default::default();
+        data.ctx.waiting = Default::default();
+        data.ctx.pubsub = Default::default();
+        data.ctx.groups = Default::default();
         data.limiter.memory_limit_hit = false;
         let version = self.version.clone();
         version.idle.put(Idle {
@@ -210,7 +216,9 @@ impl Guest {
 
     /// Runs `call` (one guest call, or several that share one time limit)
     /// under a fresh deadline: the epoch deadline bounds CPU time, a
-    /// wall-clock timeout bounds waiting in host calls. A fault is
+    /// wall-clock timeout bounds waiting in host calls. Time spent in
+    /// [`Waiting`] (long polls) moves the deadline and has a budget of its
+    /// own (`wait_timeout_ms`), so the wall clock allows both. A fault is
     /// classified, logged and counted here, once; `what` names the call in
     /// the log ("request", "websocket on-message", …).
     pub async fn call<T>(
@@ -221,8 +229,10 @@ impl Guest {
         let data = self.store.data_mut();
         data.deadline = Instant::now() + self.timeout;
         data.timed_out = false;
+        data.ctx.waiting.reset();
+        let wall = self.timeout + data.ctx.waiting.limit();
         self.store.set_epoch_deadline(1);
-        let result = tokio::time::timeout(self.timeout, call(&mut self.store)).await;
+        let result = tokio::time::timeout(wall, call(&mut self.store)).await;
         self.classify(what, result.map_err(|_elapsed| ()))
     }
 
@@ -343,7 +353,9 @@ pub fn configure_store(store: &mut Store<HostState>) {
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut ctx| {
-        if Instant::now() >= ctx.data().cpu_deadline() {
+        // Time the guest spent waiting on the host does not count.
+        let data = ctx.data();
+        if Instant::now() >= data.cpu_deadline() + data.ctx.waiting.waited() {
             ctx.data_mut().timed_out = true;
             return Ok(UpdateDeadline::Interrupt);
         }

@@ -8,6 +8,7 @@
 //! [`Services`] is the set of backends one app holds; the handler drivers
 //! hand each capability its backend when they admit an instance.
 
+pub mod broker;
 pub mod kv;
 mod kv_log;
 pub mod web;
@@ -21,6 +22,8 @@ pub use self::kv::{EmbeddedKv, Kv};
 #[derive(Clone)]
 pub struct Services {
     pub kv: Arc<dyn Kv>,
+    /// Pub/sub (long polling) and WebSocket groups.
+    pub broker: Arc<dyn broker::Broker>,
 }
 
 /// Options of the embedded backends (from the manifest's `[app]`).
@@ -39,7 +42,10 @@ impl Services {
             }
             None => Arc::new(EmbeddedKv::in_memory()),
         };
-        Ok(Services { kv })
+        Ok(Services {
+            kv,
+            broker: Arc::new(broker::MemoryBroker::default()),
+        })
     }
 }
 

@@ -126,8 +126,8 @@ async fn handshake(
     let limits = &slot.limits;
     let (outbound, out_rx, budget) = Outbound::new(limits.max_message_size.max(MIN_WRITE_BUFFER));
     let tag = guest.tag().clone();
+    super::services::grant(app, limits, guest.ctx(), Some(outbound.member()));
     guest.ctx().websocket_connection = ConnectionCtx::new(outbound, tag.clone());
-    super::grant_services(&app, limits, guest.ctx());
     // Signed cookies (`current_user` in `open`) read the handshake's cookies.
     let cookies = parts
         .headers

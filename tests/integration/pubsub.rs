@@ -1,0 +1,457 @@
+//! Pub/sub with long polling and WebSocket groups (tests/guests/pubsub and
+//! groups-ws): a long poll wakes on publish and times out cleanly; a wait
+//! may outlast `timeout_ms` up to `wait_timeout_ms`; topics and groups not
+//! granted are error values; a client that hangs up during a wait frees its
+//! instance at once and `on_connection_close` runs; a broadcast reaches every
+//! member connection without calling the members' guests.
+
+use std::time::{Duration, Instant};
+
+use fantoccini::Locator;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+use waterspout_tests::guests::PUBSUB_APP;
+use waterspout_tests::harness::websocket::{connect, send_text, text};
+use waterspout_tests::harness::{Browser, TestServer, admin_config};
+
+async fn post(server: &TestServer, path: &str) -> (u16, String) {
+    let response = server.client.post(server.url(path)).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The messages a `/wait` answered: `(cursor, data)` pairs.
+fn messages(body: &str) -> Vec<(u64, String)> {
+    let value: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+    serde_json::from_value(value["messages"].clone()).unwrap()
+}
+
+#[tokio::test]
+async fn a_long_poll_wakes_on_publish_and_times_out_cleanly() {
+    let server = TestServer::start(PUBSUB_APP).await;
+    let (_, latest) = server.get_text("/latest?topic=news").await;
+    let latest: u64 = latest.parse().unwrap();
+
+    let waiter = tokio::spawn({
+        let url = server.url(&format!("/wait?topic=news&after={latest}&timeout_ms=15000"));
+        let client = server.client.clone();
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiter.is_finished(),
+        "the wait answered before anything was published"
+    );
+    let (status, cursor) = post(&server, "/publish?topic=news&data=hello").await;
+    assert_eq!(status, 200);
+    let cursor: u64 = cursor.parse().unwrap();
+    assert_eq!(cursor, latest + 1);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the publish woke the wait")
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(messages(&body), [(cursor, "hello".to_owned())]);
+
+    // Nothing newer: an empty list at the timeout, not an error.
+    let start = Instant::now();
+    let (status, body) = server
+        .get_text(&format!("/wait?topic=news&after={cursor}&timeout_ms=300"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(messages(&body).is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(300));
+
+    // What is kept answers at once; a cursor from the future (before a
+    // restart) gets everything kept.
+    post(&server, "/publish?topic=news&data=second").await;
+    let (_, body) = server.get_text("/wait?topic=news&after=0&timeout_ms=0").await;
+    let datas: Vec<String> = messages(&body).into_iter().map(|(_, d)| d).collect();
+    assert_eq!(datas, ["hello", "second"]);
+    let (_, body) = server
+        .get_text("/wait?topic=news&after=999999&timeout_ms=10000")
+        .await;
+    assert_eq!(messages(&body).len(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wait_may_outlast_timeout_ms_up_to_wait_timeout_ms() {
+    // timeout_ms is 2000, wait_timeout_ms 20000: a 3 s wait is a long poll,
+    // not a timed-out request.
+    let server = TestServer::start(PUBSUB_APP).await;
+    let start = Instant::now();
+    let (status, body) = server
+        .get_text("/wait?topic=room.quiet&after=0&timeout_ms=3000")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(messages(&body).is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(3000));
+    // The wait budget bounds even a longer wait asked for (20 s budget, 25 s asked).
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn topics_and_groups_not_granted_are_refused_with_an_error_value() {
+    let server = TestServer::start(PUBSUB_APP).await;
+    let (status, body) = post(&server, "/publish?topic=secret&data=x").await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = server.get_text("/wait?topic=secret&timeout_ms=10").await;
+    assert_eq!(status, 403);
+    let (status, _) = post(&server, "/broadcast?group=room.1&data=x").await;
+    assert_eq!(status, 403);
+    // An empty topic name is invalid (400), not a trap (500).
+    let (status, _) = post(&server, "/publish?topic=&data=x").await;
+    assert!(status == 400 || status == 403, "{status}");
+    // The handler still serves.
+    let (status, _) = post(&server, "/publish?topic=news&data=ok").await;
+    assert_eq!(status, 200);
+    server.shutdown().await;
+}
+
+/// Live instances of handler `longpoll` (the gauge is process-wide; only
+/// this test uses that handler name).
+async fn live_longpoll_instances(server: &TestServer) -> f64 {
+    let text = server
+        .admin(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("waterspout_active_instances{handler=\"longpoll\",version=\"1\"} ")
+        })
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+async fn until(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_during_a_wait_frees_its_instance_at_once() {
+    let server = TestServer::start_with(PUBSUB_APP, admin_config()).await;
+    let (_, closed_before) = server.get_text("/lp/latest?topic=closed").await;
+    let closed_before: u64 = closed_before.parse().unwrap();
+    let (_, hold) = server.get_text("/lp/latest?topic=hold").await;
+    until("idle before", Duration::from_secs(5), async || {
+        live_longpoll_instances(&server).await == 0.0
+    })
+    .await;
+
+    const POLLS: usize = 5;
+    let mut sockets = Vec::new();
+    for _ in 0..POLLS {
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        let request =
+            format!("GET /lp/wait?topic=hold&after={hold}&timeout_ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        socket.write_all(request.as_bytes()).await.unwrap();
+        sockets.push(socket);
+    }
+    until("every long poll waiting", Duration::from_secs(10), async || {
+        live_longpoll_instances(&server).await == POLLS as f64
+    })
+    .await;
+
+    let hung_up = Instant::now();
+    drop(sockets);
+    // The wait asked for 20 s; the instances go as soon as the host sees the hang-up.
+    until("instances freed", Duration::from_secs(3), async || {
+        live_longpoll_instances(&server).await == 0.0
+    })
+    .await;
+    assert!(hung_up.elapsed() < Duration::from_secs(3));
+
+    // Each guest heard `closed` and ran on_connection_close (it publishes on "closed").
+    let mut seen = Vec::new();
+    let mut after = closed_before;
+    until(
+        "on_connection_close ran for every poll",
+        Duration::from_secs(10),
+        async || {
+            let (_, body) = server
+                .get_text(&format!("/wait?topic=closed&after={after}&timeout_ms=1000"))
+                .await;
+            for (cursor, data) in messages(&body) {
+                after = cursor;
+                seen.push(data);
+            }
+            seen.len() >= POLLS
+        },
+    )
+    .await;
+    assert!(seen.iter().all(|d| d == "closed:hold"), "{seen:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_member_without_calling_their_guests() {
+    let server = TestServer::start(PUBSUB_APP).await;
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        members.push(connect(&server, "/ws?group=lobby").await);
+    }
+    let mut outsider = connect(&server, "/ws").await;
+
+    let (status, reached) = post(&server, "/broadcast?group=lobby&data=hello").await;
+    assert_eq!((status, reached.as_str()), (200, "3"));
+    for member in &mut members {
+        assert_eq!(text(member).await, "hello");
+    }
+    // on-message ran once per member: for this `count`, never for the broadcast.
+    for member in &mut members {
+        send_text(member, "count").await;
+        assert_eq!(text(member).await, "calls 1");
+    }
+    send_text(&mut outsider, "count").await;
+    assert_eq!(
+        text(&mut outsider).await,
+        "calls 1",
+        "the outsider got nothing before"
+    );
+
+    // A member broadcasts too (it is one of the recipients).
+    send_text(&mut members[0], "broadcast lobby hi").await;
+    let (a, b) = (text(&mut members[0]).await, text(&mut members[0]).await);
+    let mut got = [a, b];
+    got.sort();
+    assert_eq!(got, ["hi", "sent 3"]);
+    for member in &mut members[1..] {
+        assert_eq!(text(member).await, "hi");
+    }
+
+    // Leaving, and closing, take a member out.
+    send_text(&mut members[1], "leave lobby").await;
+    assert_eq!(text(&mut members[1]).await, "left");
+    let (_, reached) = post(&server, "/broadcast?group=lobby&data=x").await;
+    assert_eq!(reached, "2");
+    let last = members.pop().unwrap();
+    drop(last);
+    until(
+        "a closed connection leaves its groups",
+        Duration::from_secs(10),
+        async || post(&server, "/broadcast?group=lobby&data=y").await.1 == "1",
+    )
+    .await;
+
+    // A group not granted refuses the handshake.
+    let url = format!("ws://{}/ws?group=secret", server.addr);
+    let refused = tokio_tungstenite::connect_async(url).await;
+    assert!(refused.is_err(), "joining a group not granted must fail");
+    server.shutdown().await;
+}
+
+/// The news example (C and JavaScript): publish, a long poll woken by a
+/// publish, a topic not granted (403), and a hang-up during the wait
+/// running the SDK's on_connection_close (which publishes "closed").
+async fn news_case(app: &str) {
+    let server = TestServer::start(app).await;
+    let (status, body) = server.get_text("/topic-not-granted").await;
+    assert_eq!(status, 403, "{body}");
+
+    let (status, cursor) = post(&server, "/publish?data=first").await;
+    assert_eq!(status, 200, "{cursor}");
+    let cursor: u64 = cursor.parse().unwrap();
+    let (_, body) = server.get_text("/wait?after=0&timeout_ms=0").await;
+    assert_eq!(messages(&body), [(cursor, "first".to_owned())]);
+
+    let waiter = tokio::spawn({
+        let url = server.url(&format!("/wait?after={cursor}&timeout_ms=15000"));
+        let client = server.client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished());
+    post(&server, "/publish?data=second").await;
+    let body = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(messages(&body), [(cursor + 1, "second".to_owned())]);
+
+    // A hang-up during the wait: the SDK calls on_connection_close.
+    let mut socket = TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /wait?after={}&timeout_ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n",
+        cursor + 1
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(socket);
+    let (_, body) = server
+        .get_text(&format!("/wait?after={}&timeout_ms=5000", cursor + 1))
+        .await;
+    assert_eq!(messages(&body), [(cursor + 2, "closed".to_owned())]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn c_guests_publish_and_long_poll() {
+    news_case(waterspout_tests::guests::C_NEWS_APP).await;
+}
+
+#[tokio::test]
+async fn js_guests_publish_and_long_poll() {
+    news_case(waterspout_tests::guests::JS_NEWS_APP).await;
+}
+
+/// Tornado's chat demo protocol, over HTTP and WebSocket (examples/python/chat).
+#[tokio::test]
+async fn the_python_chat_speaks_tornados_chat_protocol() {
+    let server = TestServer::start(waterspout_tests::guests::PYTHON_CHAT_APP).await;
+    let (status, page) = server.get_text("/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"messageform\""), "{page}");
+
+    let form = |pairs: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        pairs
+    };
+    let new = |body: &'static str| {
+        let client = server.client.clone();
+        let url = server.url("/a/message/new");
+        async move {
+            let response = client.post(url).form(&[("body", body)]).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let first = new("<b>hi</b> & bye").await;
+    assert_eq!(first["body"], "<b>hi</b> & bye");
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        first["html"],
+        format!("<div class=\"message\" id=\"m{id}\">&lt;b&gt;hi&lt;/b&gt; &amp; bye</div>")
+    );
+
+    // No cursor, or one it does not know: the cached messages at once.
+    let updates = |pairs: Vec<(String, String)>| {
+        let client = server.client.clone();
+        let url = server.url("/a/message/updates");
+        async move {
+            let response = client.post(url).form(&pairs).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    for pairs in [form(&[]), form(&[("cursor", "not-a-known-id")])] {
+        let got = tokio::time::timeout(Duration::from_secs(10), updates(pairs))
+            .await
+            .unwrap();
+        assert_eq!(got["messages"][0]["id"], id.as_str());
+    }
+
+    // The newest cursor: a long poll until the next message, which a
+    // WebSocket client on /chatsocket sends (both variants share the room).
+    let poll = tokio::spawn(updates(form(&[("cursor", &id)])));
+    let mut socket_a = connect(&server, "/chatsocket").await;
+    let mut socket_b = connect(&server, "/chatsocket").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "the poll answered with nothing new");
+    send_text(&mut socket_a, r#"{"body": "from a socket"}"#).await;
+    for socket in [&mut socket_a, &mut socket_b] {
+        let message: Value = serde_json::from_str(&text(socket).await).unwrap();
+        assert_eq!(message["body"], "from a socket");
+        assert!(message["html"].as_str().unwrap().contains("from a socket"));
+    }
+    let got = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got["messages"][0]["body"], "from a socket");
+
+    // A message posted over HTTP reaches the sockets too.
+    new("over http").await;
+    for socket in [&mut socket_a, &mut socket_b] {
+        let message: Value = serde_json::from_str(&text(socket).await).unwrap();
+        assert_eq!(message["body"], "over http");
+    }
+    server.shutdown().await;
+}
+
+/// Runs `script` in the current window until it returns `true` (10 s at most).
+async fn until_page(browser: &Browser, what: &str, script: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = browser.client.execute(script, vec![]).await.unwrap();
+        if value == Value::Bool(true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The chat page in headless Chromium: two windows; a message typed in one
+/// appears in the other, by long polling and by the WebSocket variant.
+#[tokio::test]
+async fn two_browser_windows_chat_by_long_polling_and_by_websocket() {
+    let server = TestServer::start(waterspout_tests::guests::PYTHON_CHAT_APP).await;
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    for (query, words) in [
+        ("", "hello by long polling"),
+        ("?transport=websocket", "hello by websocket"),
+    ] {
+        let url = server.url(&format!("/{query}"));
+        client.goto(&url).await.unwrap();
+        let first = client.window().await.unwrap();
+        let second = client.new_window(false).await.unwrap().handle;
+        client.switch_to_window(second.clone()).await.unwrap();
+        client.goto(&url).await.unwrap();
+        until_page(
+            &browser,
+            "the second window listening",
+            "return document.body.dataset.ready === '1';",
+        )
+        .await;
+
+        client.switch_to_window(first.clone()).await.unwrap();
+        until_page(
+            &browser,
+            "the first window listening",
+            "return document.body.dataset.ready === '1';",
+        )
+        .await;
+        let input = client.find(Locator::Id("message")).await.unwrap();
+        input.send_keys(words).await.unwrap();
+        client
+            .find(Locator::Css("input[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+
+        let shown = format!("return document.getElementById('inbox').textContent.includes({words:?});");
+        client.switch_to_window(second.clone()).await.unwrap();
+        until_page(&browser, "the message in the other window", &shown).await;
+        client.switch_to_window(first.clone()).await.unwrap();
+        until_page(&browser, "the message in its own window", &shown).await;
+        // One copy each, not two (the id guards against doubles).
+        let count: Value = client
+            .execute(&format!("return [...document.querySelectorAll('#inbox .message')].filter(m => m.textContent === {words:?}).length;"), vec![])
+            .await
+            .unwrap();
+        assert_eq!(count, Value::from(1));
+        client.switch_to_window(second).await.unwrap();
+        client.close_window().await.unwrap();
+        client.switch_to_window(first).await.unwrap();
+    }
+    browser.close().await;
+    server.shutdown().await;
+}
