@@ -12,6 +12,7 @@ use crate::config::ServerConfig;
 use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore};
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
+use crate::services::Services;
 
 /// Why an app could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,8 @@ pub struct App {
     dir: PathBuf,
     config: ServerConfig,
     deployer: Arc<Deployer>,
+    /// The app-wide backends (queues…).
+    services: Services,
     next_request_id: AtomicU64,
     /// Open WebSocket connections (graceful shutdown closes them).
     connections: Connections,
@@ -68,11 +71,13 @@ impl App {
         crate::metrics::install();
         // The store's active versions (and route table) win over the manifest.
         let dir = manifest.dir.clone();
+        let services = Services::embedded(&manifest);
         let deployer = Deployer::restore(manifest, components, versions)?;
         Ok(Arc::new(App {
             dir,
             config,
             deployer: Arc::new(deployer),
+            services,
             next_request_id: AtomicU64::new(1),
             connections: Connections::default(),
             wasm,
@@ -114,6 +119,10 @@ impl App {
 
     pub(crate) fn deployer(&self) -> &Arc<Deployer> {
         &self.deployer
+    }
+
+    pub(crate) fn services(&self) -> &Services {
+        &self.services
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {

@@ -10,6 +10,7 @@
 pub mod bindings;
 pub mod log;
 pub mod outbound_http;
+pub mod queue;
 pub mod request;
 pub mod response;
 pub mod wasi;
@@ -37,6 +38,7 @@ pub struct Ctx {
     pub outbound_http: outbound_http::OutboundHttp,
     pub response: response::ResponseCtx,
     pub websocket_connection: websocket_connection::ConnectionCtx,
+    pub queue: queue::QueueCtx,
 }
 
 impl Ctx {
@@ -52,6 +54,7 @@ impl Ctx {
             outbound_http: Default::default(),
             response: Default::default(),
             websocket_connection: Default::default(),
+            queue: Default::default(),
         }
     }
 }
@@ -73,5 +76,6 @@ pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> 
     log::add_to_linker(linker, |t| &mut t.capabilities().tag)?;
     response::add_to_linker(linker, |t| &mut t.capabilities().response)?;
     websocket_connection::add_to_linker(linker, |t| &mut t.capabilities().websocket_connection)?;
+    queue::add_to_linker(linker, |t| &mut t.capabilities().queue)?;
     Ok(())
 }

@@ -18,6 +18,7 @@ use super::Target;
 use crate::app::App;
 use crate::body::{Body, error_page};
 use crate::capabilities::bindings::{HandlerPre, HandlerWorld, HttpError, RequestHandler};
+use crate::capabilities::queue::QueueCtx;
 use crate::capabilities::request::RequestData;
 use crate::capabilities::response::{ResponseCtx, ResponseState};
 use crate::runtime::{Guest, HostState, Warm};
@@ -54,6 +55,7 @@ pub(super) async fn serve(
         };
         let is_head = data.method == Method::HEAD;
         guest.ctx().response = ResponseCtx::new(ResponseState::new(head_tx, is_head));
+        guest.ctx().queue = QueueCtx::new(app.services().queues.clone(), &slot.limits.queues);
         let outcome = guest
             .call("request", async |store| {
                 let instance = match reused {

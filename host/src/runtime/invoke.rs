@@ -179,6 +179,7 @@ impl Guest {
         data.ctx.response = Default::default();
         data.ctx.websocket_connection = Default::default();
         data.ctx.outbound_http = Default::default();
+        data.ctx.queue = Default::default();
         data.limiter.memory_limit_hit = false;
         let version = self.version.clone();
         version.idle.put(Idle {
@@ -221,13 +222,57 @@ impl Guest {
         data.timed_out = false;
         self.store.set_epoch_deadline(1);
         let result = tokio::time::timeout(self.timeout, call(&mut self.store)).await;
+        self.outcome(what, result.map_err(|_| ()))
+    }
+
+    /// Runs a background worker's `call` (its whole loop): the time limit
+    /// applies per item, as the queue capability's item clock says (set
+    /// when `queue.get` hands over an item, cleared while the worker waits
+    /// in `get`), to CPU time through the epoch callback and to wall time
+    /// through a watchdog. The guest's context must be a worker's
+    /// (`QueueCtx::for_worker`).
+    pub async fn call_worker<T>(
+        &mut self,
+        what: &str,
+        call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T, Fault> {
+        let clock = self
+            .ctx()
+            .queue
+            .clock()
+            .cloned()
+            .expect("call_worker needs a worker's queue context");
+        let data = self.store.data_mut();
+        // The item clock decides; this only bounds a clock that is never set.
+        data.deadline = Instant::now() + Duration::from_secs(10 * 365 * 86_400);
+        data.timed_out = false;
+        self.store.set_epoch_deadline(1);
+        let watchdog = async {
+            loop {
+                match clock.deadline() {
+                    None => tokio::time::sleep(clock.limit()).await,
+                    Some(deadline) if Instant::now() >= deadline => break,
+                    Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = call(&mut self.store) => Ok(result),
+            () = watchdog => Err(()),
+        };
+        self.outcome(what, result)
+    }
+
+    /// A call's result (`Err(())`: its wall-clock limit ran out), with a
+    /// fault classified, logged and counted.
+    fn outcome<T>(&mut self, what: &str, result: Result<wasmtime::Result<T>, ()>) -> Result<T, Fault> {
         let fault = match result {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(_)) if self.store.data().timed_out => Fault::Timeout,
             Ok(Err(e)) if pool_full(&e) => Fault::PoolFull,
             Ok(Err(e)) if self.store.data().limiter.memory_limit_hit => Fault::MemoryLimit(e),
             Ok(Err(e)) => Fault::Trap(e),
-            Err(_elapsed) => Fault::Timeout,
+            Err(()) => Fault::Timeout,
         };
         self.log(what, &fault);
         Err(fault)
@@ -313,7 +358,7 @@ pub fn configure_store(store: &mut Store<HostState>) {
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut ctx| {
-        if Instant::now() >= ctx.data().deadline {
+        if Instant::now() >= ctx.data().call_deadline() {
             ctx.data_mut().timed_out = true;
             return Ok(UpdateDeadline::Interrupt);
         }

@@ -60,6 +60,18 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// When the running call's CPU time runs out: a worker's current item's
+    /// deadline (its queue item clock), else the call's.
+    pub fn call_deadline(&self) -> Instant {
+        self.ctx
+            .queue
+            .clock()
+            .and_then(|clock| clock.deadline())
+            .unwrap_or(self.deadline)
+    }
+}
+
 impl HasCtx for HostState {
     fn capabilities(&mut self) -> &mut Ctx {
         &mut self.ctx
