@@ -19,6 +19,7 @@ import { log as hostLog } from "waterspout:handler/log@0.1.0";
 import { reasonPhrase } from "./status.js";
 
 export { reasonPhrase };
+export { Queue, QueueEmpty, QueueFull, QueueTimeout, QueueNotGranted, QueueStopping, Worker } from "./queues.js";
 
 /** The world-specific imports, set by `http.js` or `ws.js`. @internal */
 export const host = { response: null, connection: null };

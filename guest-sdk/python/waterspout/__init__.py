@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # `import waterspout as tornado` then `tornado.web.RequestHandler`, as
     # after Tornado's `import tornado`: the submodules load on first use.
-    if name in ("web", "websocket", "log"):
+    if name in ("web", "websocket", "log", "queues", "worker"):
         import importlib
 
         return importlib.import_module("." + name, __name__)

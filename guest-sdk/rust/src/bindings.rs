@@ -27,13 +27,32 @@ pub mod websocket {
         with: {
             "waterspout:handler/types@0.1.0": crate::bindings::handler::waterspout::handler::types,
             "waterspout:handler/log@0.1.0": crate::bindings::handler::waterspout::handler::log,
+            "waterspout:handler/queue@0.1.0": crate::bindings::handler::waterspout::handler::queue,
+        },
+    });
+}
+
+/// Bindings of the `worker` world (background workers).
+pub mod worker {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "worker",
+        pub_export_macro: true,
+        export_macro_name: "export_worker_world",
+        default_bindings_module: "waterspout_sdk::bindings::worker",
+        with: {
+            "waterspout:handler/types@0.1.0": crate::bindings::handler::waterspout::handler::types,
+            "waterspout:handler/log@0.1.0": crate::bindings::handler::waterspout::handler::log,
+            "waterspout:handler/queue@0.1.0": crate::bindings::handler::waterspout::handler::queue,
         },
     });
 }
 
 pub(crate) use handler::exports::waterspout::handler::request_handler as raw_handler;
 pub(crate) use handler::waterspout::handler::log as raw_log;
+pub(crate) use handler::waterspout::handler::queue as raw_queue;
 pub(crate) use handler::waterspout::handler::response as raw_response;
 pub(crate) use handler::waterspout::handler::types as raw_types;
 pub(crate) use websocket::exports::waterspout::handler::websocket_handler as raw_websocket_handler;
 pub(crate) use websocket::waterspout::handler::websocket_connection as raw_connection;
+pub(crate) use worker::exports::waterspout::handler::background_worker as raw_worker;

@@ -34,6 +34,8 @@
 //! | `raise HTTPError(404)`           | `return Err(HttpError::new(404))`           |
 //! | `self.send_error(403)`           | `ctx.send_error(403)`                       |
 //! | `self.request.headers`           | `ctx.request().headers()`                   |
+//! | `tornado.queues.Queue`           | [`Queue`] (named, `[queue.NAME]` in the manifest) |
+//! | `async def worker()` × N         | [`Worker`] + [`export_worker!`] (`[worker.NAME]`) |
 //!
 //! The crate also compiles for native targets so that handler code can be
 //! type-checked and unit-tested anywhere, but calls that reach the host
@@ -50,11 +52,13 @@ mod context;
 mod error;
 mod handler;
 pub mod log;
+mod queue;
 mod request;
 mod settings;
 mod slot;
 mod status;
 mod websocket;
+mod worker;
 
 pub use self::{
     context::{Context, CookieOptions},
@@ -63,7 +67,9 @@ pub use self::{
     request::{Method, Request, UploadedFile},
     settings::Settings,
     status::reason_phrase,
+    queue::{Queue, QueueError, QueueItems},
     websocket::{Message, WebSocketHandler, WsContext},
+    worker::Worker,
 };
 
 /// The names most handlers need, for a glob import.
@@ -84,8 +90,9 @@ pub use self::{
 /// ```
 pub mod prelude {
     pub use crate::{
-        Context, CookieOptions, HttpError, Message, Request, RequestHandler, Result, Settings,
-        WebSocketHandler, WsContext, export_handler, export_websocket_handler,
+        Context, CookieOptions, HttpError, Message, Queue, QueueError, Request, RequestHandler,
+        Result, Settings, WebSocketHandler, Worker, WsContext, export_handler,
+        export_websocket_handler, export_worker,
     };
 }
 
@@ -94,4 +101,5 @@ pub mod prelude {
 pub mod __private {
     pub use crate::handler::HandlerExport;
     pub use crate::websocket::WebSocketExport;
+    pub use crate::worker::WorkerExport;
 }
