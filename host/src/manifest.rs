@@ -357,7 +357,9 @@ impl Manifest {
             if raw.routes.iter().any(|r| r.handler.get_ref() == handler) {
                 return Err(err(
                     line_of(w.handler.span().start),
-                    format!("worker {name:?}: handler {handler:?} is routed; a worker's handler serves no route"),
+                    format!(
+                        "worker {name:?}: handler {handler:?} is routed; a worker's handler serves no route"
+                    ),
                 ));
             }
             workers.push(WorkerSpec {

@@ -68,7 +68,11 @@ async fn get_with_a_timeout_times_out_on_an_empty_queue() {
     let (server, _dir) = start().await;
     let start = Instant::now();
     assert_eq!(call(&server, "/get?q=free&timeout=300").await, "error:timeout");
-    assert!(start.elapsed() >= Duration::from_millis(300), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
     // The timed-out get took nothing: a later item goes to the next get.
     assert_eq!(call(&server, "/put?q=free&item=later").await, "ok");
     assert_eq!(call(&server, "/get?q=free&timeout=0").await, "item:later");
@@ -98,7 +102,10 @@ async fn a_full_queue_makes_put_wait_until_a_get_makes_room() {
     // put_nowait: QueueFull; put with a timeout: TimeoutError.
     assert_eq!(call(&server, "/put?q=small&item=3&timeout=0").await, "error:full");
     let start = Instant::now();
-    assert_eq!(call(&server, "/put?q=small&item=3&timeout=200").await, "error:timeout");
+    assert_eq!(
+        call(&server, "/put?q=small&item=3&timeout=200").await,
+        "error:timeout"
+    );
     assert!(start.elapsed() >= Duration::from_millis(200));
     assert_eq!(call(&server, "/qsize?q=small").await, "size:2");
 
@@ -140,17 +147,32 @@ async fn join_waits_until_every_item_is_done() {
     let joined = tokio::time::timeout(Duration::from_secs(5), joining).await;
     assert_eq!(joined.expect("join returned").unwrap(), "ok");
     // More task_done calls than items: Tornado's ValueError.
-    assert_eq!(call(&server, "/task_done?q=free").await, "error:too-many-task-done");
+    assert_eq!(
+        call(&server, "/task_done?q=free").await,
+        "error:too-many-task-done"
+    );
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn queues_not_granted_and_items_too_large_are_error_values() {
     let (server, _dir) = start().await;
-    assert_eq!(call(&server, "/put?q=other&item=x").await, "error:not-granted:other");
-    assert_eq!(call(&server, "/get?q=other&timeout=0").await, "error:not-granted:other");
-    assert_eq!(call(&server, "/qsize?q=nowhere").await, "error:not-granted:nowhere");
-    assert_eq!(call(&server, "/put?q=small&item=x&size=65").await, "error:too-large:64");
+    assert_eq!(
+        call(&server, "/put?q=other&item=x").await,
+        "error:not-granted:other"
+    );
+    assert_eq!(
+        call(&server, "/get?q=other&timeout=0").await,
+        "error:not-granted:other"
+    );
+    assert_eq!(
+        call(&server, "/qsize?q=nowhere").await,
+        "error:not-granted:nowhere"
+    );
+    assert_eq!(
+        call(&server, "/put?q=small&item=x&size=65").await,
+        "error:too-large:64"
+    );
     assert_eq!(call(&server, "/put?q=small&item=x&size=64").await, "ok");
     assert_eq!(call(&server, "/qsize?q=small").await, "size:1");
     server.shutdown().await;
@@ -185,7 +207,10 @@ async fn sdk_semantics(server: &TestServer) {
     assert_eq!(call(server, "/put?q=small&item=a").await, "ok");
     assert_eq!(call(server, "/put?q=small&item=b").await, "ok");
     assert_eq!(call(server, "/put?q=small&item=c&timeout=0").await, "error:full");
-    assert_eq!(call(server, "/put?q=small&item=c&timeout=100").await, "error:timeout");
+    assert_eq!(
+        call(server, "/put?q=small&item=c&timeout=100").await,
+        "error:timeout"
+    );
     assert_eq!(call(server, "/qsize?q=small").await, "size:2");
     assert_eq!(call(server, "/join?q=small&timeout=50").await, "error:timeout");
     assert_eq!(call(server, "/get?q=small").await, "item:a");
@@ -195,7 +220,10 @@ async fn sdk_semantics(server: &TestServer) {
     assert_eq!(call(server, "/task_done?q=small").await, "ok");
     assert_eq!(call(server, "/task_done?q=small").await, "ok");
     assert_eq!(call(server, "/join?q=small").await, "ok");
-    assert_eq!(call(server, "/task_done?q=small").await, "error:too-many-task-done");
+    assert_eq!(
+        call(server, "/task_done?q=small").await,
+        "error:too-many-task-done"
+    );
     assert_eq!(call(server, "/put?q=other&item=x").await, "error:not-granted");
 }
 
@@ -206,9 +234,10 @@ async fn python_queues() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn python_workers_take_jobs_from_a_queue() {
-    let server = TestServer::start(waterspout_tests::guests::PYTHON_QUEUES_APP).await;
+/// Jobs put through the app's handler come back from its `echo` workers as
+/// `JOB@LANGUAGE#INDEX`, every job marked done.
+async fn workers_echo(app: &str, language: &str) {
+    let server = TestServer::start(app).await;
     for i in 0..4 {
         assert_eq!(call(&server, &format!("/put?q=jobs&item=job{i}")).await, "ok");
     }
@@ -218,10 +247,20 @@ async fn python_workers_take_jobs_from_a_queue() {
     }
     results.sort();
     for (i, r) in results.iter().enumerate() {
-        assert!(r.starts_with(&format!("item:job{i}@python#")), "{results:?}");
+        assert!(r.starts_with(&format!("item:job{i}@{language}#")), "{results:?}");
     }
     assert_eq!(call(&server, "/join?q=jobs&timeout=5000").await, "ok");
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn python_workers_take_jobs_from_a_queue() {
+    workers_echo(waterspout_tests::guests::PYTHON_QUEUES_APP, "python").await;
+}
+
+#[tokio::test]
+async fn js_workers_take_jobs_from_a_queue() {
+    workers_echo(waterspout_tests::guests::JS_QUEUES_APP, "js").await;
 }
 
 #[tokio::test]

@@ -81,7 +81,10 @@ async fn log_count(server: &ServerProcess, needle: &str, times: usize) -> String
         if log.matches(needle).count() >= times {
             return log;
         }
-        assert!(Instant::now() < deadline, "log never had {needle:?} {times}×:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "log never had {needle:?} {times}×:\n{log}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -117,9 +120,15 @@ async fn a_trapping_worker_is_logged_restarted_and_takes_later_jobs() {
     }
     let log = log_count(&server, "restarts in", 4).await;
     assert_eq!(log.matches("crashed (trapped)").count(), 2, "{log}");
-    assert!(log.contains("job asked for a trap"), "the guest's panic message is logged:\n{log}");
+    assert!(
+        log.contains("job asked for a trap"),
+        "the guest's panic message is logged:\n{log}"
+    );
     assert!(log.contains("failed: job asked to fail"), "{log}");
-    assert!(log.contains("worker \"echo\" #"), "the log names the worker:\n{log}");
+    assert!(
+        log.contains("worker \"echo\" #"),
+        "the log names the worker:\n{log}"
+    );
     // The restarted workers take the jobs that follow.
     for i in 0..4 {
         put_job(&server, &format!("echo:after{i}")).await;
@@ -129,7 +138,13 @@ async fn a_trapping_worker_is_logged_restarted_and_takes_later_jobs() {
         results.push(result(&server).await);
     }
     results.sort();
-    assert!(results.iter().enumerate().all(|(i, r)| r.starts_with(&format!("after{i}@"))), "{results:?}");
+    assert!(
+        results
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.starts_with(&format!("after{i}@"))),
+        "{results:?}"
+    );
 }
 
 #[tokio::test]
@@ -156,7 +171,10 @@ async fn the_time_limit_applies_per_item() {
     // One job that never ends is stopped at the limit; the worker restarts.
     put_job(&server, "spin").await;
     let log = log_count(&server, "restarts in", 1).await;
-    assert!(log.contains("exceeded the handler's time limit of 1000 ms"), "{log}");
+    assert!(
+        log.contains("exceeded the handler's time limit of 1000 ms"),
+        "{log}"
+    );
     put_job(&server, "echo:alive").await;
     assert!(result(&server).await.starts_with("alive@queue-worker#"));
 }

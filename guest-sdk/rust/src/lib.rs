@@ -64,10 +64,10 @@ pub use self::{
     context::{Context, CookieOptions},
     error::{HttpError, Result},
     handler::{RequestHandler, error_page},
+    queue::{Queue, QueueError, QueueItems},
     request::{Method, Request, UploadedFile},
     settings::Settings,
     status::reason_phrase,
-    queue::{Queue, QueueError, QueueItems},
     websocket::{Message, WebSocketHandler, WsContext},
     worker::Worker,
 };
@@ -90,9 +90,9 @@ pub use self::{
 /// ```
 pub mod prelude {
     pub use crate::{
-        Context, CookieOptions, HttpError, Message, Queue, QueueError, Request, RequestHandler,
-        Result, Settings, WebSocketHandler, Worker, WsContext, export_handler,
-        export_websocket_handler, export_worker,
+        Context, CookieOptions, HttpError, Message, Queue, QueueError, Request, RequestHandler, Result,
+        Settings, WebSocketHandler, Worker, WsContext, export_handler, export_websocket_handler,
+        export_worker,
     };
 }
 

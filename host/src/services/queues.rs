@@ -98,7 +98,10 @@ struct Queue {
 async fn take(semaphore: &Semaphore, wait: Wait, none: QueueError) -> Result<(), QueueError> {
     let permit = match wait {
         Wait::No => semaphore.try_acquire().map_err(|_| none)?,
-        Wait::Forever => semaphore.acquire().await.expect("queue semaphores are never closed"),
+        Wait::Forever => semaphore
+            .acquire()
+            .await
+            .expect("queue semaphores are never closed"),
         Wait::For(limit) => tokio::time::timeout(limit, semaphore.acquire())
             .await
             .map_err(|_| QueueError::Timeout)?
@@ -254,8 +257,14 @@ mod tests {
         assert_eq!(q.get("q", Wait::No).await.unwrap(), b"b");
         assert_eq!(q.get("q", Wait::No).await, Err(QueueError::Empty));
         assert_eq!(q.get("q", SHORT).await, Err(QueueError::Timeout));
-        assert_eq!(q.get("nope", Wait::No).await, Err(QueueError::Unknown("nope".into())));
-        assert_eq!(q.put("q", vec![0; 17], Wait::No).await, Err(QueueError::TooLarge(16)));
+        assert_eq!(
+            q.get("nope", Wait::No).await,
+            Err(QueueError::Unknown("nope".into()))
+        );
+        assert_eq!(
+            q.put("q", vec![0; 17], Wait::No).await,
+            Err(QueueError::TooLarge(16))
+        );
     }
 
     #[tokio::test]
