@@ -69,7 +69,7 @@ impl<V> HandlerSlot<V> {
     /// Makes `version` the one new requests get; returns the previous one.
     pub fn swap(&self, version: Arc<V>) -> Arc<V> {
         let old = self.active.swap(version);
-        self.swapped.send_modify(|()| ());
+        self.swapped.send_modify(|_| {});
         old
     }
 
