@@ -297,6 +297,39 @@ typedef enum ws_log_level {
 /** A printf-formatted line in the host's log, tagged with handler and request. */
 void ws_log(ws_log_level level, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
+/* ----- queues (tornado.queues.Queue) ----------------------------------
+ * Named queues declared in waterspout.toml (`[queue.NAME] max_size = N`) and
+ * granted to the handler (`queues = ["NAME"]`). `timeout_ms`: WS_WAIT waits
+ * as long as the handler's time limit allows, 0 does not wait (put_nowait /
+ * get_nowait), N waits up to N ms. Each returns WS_QUEUE_OK or an error. */
+
+#define WS_WAIT (-1L)
+enum {
+    WS_QUEUE_OK = -1,
+    WS_QUEUE_NOT_GRANTED = 0,   /* not declared, or not in the handler's queues */
+    WS_QUEUE_TIMEOUT = 1,       /* the wait ran out (Tornado's TimeoutError) */
+    WS_QUEUE_FULL = 2,          /* put with timeout 0 on a full queue (QueueFull) */
+    WS_QUEUE_EMPTY = 3,         /* get with timeout 0 on an empty queue (QueueEmpty) */
+    WS_QUEUE_TOO_MANY_TASK_DONE = 4,
+    WS_QUEUE_TOO_LARGE = 5,     /* larger than the queue's max_item_size */
+    WS_QUEUE_STOPPING = 6,      /* a background worker must stop */
+};
+/** Puts `len` bytes at the end of queue `name`, waiting while it is full. */
+int ws_queue_put(const char *name, const void *item, size_t len, long timeout_ms);
+/** ws_queue_put of a C string (without its NUL). */
+int ws_queue_put_text(const char *name, const char *text, long timeout_ms);
+/** Takes the first item: `*item` (NUL-terminated, lives until the request
+ * ends) and `*len`; waits while the queue is empty. */
+int ws_queue_get(const char *name, long timeout_ms, const char **item, size_t *len);
+/** The item last taken is processed (counts down ws_queue_join). */
+int ws_queue_task_done(const char *name);
+/** Waits until every item put is done. */
+int ws_queue_join(const char *name, long timeout_ms);
+/** Items in the queue now, or -1 when the queue is not granted. */
+long ws_queue_qsize(const char *name);
+/** The error's name as the WIT spells it ("timeout", "full", …; "ok"). */
+const char *ws_queue_error_name(int status);
+
 /* ----- utilities ------------------------------------------------------ */
 
 /** A copy of `text` that lives until the request ends. */
@@ -890,6 +923,85 @@ void ws_log(ws_log_level level, const char *format, ...) {
     const char *message = ws__vformat(format, args);
     va_end(args);
     ws__log_string(level, message);
+}
+
+/* ----- queues ----- */
+
+static uint32_t *ws__timeout(long timeout_ms, uint32_t *slot) {
+    if (timeout_ms < 0)
+        return NULL;
+    *slot = timeout_ms > 0xffffffffL ? 0xffffffffu : (uint32_t)timeout_ms;
+    return slot;
+}
+
+static int ws__queue_error(waterspout_handler_queue_queue_error_t *err) {
+    int tag = err->tag;
+    if (tag == WATERSPOUT_HANDLER_QUEUE_QUEUE_ERROR_NOT_GRANTED)
+        handler_string_free(&err->val.not_granted);
+    return tag;
+}
+
+int ws_queue_put(const char *name, const void *item, size_t len, long timeout_ms) {
+    handler_string_t wname = ws__wit(name);
+    handler_list_u8_t witem = {(uint8_t *)item, len};
+    uint32_t slot;
+    waterspout_handler_queue_queue_error_t err;
+    if (waterspout_handler_queue_put(&wname, &witem, ws__timeout(timeout_ms, &slot), &err))
+        return WS_QUEUE_OK;
+    return ws__queue_error(&err);
+}
+
+int ws_queue_put_text(const char *name, const char *text, long timeout_ms) {
+    return ws_queue_put(name, text, strlen(text), timeout_ms);
+}
+
+int ws_queue_get(const char *name, long timeout_ms, const char **item, size_t *len) {
+    handler_string_t wname = ws__wit(name);
+    handler_list_u8_t got;
+    uint32_t slot;
+    waterspout_handler_queue_queue_error_t err;
+    if (!waterspout_handler_queue_get(&wname, ws__timeout(timeout_ms, &slot), &got, &err))
+        return ws__queue_error(&err);
+    *item = ws__str_n((const char *)got.ptr, got.len);
+    if (len)
+        *len = got.len;
+    handler_list_u8_free(&got);
+    return WS_QUEUE_OK;
+}
+
+int ws_queue_task_done(const char *name) {
+    handler_string_t wname = ws__wit(name);
+    waterspout_handler_queue_queue_error_t err;
+    if (waterspout_handler_queue_task_done(&wname, &err))
+        return WS_QUEUE_OK;
+    return ws__queue_error(&err);
+}
+
+int ws_queue_join(const char *name, long timeout_ms) {
+    handler_string_t wname = ws__wit(name);
+    uint32_t slot;
+    waterspout_handler_queue_queue_error_t err;
+    if (waterspout_handler_queue_join(&wname, ws__timeout(timeout_ms, &slot), &err))
+        return WS_QUEUE_OK;
+    return ws__queue_error(&err);
+}
+
+long ws_queue_qsize(const char *name) {
+    handler_string_t wname = ws__wit(name);
+    uint32_t size;
+    waterspout_handler_queue_queue_error_t err;
+    if (waterspout_handler_queue_qsize(&wname, &size, &err))
+        return (long)size;
+    ws__queue_error(&err);
+    return -1;
+}
+
+const char *ws_queue_error_name(int status) {
+    static const char *const names[] = {"not-granted", "timeout", "full", "empty",
+                                        "too-many-task-done", "too-large", "stopping"};
+    if (status >= 0 && status < (int)(sizeof names / sizeof *names))
+        return names[status];
+    return status == WS_QUEUE_OK ? "ok" : "unknown";
 }
 
 const char *ws_strdup(const char *text) { return ws__str_n(text, strlen(text)); }

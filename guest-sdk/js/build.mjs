@@ -1,7 +1,7 @@
 // Builds a Waterspout JavaScript app (an ES module exporting handler
 // classes) into a WebAssembly component:
 //
-//   guest-sdk/js/build APP.js OUT.wasm [--world handler|websocket] [-d FEATURE ...]
+//   guest-sdk/js/build APP.js OUT.wasm [--world handler|websocket|worker] [-d FEATURE ...]
 //
 // 1. esbuild bundles the app with this SDK (`import ... from "waterspout"`)
 //    into one ES module whose entry exports the world's interface:
@@ -31,7 +31,7 @@ function fail(message) {
 }
 
 function usage() {
-  fail("usage: guest-sdk/js/build APP.js OUT.wasm [--world handler|websocket] [-d FEATURE ...]");
+  fail("usage: guest-sdk/js/build APP.js OUT.wasm [--world handler|websocket|worker] [-d FEATURE ...]");
 }
 
 const args = process.argv.slice(2);
@@ -62,19 +62,22 @@ for (const [pkg, what] of [
 const source = readFileSync(app, "utf8");
 if (world === null) {
   const ws = /extends\s+WebSocketHandler\b/.test(source);
+  const worker = /extends\s+Worker\b/.test(source);
   const http = /extends\s+RequestHandler\b/.test(source);
   if (ws && http) fail(`${positional[0]} has both RequestHandler and WebSocketHandler classes: pass --world handler or --world websocket (one component serves one world)`);
-  world = ws ? "websocket" : "handler";
+  world = ws ? "websocket" : worker && !http ? "worker" : "handler";
 }
-if (world !== "handler" && world !== "websocket") fail(`unknown world ${world} (handler or websocket)`);
+if (!["handler", "websocket", "worker"].includes(world)) fail(`unknown world ${world} (handler, websocket or worker)`);
 
 const started = Date.now();
 const work = mkdtempSync(join(tmpdir(), "waterspout-js-"));
 try {
   // The entry: the app's classes behind the world's export.
-  const glue = world === "handler"
-    ? { module: "http.js", fn: "serveRequests", name: "requestHandler" }
-    : { module: "ws.js", fn: "serveWebSockets", name: "websocketHandler" };
+  const glue = {
+    handler: { module: "http.js", fn: "serveRequests", name: "requestHandler" },
+    websocket: { module: "ws.js", fn: "serveWebSockets", name: "websocketHandler" },
+    worker: { module: "worker.js", fn: "serveWorkers", name: "backgroundWorker" },
+  }[world];
   const entry = join(work, "entry.js");
   writeFileSync(
     entry,

@@ -28,6 +28,7 @@ WORLDS = {
     # world name → (base class the app's classes derive from, export class, glue)
     "handler": ("RequestHandler", "RequestHandler", "request_handler"),
     "websocket": ("WebSocketHandler", "WebsocketHandler", "websocket_handler"),
+    "worker": ("Worker", "BackgroundWorker", "background_worker"),
 }
 
 
@@ -51,7 +52,7 @@ def detect_world(app):
             bases[node.name] = names
 
     def kind(name, seen=()):
-        if name in ("RequestHandler", "WebSocketHandler"):
+        if name in ("RequestHandler", "WebSocketHandler", "Worker"):
             return name
         if name in seen or name not in bases:
             return None
@@ -63,13 +64,13 @@ def detect_world(app):
 
     kinds = {kind(name) for name in bases} - {None}
     if not kinds:
-        fail("%s defines no RequestHandler or WebSocketHandler subclass" % app)
+        fail("%s defines no RequestHandler, WebSocketHandler or Worker subclass" % app)
     if len(kinds) > 1:
         fail(
-            "%s defines both RequestHandler and WebSocketHandler subclasses; one component "
+            "%s defines several of RequestHandler, WebSocketHandler and Worker subclasses; one component "
             "serves one world: split them into two modules (or pass --world)" % app
         )
-    return "handler" if kinds == {"RequestHandler"} else "websocket"
+    return {"RequestHandler": "handler", "WebSocketHandler": "websocket", "Worker": "worker"}[kinds.pop()]
 
 
 def stage(directory, module, world):

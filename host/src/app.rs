@@ -36,6 +36,8 @@ pub struct App {
     dir: PathBuf,
     config: ServerConfig,
     deployer: Arc<Deployer>,
+    /// The app-wide backends (queues…).
+    services: Services,
     next_request_id: AtomicU64,
     /// Open WebSocket connections (graceful shutdown closes them).
     connections: Connections,
@@ -91,6 +93,15 @@ impl App {
         };
         let services = Services::embedded(ServiceOptions {
             kv_dir: kv_dir.as_deref(),
+            queues: manifest
+                .queues
+                .iter()
+                .map(|q| crate::services::queues::QueueConfig {
+                    name: q.name.clone(),
+                    max_size: q.max_size,
+                    max_item_size: q.max_item_size,
+                })
+                .collect(),
         })?;
         crate::metrics::install();
         let statics = match &config.static_path {
@@ -103,11 +114,13 @@ impl App {
         // The store's active versions (and route table) win over the manifest.
         let dir = manifest.dir.clone();
         let web = Arc::new(Web::from_manifest(&manifest));
+        
         let deployer = Deployer::restore(manifest, components, versions)?;
         Ok(Arc::new(App {
             dir,
             config,
             deployer: Arc::new(deployer),
+            services,
             next_request_id: AtomicU64::new(1),
             connections: Connections::default(),
             web,
@@ -158,6 +171,10 @@ impl App {
 
     pub(crate) fn deployer(&self) -> &Arc<Deployer> {
         &self.deployer
+    }
+
+    pub(crate) fn services(&self) -> &Services {
+        &self.services
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {

@@ -143,6 +143,41 @@ struct RawManifest {
     routes: Vec<RawRoute>,
     #[serde(default, rename = "handler")]
     handlers: BTreeMap<String, Spanned<RawHandler>>,
+    #[serde(default, rename = "queue")]
+    queues: BTreeMap<String, Spanned<RawQueue>>,
+    #[serde(default, rename = "worker")]
+    workers: BTreeMap<String, Spanned<RawWorker>>,
+}
+
+/// `[queue.NAME]`: an app-wide named queue (Tornado's `Queue(maxsize=…)`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    /// Items held at most; 0 (the default): unbounded.
+    #[serde(default)]
+    max_size: usize,
+    /// Bytes one item may have at most (default 1 MiB).
+    #[serde(default = "default_max_item_size")]
+    max_item_size: usize,
+}
+
+fn default_max_item_size() -> usize {
+    1 << 20
+}
+
+/// `[worker.NAME]`: background workers running a worker-world handler.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorker {
+    handler: Spanned<String>,
+    #[serde(default = "default_concurrency")]
+    concurrency: Spanned<u32>,
+    #[serde(default)]
+    settings: toml::Table,
+}
+
+fn default_concurrency() -> Spanned<u32> {
+    Spanned::new(0..0, 1)
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +225,9 @@ pub struct HandlerLimits {
     /// wasi:http components: hosts outbound requests may go to (none by default).
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<String>,
+    /// Queues (`[queue.NAME]`) this handler may use (none by default).
+    #[serde(default)]
+    pub queues: Vec<String>,
     /// WebSocket: origins allowed besides the request's own host.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
@@ -257,6 +295,7 @@ impl Default for HandlerLimits {
             reuse: 0,
             concurrency: default_concurrency(),
             allowed_outbound_hosts: Vec::new(),
+            queues: Vec::new(),
             allowed_origins: Vec::new(),
             kv: Vec::new(),
             data_dir: None,
@@ -298,6 +337,27 @@ pub struct HandlerSpec {
     pub line: usize,
 }
 
+/// A queue as written in the manifest (`[queue.NAME]`).
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    pub name: String,
+    /// 0: unbounded.
+    pub max_size: usize,
+    pub max_item_size: usize,
+    pub line: usize,
+}
+
+/// Background workers as written in the manifest (`[worker.NAME]`): run
+/// `concurrency` instances of `handler` (a worker-world component).
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    pub name: String,
+    pub handler: String,
+    pub concurrency: u32,
+    pub settings: Vec<(String, String)>,
+    pub line: usize,
+}
+
 /// A parsed and checked manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -306,6 +366,8 @@ pub struct Manifest {
     pub app: AppSettings,
     pub routes: Vec<RouteSpec>,
     pub handlers: Vec<HandlerSpec>,
+    pub queues: Vec<QueueSpec>,
+    pub workers: Vec<WorkerSpec>,
 }
 
 impl Manifest {
@@ -408,6 +470,74 @@ impl Manifest {
             });
         }
 
+        let mut queues = Vec::new();
+        for (name, queue) in &raw.queues {
+            let q = queue.get_ref();
+            if q.max_item_size == 0 {
+                return Err(err(
+                    line_of(queue.span().start),
+                    format!("queue {name:?}: max_item_size must be positive"),
+                ));
+            }
+            queues.push(QueueSpec {
+                name: name.clone(),
+                max_size: q.max_size,
+                max_item_size: q.max_item_size,
+                line: line_at(text, queue.span().start),
+            });
+        }
+        for (name, handler) in &raw.handlers {
+            for queue in &handler.get_ref().limits.queues {
+                if !raw.queues.contains_key(queue) {
+                    let declared: Vec<&str> = raw.queues.keys().map(String::as_str).collect();
+                    return Err(err(
+                        line_of(handler.span().start),
+                        format!(
+                            "handler {name:?} is granted queue {queue:?}, which no [queue.{queue}] section declares (queues: {declared:?})"
+                        ),
+                    ));
+                }
+            }
+        }
+
+        let mut workers = Vec::new();
+        for (name, worker) in &raw.workers {
+            let w = worker.get_ref();
+            let handler = w.handler.get_ref();
+            let Some(spec) = raw.handlers.get(handler) else {
+                let known: Vec<&str> = raw.handlers.keys().map(String::as_str).collect();
+                return Err(err(
+                    line_of(w.handler.span().start),
+                    format!("worker {name:?} names unknown handler {handler:?} (handlers: {known:?})"),
+                ));
+            };
+            let concurrency = *w.concurrency.get_ref();
+            let max_instances = spec.get_ref().limits.max_instances;
+            if concurrency == 0 || concurrency > max_instances {
+                return Err(err(
+                    line_of(worker.span().start),
+                    format!(
+                        "worker {name:?}: concurrency must be between 1 and handler {handler:?}'s max_instances ({max_instances}); it is {concurrency}"
+                    ),
+                ));
+            }
+            if raw.routes.iter().any(|r| r.handler.get_ref() == handler) {
+                return Err(err(
+                    line_of(w.handler.span().start),
+                    format!(
+                        "worker {name:?}: handler {handler:?} is routed; a worker's handler serves no route"
+                    ),
+                ));
+            }
+            workers.push(WorkerSpec {
+                name: name.clone(),
+                handler: handler.clone(),
+                concurrency,
+                settings: settings_pairs(&w.settings),
+                line: line_at(text, worker.span().start),
+            });
+        }
+
         let mut routes = Vec::new();
         for route in &raw.routes {
             let pattern = route.pattern.get_ref();
@@ -445,6 +575,8 @@ impl Manifest {
             app: raw.app,
             routes,
             handlers,
+            queues,
+            workers,
         })
     }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::manifest::HandlerLimits;
 
@@ -27,6 +27,9 @@ pub enum World {
     /// `wasi:http/service`: a standard wasi:http 0.3 (WASI p3) component,
     /// served unchanged.
     WasiHttp3,
+    /// `waterspout:handler/worker`: a background worker (`[worker.NAME]`),
+    /// never routed.
+    Worker,
 }
 
 impl World {
@@ -36,6 +39,7 @@ impl World {
             World::Websocket => "websocket",
             World::WasiHttp => "wasi-http",
             World::WasiHttp3 => "wasi-http3",
+            World::Worker => "worker",
         }
     }
 }
@@ -52,6 +56,8 @@ pub struct HandlerSlot<V> {
     /// Caps live instances of this handler (`max_instances`).
     pub permits: Arc<Semaphore>,
     active: ArcSwap<V>,
+    /// Ticks on every swap (background workers watch it to change versions).
+    swapped: watch::Sender<()>,
 }
 
 impl<V> HandlerSlot<V> {
@@ -62,7 +68,14 @@ impl<V> HandlerSlot<V> {
 
     /// Makes `version` the one new requests get; returns the previous one.
     pub fn swap(&self, version: Arc<V>) -> Arc<V> {
-        self.active.swap(version)
+        let old = self.active.swap(version);
+        self.swapped.send_modify(|_| {});
+        old
+    }
+
+    /// A receiver that sees a change after every later [`HandlerSlot::swap`].
+    pub fn swaps(&self) -> watch::Receiver<()> {
+        self.swapped.subscribe()
     }
 }
 
@@ -113,6 +126,7 @@ impl<V> Registry<V> {
             permits: Arc::new(Semaphore::new(limits.max_instances as usize)),
             limits,
             active: ArcSwap::new(version),
+            swapped: watch::channel(()).0,
         };
         slots.insert(name.to_owned(), Arc::new(slot));
         None

@@ -21,6 +21,7 @@ import { SignedCookies, WebHelpers, authenticated, hooks as webHooks, mixin } fr
 
 export { reasonPhrase, authenticated };
 export { pubsub, groups, PubsubError, StreamClosedError } from "./pubsub.js";
+export { Queue, QueueEmpty, QueueFull, QueueTimeout, QueueNotGranted, QueueStopping, Worker } from "./queues.js";
 
 /** The world-specific imports, set by `http.js` or `ws.js`. @internal */
 export const host = { response: null, connection: null };

@@ -11,7 +11,7 @@ import, at build time, with a message saying so.
 version = "6.5-waterspout"
 version_info = (6, 5, 0, 0)
 
-_SUBMODULES = ("web", "websocket", "ioloop", "escape", "httputil", "log", "iostream")
+_SUBMODULES = ("web", "websocket", "ioloop", "escape", "httputil", "log", "iostream", "queues")
 
 
 def __getattr__(name):

@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # `import waterspout as tornado` then `tornado.web.RequestHandler`, as
     # after Tornado's `import tornado`: the submodules load on first use.
-    if name in ("web", "websocket", "log", "pubsub", "groups"):
+    if name in ("web", "websocket", "log", "pubsub", "groups", "queues", "worker"):
         import importlib
 
         return importlib.import_module("." + name, __name__)

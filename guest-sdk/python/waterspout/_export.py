@@ -275,3 +275,28 @@ def websocket_handler(module):
 
     WebsocketHandlerExport.__name__ = "WebsocketHandler"
     return WebsocketHandlerExport
+
+
+def background_worker(module):
+    """The `background-worker` export for an app module's ``Worker`` subclass."""
+    from . import queues, worker
+
+    class BackgroundWorkerExport:
+
+        def run(self, settings):
+            settings = dict(settings)
+            try:
+                cls = pick_class(module, worker.Worker, settings)
+                instance = cls()
+                instance.settings = settings
+                web._run(instance.initialize(**{k: v for k, v in settings.items() if ":" not in k}))
+                web._run(instance.run())
+            except queues.QueueStopping:
+                return
+            except Exception:  # noqa: BLE001 — logged; the host restarts the worker
+                where = module.__name__
+                log.error("uncaught exception in worker %s\n%s", where, traceback.format_exc().rstrip())
+                raise Err("uncaught exception in worker %s (traceback in the log)" % where) from None
+
+    BackgroundWorkerExport.__name__ = "BackgroundWorker"
+    return BackgroundWorkerExport

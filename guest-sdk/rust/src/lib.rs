@@ -37,6 +37,8 @@
 //! | `self.get_signed_cookie("u")`    | `ctx.get_signed_cookie("u")`                |
 //! | `self.render("t.html", x=1)`     | `ctx.render("t.html", &json!({"x": 1}))?`   |
 //! | `@tornado.web.authenticated`     | `ctx.authenticated(user, \|ctx, user\| ..)`  |
+//! | `tornado.queues.Queue`           | [`Queue`] (named, `[queue.NAME]` in the manifest) |
+//! | `async def worker()` × N         | [`Worker`] + [`export_worker!`] (`[worker.NAME]`) |
 //!
 //! The crate also compiles for native targets so that handler code can be
 //! type-checked and unit-tested anywhere, but calls that reach the host
@@ -56,6 +58,7 @@ mod handler;
 pub mod kv;
 pub mod log;
 pub mod pubsub;
+mod queue;
 mod request;
 mod settings;
 mod slot;
@@ -63,16 +66,19 @@ mod status;
 pub mod timers;
 mod web;
 mod websocket;
+mod worker;
 
 pub use self::{
     context::{Context, CookieOptions},
     error::{HttpError, Result},
     handler::{RequestHandler, error_page},
+    queue::{Queue, QueueError, QueueItems},
     request::{Method, Request, UploadedFile},
     settings::Settings,
     status::reason_phrase,
     web::MAX_AGE_DAYS,
     websocket::{Message, WebSocketHandler, WsContext},
+    worker::Worker,
 };
 
 /// The names most handlers need, for a glob import.
@@ -93,8 +99,9 @@ pub use self::{
 /// ```
 pub mod prelude {
     pub use crate::{
-        Context, CookieOptions, HttpError, Message, Request, RequestHandler, Result, Settings,
-        WebSocketHandler, WsContext, export_handler, export_websocket_handler,
+        Context, CookieOptions, HttpError, Message, Queue, QueueError, Request, RequestHandler, Result,
+        Settings, WebSocketHandler, Worker, WsContext, export_handler, export_websocket_handler,
+        export_worker,
     };
 }
 
@@ -103,4 +110,5 @@ pub mod prelude {
 pub mod __private {
     pub use crate::handler::HandlerExport;
     pub use crate::websocket::WebSocketExport;
+    pub use crate::worker::WorkerExport;
 }

@@ -33,6 +33,28 @@ pub mod websocket {
             "waterspout:handler/web": crate::capabilities::bindings::handler::waterspout::handler::web,
             "waterspout:handler/pubsub": crate::capabilities::bindings::handler::waterspout::handler::pubsub,
             "waterspout:handler/groups": crate::capabilities::bindings::handler::waterspout::handler::groups,
+            "waterspout:handler/queue": crate::capabilities::bindings::handler::waterspout::handler::queue,
+        },
+    });
+}
+
+/// World `worker`: a background worker's loop. Shares the `services`
+/// interfaces with the handler world (each one listed in `with`).
+pub mod worker {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "worker",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "waterspout:handler/types": crate::capabilities::bindings::handler::waterspout::handler::types,
+            "waterspout:handler/log": crate::capabilities::bindings::handler::waterspout::handler::log,
+            "waterspout:handler/queue": crate::capabilities::bindings::handler::waterspout::handler::queue,
+            "waterspout:handler/kv": crate::capabilities::bindings::handler::waterspout::handler::kv,
+            "waterspout:handler/timers": crate::capabilities::bindings::handler::waterspout::handler::timers,
+            "waterspout:handler/web": crate::capabilities::bindings::handler::waterspout::handler::web,
+            "waterspout:handler/pubsub": crate::capabilities::bindings::handler::waterspout::handler::pubsub,
+            "waterspout:handler/groups": crate::capabilities::bindings::handler::waterspout::handler::groups,
         },
     });
 }
@@ -42,8 +64,9 @@ pub use handler::waterspout::handler::log::Level as LogLevel;
 pub use handler::waterspout::handler::response::CookieOptions;
 pub use handler::waterspout::handler::types::Method as WitMethod;
 pub use handler::waterspout::handler::types::UploadedFile;
-pub use handler::waterspout::handler::{groups, kv, log, pubsub, response, timers, types, web};
+pub use handler::waterspout::handler::{groups, kv, log, pubsub, queue, response, timers, types, web};
 pub use handler::{Handler as HandlerWorld, HandlerPre};
 pub use websocket::waterspout::handler::websocket_connection;
 pub use websocket::waterspout::handler::websocket_connection::Message as WsMessage;
 pub use websocket::{Websocket as WebsocketWorld, WebsocketPre};
+pub use worker::{Worker as WorkerWorld, WorkerPre};

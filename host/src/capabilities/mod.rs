@@ -14,6 +14,7 @@ pub mod groups;
 pub mod log;
 pub mod outbound_http;
 pub mod pubsub;
+pub mod queue;
 pub mod request;
 pub mod response;
 pub mod timers;
@@ -51,6 +52,7 @@ pub struct Ctx {
     pub waiting: waiting::Waiting,
     pub pubsub: pubsub::PubsubCtx,
     pub groups: groups::GroupsCtx,
+    pub queue: queue::QueueCtx,
 }
 
 impl Ctx {
@@ -72,6 +74,7 @@ impl Ctx {
             waiting: Default::default(),
             pubsub: Default::default(),
             groups: Default::default(),
+            queue: Default::default(),
         }
     }
 }
@@ -107,5 +110,6 @@ pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> 
         pubsub::PubsubView { ctx: pubsub, waiting }
     })?;
     groups::add_to_linker(linker, |t| &mut t.capabilities().groups)?;
+    queue::add_to_linker(linker, |t| &mut t.capabilities().queue)?;
     Ok(())
 }

@@ -266,9 +266,13 @@ impl Deployer {
         if let Some(slot) = &existing {
             let active = slot.active().world;
             // HTTP handlers (ours or wasi:http) replace each other freely; a
-            // route that upgrades to WebSocket must stay a WebSocket route.
-            let is_websocket = |w: World| w == World::Websocket;
-            if is_websocket(active) != is_websocket(world) {
+            // route that upgrades to WebSocket must stay a WebSocket route,
+            // and a background worker a worker.
+            let kind = |w: World| match w {
+                World::Websocket | World::Worker => Some(w),
+                _ => None,
+            };
+            if kind(active) != kind(world) {
                 metrics_refused(handler);
                 tracing::warn!(
                     handler,

@@ -20,6 +20,7 @@ use super::Target;
 use crate::app::App;
 use crate::body::{Body, error_page};
 use crate::capabilities::bindings::{HandlerPre, HandlerWorld, HttpError, RequestHandler};
+use crate::capabilities::queue::QueueCtx;
 use crate::capabilities::request::RequestData;
 use crate::capabilities::response::{ResponseCtx, ResponseState};
 use crate::capabilities::wasi::Wasi;
@@ -80,6 +81,7 @@ pub(super) async fn serve(
             guest.ctx().wasi = Wasi::with_data_dir(app.dir().join(dir));
         }
         let checks = app.web().clone();
+        guest.ctx().queue = QueueCtx::new(app.services().queues.clone(), &slot.limits.queues);
         let outcome = guest
             .call("request", async |store| {
                 let instance = match reused {

@@ -13,6 +13,7 @@ mod services;
 mod wasi_http;
 mod wasi_http3;
 pub(crate) mod websocket;
+pub(crate) mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,6 +90,11 @@ pub(crate) async fn serve(
             wasi_http3::serve(app, target, pre, parts, body).await
         }
         Prepared::Websocket(_) => unreachable!("the edge upgrades websocket routes"),
+        Prepared::Worker(_) => {
+            tracing::error!(handler = %target.version.name,
+                "a route points at a background worker (worker world), which serves no requests");
+            crate::body::error_page(StatusCode::INTERNAL_SERVER_ERROR)
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-use crate::capabilities::bindings::{HandlerPre, WebsocketPre};
+use crate::capabilities::bindings::{HandlerPre, WebsocketPre, WorkerPre};
 use crate::metrics::VersionMetrics;
 use crate::registry::{World, sha256_hex};
 use crate::runtime::HostState;
@@ -18,6 +18,7 @@ use crate::runtime::idle::IdleInstances;
 
 const HANDLER_EXPORT: &str = "waterspout:handler/request-handler@0.1.0";
 const WEBSOCKET_EXPORT: &str = "waterspout:handler/websocket-handler@0.1.0";
+const WORKER_EXPORT: &str = "waterspout:handler/background-worker@0.1.0";
 /// Any 0.2.x version of wasi:http's handler export.
 const WASI_HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2";
 /// Any 0.3.x version of wasi:http's handler export (WASI p3 `wasi:http/service`).
@@ -33,6 +34,7 @@ pub enum Prepared {
     Websocket(WebsocketPre<HostState>),
     WasiHttp(ProxyPre<HostState>),
     WasiHttp3(ServicePre<HostState>),
+    Worker(WorkerPre<HostState>),
 }
 
 /// One immutable version of a handler.
@@ -100,7 +102,7 @@ pub enum ComponentError {
     )]
     CoreModule,
     #[error(
-        "the component exports none of the worlds served here (expected an export of `{HANDLER_EXPORT}`, `{WEBSOCKET_EXPORT}`, `{WASI_HTTP_EXPORT}.x` or `{WASI_HTTP3_EXPORT}.x`; found: {0})"
+        "the component exports none of the worlds served here (expected an export of `{HANDLER_EXPORT}`, `{WEBSOCKET_EXPORT}`, `{WORKER_EXPORT}`, `{WASI_HTTP_EXPORT}.x` or `{WASI_HTTP3_EXPORT}.x`; found: {0})"
     )]
     UnknownWorld(String),
     #[error("the component's imports cannot be satisfied")]
@@ -154,6 +156,9 @@ impl Components {
         } else if exports.iter().any(|e| e == WEBSOCKET_EXPORT) {
             let pre = WebsocketPre::new(pre(())?).map_err(link)?;
             Ok((World::Websocket, Prepared::Websocket(pre)))
+        } else if exports.iter().any(|e| e == WORKER_EXPORT) {
+            let pre = WorkerPre::new(pre(())?).map_err(link)?;
+            Ok((World::Worker, Prepared::Worker(pre)))
         } else if exports.iter().any(|e| e.starts_with(WASI_HTTP_EXPORT)) {
             let pre = ProxyPre::new(pre(())?).map_err(link)?;
             Ok((World::WasiHttp, Prepared::WasiHttp(pre)))

@@ -187,6 +187,7 @@ impl Guest {
         data.ctx.waiting = Default::default();
         data.ctx.pubsub = Default::default();
         data.ctx.groups = Default::default();
+        data.ctx.queue = Default::default();
         data.limiter.memory_limit_hit = false;
         let version = self.version.clone();
         version.idle.put(Idle {
@@ -254,6 +255,44 @@ impl Guest {
             biased;
             result = call(&mut self.store) => Ok(result),
             () = clock.expired() => Err(()),
+        };
+        self.classify(what, result)
+    }
+
+    /// Runs a background worker's `call` (its whole loop): the time limit
+    /// applies per item, as the queue capability's item clock says (set
+    /// when `queue.get` hands over an item, cleared while the worker waits
+    /// in `get`), to CPU time through the epoch callback and to wall time
+    /// through a watchdog. The guest's context must be a worker's
+    /// (`QueueCtx::for_worker`).
+    pub async fn call_worker<T>(
+        &mut self,
+        what: &str,
+        call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T, Fault> {
+        let clock = self
+            .ctx()
+            .queue
+            .clock()
+            .cloned()
+            .expect("call_worker needs a worker's queue context");
+        let data = self.store.data_mut();
+        // The item clock decides; this only bounds a clock that is never set.
+        data.deadline = Instant::now() + Duration::from_secs(10 * 365 * 86_400);
+        data.timed_out = false;
+        self.store.set_epoch_deadline(1);
+        let watchdog = async {
+            loop {
+                match clock.deadline() {
+                    None => tokio::time::sleep(clock.limit()).await,
+                    Some(deadline) if Instant::now() >= deadline => break,
+                    Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = call(&mut self.store) => Ok(result),
+            () = watchdog => Err(()),
         };
         self.classify(what, result)
     }
@@ -355,7 +394,7 @@ pub fn configure_store(store: &mut Store<HostState>) {
     store.epoch_deadline_callback(|mut ctx| {
         // Time the guest spent waiting on the host does not count.
         let data = ctx.data();
-        if Instant::now() >= data.cpu_deadline() + data.ctx.waiting.waited() {
+        if Instant::now() >= data.call_deadline() + data.ctx.waiting.waited() {
             ctx.data_mut().timed_out = true;
             return Ok(UpdateDeadline::Interrupt);
         }

@@ -77,6 +77,19 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// When the running call's CPU time runs out: a worker's current item's
+    /// deadline (its queue item clock), else the call's (or its shared
+    /// instance's, [`HostState::cpu_deadline`]).
+    pub fn call_deadline(&self) -> Instant {
+        self.ctx
+            .queue
+            .clock()
+            .and_then(|clock| clock.deadline())
+            .unwrap_or_else(|| self.cpu_deadline())
+    }
+}
+
 impl HasCtx for HostState {
     fn capabilities(&mut self) -> &mut Ctx {
         &mut self.ctx

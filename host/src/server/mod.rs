@@ -39,8 +39,14 @@ pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerH
         read_buffer: 64 << 10,
     };
     let closing = app.clone();
-    // Graceful shutdown closes WebSockets (1001) before requests drain.
-    let before_drain = async move { crate::handlers::close_all(&closing).await };
+    // Background workers run on this runtime from now until shutdown.
+    let workers = crate::handlers::worker::start(&app);
+    let grace = config.shutdown_grace;
+    // Graceful shutdown closes WebSockets (1001) and stops the background
+    // workers (after their current item) before requests drain.
+    let before_drain = async move {
+        tokio::join!(crate::handlers::close_all(&closing), workers.stop(grace));
+    };
     let workers = settings.workers;
     let handle = listener::start(listener, settings, Arc::new(edge::Edge(app)), before_drain)?;
     tracing::info!(

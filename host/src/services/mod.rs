@@ -11,6 +11,7 @@
 pub mod broker;
 pub mod kv;
 mod kv_log;
+pub mod queues;
 pub mod web;
 
 use std::path::Path;
@@ -24,11 +25,15 @@ pub struct Services {
     pub kv: Arc<dyn Kv>,
     /// Pub/sub (long polling) and WebSocket groups.
     pub broker: Arc<dyn broker::Broker>,
+    /// Named queues (`[queue.NAME]`).
+    pub queues: Arc<dyn queues::Queues>,
 }
 
 /// Options of the embedded backends (from the manifest's `[app]`).
 #[derive(Debug, Clone, Default)]
 pub struct ServiceOptions<'a> {
+    /// The app's queues (`[queue.NAME]`).
+    pub queues: Vec<queues::QueueConfig>,
     /// Where the kv log lives; `None` keeps kv data in memory only.
     pub kv_dir: Option<&'a Path>,
 }
@@ -45,6 +50,7 @@ impl Services {
         Ok(Services {
             kv,
             broker: Arc::new(broker::MemoryBroker::default()),
+            queues: Arc::new(queues::EmbeddedQueues::new(options.queues)),
         })
     }
 }

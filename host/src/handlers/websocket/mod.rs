@@ -23,6 +23,7 @@ use self::handshake::{check_handshake, refusal, subprotocols};
 use super::Target;
 use crate::app::App;
 use crate::body::{Body, page};
+use crate::capabilities::queue::QueueCtx;
 use crate::capabilities::request::RequestData;
 use crate::capabilities::websocket_connection::{ConnectionCtx, Outbound};
 use crate::runtime::{Admission, Guest, Prepared};
@@ -141,6 +142,7 @@ async fn handshake(
         app.statics().cloned(),
         cookies,
     );
+    guest.ctx().queue = QueueCtx::new(app.services().queues.clone(), &limits.queues);
 
     let offered = subprotocols(&parts.headers);
     let data = RequestData::new(parts, bytes::Bytes::new(), remote.ip(), path_args, path_kwargs);
