@@ -1171,4 +1171,8 @@ void exports_waterspout_handler_websocket_handler_on_close(uint16_t *maybe_code,
 #endif /* WATERSPOUT_WEBSOCKET */
 
 #endif /* WATERSPOUT_IMPLEMENTATION */
+
+/* The host services (kv, timers, http client): ws_kv_*, ws_sleep_ms, ws_fetch. */
+#include "waterspout_services.h"
+
 #endif /* WATERSPOUT_H */

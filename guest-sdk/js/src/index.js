@@ -19,6 +19,10 @@ import { log as hostLog } from "waterspout:handler/log@0.1.0";
 import { reasonPhrase } from "./status.js";
 
 export { reasonPhrase };
+// The host services: kv, the host's timer, Tornado's AsyncHTTPClient.
+export { kv, KvError, Namespace } from "./kv.js";
+export { sleep } from "./timers.js";
+export { AsyncHTTPClient, FetchError, HTTPClientError, HTTPResponse } from "./httpclient.js";
 
 /** The world-specific imports, set by `http.js` or `ws.js`. @internal */
 export const host = { response: null, connection: null };

@@ -11,8 +11,9 @@ Write handlers as you would for Tornado, importing from ``waterspout``::
 and build the module into a component with ``guest-sdk/python/build app.py
 app.wasm``. ``waterspout.web`` mirrors ``tornado.web`` (``RequestHandler``,
 ``HTTPError``, ``MissingArgumentError``), ``waterspout.websocket`` mirrors
-``tornado.websocket`` (``WebSocketHandler``) and ``waterspout.log`` writes
-into the host's log.
+``tornado.websocket`` (``WebSocketHandler``), ``waterspout.log`` writes
+into the host's log, and the host services are ``waterspout.kv``,
+``waterspout.timers`` and ``waterspout.httpclient`` (``tornado.httpclient``).
 """
 
 __version__ = "0.1.0"
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # `import waterspout as tornado` then `tornado.web.RequestHandler`, as
     # after Tornado's `import tornado`: the submodules load on first use.
-    if name in ("web", "websocket", "log"):
+    if name in ("web", "websocket", "log", "kv", "timers", "httpclient"):
         import importlib
 
         return importlib.import_module("." + name, __name__)

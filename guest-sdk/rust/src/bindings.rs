@@ -29,11 +29,13 @@ pub mod websocket {
             "waterspout:handler/log@0.1.0": crate::bindings::handler::waterspout::handler::log,
             "waterspout:handler/kv@0.1.0": crate::bindings::handler::waterspout::handler::kv,
             "waterspout:handler/timers@0.1.0": crate::bindings::handler::waterspout::handler::timers,
+            "waterspout:handler/http-client@0.1.0": crate::bindings::handler::waterspout::handler::http_client,
         },
     });
 }
 
 pub(crate) use handler::exports::waterspout::handler::request_handler as raw_handler;
+pub(crate) use handler::waterspout::handler::http_client as raw_http_client;
 pub(crate) use handler::waterspout::handler::kv as raw_kv;
 pub(crate) use handler::waterspout::handler::log as raw_log;
 pub(crate) use handler::waterspout::handler::response as raw_response;

@@ -49,6 +49,7 @@ pub mod bindings;
 mod context;
 mod error;
 mod handler;
+pub mod http_client;
 pub mod kv;
 pub mod log;
 mod request;

@@ -30,6 +30,7 @@ pub mod websocket {
             "waterspout:handler/log": crate::capabilities::bindings::handler::waterspout::handler::log,
             "waterspout:handler/kv": crate::capabilities::bindings::handler::waterspout::handler::kv,
             "waterspout:handler/timers": crate::capabilities::bindings::handler::waterspout::handler::timers,
+            "waterspout:handler/http-client": crate::capabilities::bindings::handler::waterspout::handler::http_client,
         },
     });
 }
@@ -39,7 +40,7 @@ pub use handler::waterspout::handler::log::Level as LogLevel;
 pub use handler::waterspout::handler::response::CookieOptions;
 pub use handler::waterspout::handler::types::Method as WitMethod;
 pub use handler::waterspout::handler::types::UploadedFile;
-pub use handler::waterspout::handler::{kv, log, response, timers, types};
+pub use handler::waterspout::handler::{http_client, kv, log, response, timers, types};
 pub use handler::{Handler as HandlerWorld, HandlerPre};
 pub use websocket::waterspout::handler::websocket_connection;
 pub use websocket::waterspout::handler::websocket_connection::Message as WsMessage;

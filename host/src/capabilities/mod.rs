@@ -8,6 +8,7 @@
 //! context as one field of [`Ctx`], and one line in [`add_to_linker`].
 
 pub mod bindings;
+pub mod http_client;
 pub mod kv;
 pub mod log;
 pub mod outbound_http;
@@ -40,6 +41,7 @@ pub struct Ctx {
     pub response: response::ResponseCtx,
     pub websocket_connection: websocket_connection::ConnectionCtx,
     pub kv: kv::KvCtx,
+    pub http_client: http_client::HttpClientCtx,
     pub timers: timers::Timers,
 }
 
@@ -57,6 +59,7 @@ impl Ctx {
             response: Default::default(),
             websocket_connection: Default::default(),
             kv: Default::default(),
+            http_client: Default::default(),
             timers: Default::default(),
         }
     }
@@ -81,5 +84,6 @@ pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> 
     websocket_connection::add_to_linker(linker, |t| &mut t.capabilities().websocket_connection)?;
     kv::add_to_linker(linker, |t| &mut t.capabilities().kv)?;
     timers::add_to_linker(linker, |t| &mut t.capabilities().timers)?;
+    http_client::add_to_linker(linker, |t| &mut t.capabilities().http_client)?;
     Ok(())
 }

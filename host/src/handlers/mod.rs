@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use crate::app::App;
 use crate::body::Body;
 use crate::capabilities::Ctx;
+use crate::capabilities::http_client::HttpClientCtx;
 use crate::capabilities::kv::KvCtx;
 use crate::manifest::HandlerLimits;
 use crate::registry::HandlerSlot;
@@ -36,6 +37,7 @@ pub(crate) use self::websocket::close_all;
 pub(crate) fn grant_services(app: &App, limits: &HandlerLimits, ctx: &mut Ctx) {
     let services = app.services();
     ctx.kv = KvCtx::new(services.kv.clone(), &limits.kv);
+    ctx.http_client = HttpClientCtx::new(services.http_client.clone(), &limits.allowed_outbound_hosts);
 }
 
 /// Where a request goes: its handler, the version active when it arrived

@@ -180,6 +180,7 @@ impl Guest {
         data.ctx.websocket_connection = Default::default();
         data.ctx.outbound_http = Default::default();
         data.ctx.kv = Default::default();
+        data.ctx.http_client = Default::default();
         data.limiter.memory_limit_hit = false;
         let version = self.version.clone();
         version.idle.put(Idle {

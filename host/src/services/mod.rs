@@ -8,18 +8,21 @@
 //! [`Services`] is the set of backends one app holds; the handler drivers
 //! hand each capability its backend when they admit an instance.
 
+pub mod http_client;
 pub mod kv;
 mod kv_log;
 
 use std::path::Path;
 use std::sync::Arc;
 
+pub use self::http_client::{AllowedHosts, HttpClient, ReqwestClient};
 pub use self::kv::{EmbeddedKv, Kv};
 
 /// The app's service backends, shared by every instance of every handler.
 #[derive(Clone)]
 pub struct Services {
     pub kv: Arc<dyn Kv>,
+    pub http_client: Arc<dyn HttpClient>,
 }
 
 /// Options of the embedded backends (from the manifest's `[app]`).
@@ -38,7 +41,10 @@ impl Services {
             }
             None => Arc::new(EmbeddedKv::in_memory()),
         };
-        Ok(Services { kv })
+        Ok(Services {
+            kv,
+            http_client: Arc::new(ReqwestClient::default()),
+        })
     }
 }
 
