@@ -318,7 +318,9 @@ impl Origin {
         let count = connections.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((socket, _)) = listener.accept().await else { return };
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
                 count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(Origin::serve(socket));
             }
@@ -356,7 +358,11 @@ impl Origin {
             let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
             let length: usize = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
                 .unwrap_or(0);
             while buffer.len() < end + length {
                 let mut chunk = [0u8; 4096];
@@ -384,7 +390,10 @@ impl Origin {
                 })
             };
             let reply = |status: &str, extra: &str, body: &str| {
-                format!("HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len())
+                format!(
+                    "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
             };
             let response = match path {
                 "/hello" => reply("200 OK", "", "hello"),
@@ -393,7 +402,11 @@ impl Origin {
                 "/auth" => reply(
                     "200 OK",
                     "",
-                    &format!("{} {}", method, header("authorization").unwrap_or_else(|| "none".into())),
+                    &format!(
+                        "{} {}",
+                        method,
+                        header("authorization").unwrap_or_else(|| "none".into())
+                    ),
                 ),
                 "/slow" => {
                     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -401,7 +414,9 @@ impl Origin {
                 }
                 "/big" => reply("200 OK", "", &"x".repeat(2 << 20)),
                 "/big-stream" => {
-                    let _ = socket.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n").await;
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                        .await;
                     for _ in 0..2048 {
                         if socket.write_all(&[b'y'; 1024]).await.is_err() {
                             return;
@@ -462,7 +477,12 @@ fn decode(s: &str) -> String {
 
 /// `url` as a query value.
 pub(crate) fn q(url: &str) -> String {
-    url.replace('%', "%25").replace('&', "%26").replace('?', "%3F").replace('=', "%3D").replace(':', "%3A").replace('/', "%2F")
+    url.replace('%', "%25")
+        .replace('&', "%26")
+        .replace('?', "%3F")
+        .replace('=', "%3D")
+        .replace(':', "%3A")
+        .replace('/', "%2F")
 }
 
 /// The guest's answer to `/fetcher/fetch?…` as JSON (panics on an error value).
@@ -484,7 +504,11 @@ async fn fetch_reaches_an_allowed_host_and_returns_any_status() {
     let r = fetched(&server, &format!("url={}", q(&origin.url("/status/404")))).await;
     assert_eq!(r["status"], 404);
     // Method and body go through (the origin answers the method).
-    let r = fetched(&server, &format!("url={}&method=POST&body=x", q(&origin.url("/auth")))).await;
+    let r = fetched(
+        &server,
+        &format!("url={}&method=POST&body=x", q(&origin.url("/auth"))),
+    )
+    .await;
     assert_eq!(r["body"], "POST none");
     server.shutdown().await;
 }
@@ -494,13 +518,20 @@ async fn fetch_outside_the_allowlist_is_the_denied_error_value() {
     let origin = Origin::start().await;
     let server = TestServer::start(SERVICES_APP).await;
     // Handler "a" has no allowed_outbound_hosts: deny by default.
-    let (status, text) = server.get_text(&format!("/a/fetch?url={}", q(&origin.url("/hello")))).await;
+    let (status, text) = server
+        .get_text(&format!("/a/fetch?url={}", q(&origin.url("/hello"))))
+        .await;
     assert_eq!(status, 200);
     assert!(text.starts_with("ERR denied"), "{text}");
     // "fetcher" allows 127.0.0.1 only: localhost (same machine) is another host.
     let other = format!("http://localhost:{}/hello", origin.addr.port());
-    let (_, text) = server.get_text(&format!("/fetcher/fetch?url={}", q(&other))).await;
-    assert!(text.starts_with("ERR denied") && text.contains("localhost"), "{text}");
+    let (_, text) = server
+        .get_text(&format!("/fetcher/fetch?url={}", q(&other)))
+        .await;
+    assert!(
+        text.starts_with("ERR denied") && text.contains("localhost"),
+        "{text}"
+    );
     // A redirect to a host not allowed is denied at that hop.
     let hop = origin.url(&format!("/redirect?to={}", q(&other)));
     let (_, text) = server.get_text(&format!("/fetcher/fetch?url={}", q(&hop))).await;
@@ -516,12 +547,20 @@ async fn redirects_are_followed_up_to_the_limit_and_drop_authorization_across_or
     let server = TestServer::start(SERVICES_APP).await;
     // Same origin: the header is kept.
     let same = a.url(&format!("/redirect?to={}", q(&a.url("/auth"))));
-    let r = fetched(&server, &format!("url={}&header=Authorization:Bearer%20s3cret", q(&same))).await;
+    let r = fetched(
+        &server,
+        &format!("url={}&header=Authorization:Bearer%20s3cret", q(&same)),
+    )
+    .await;
     assert_eq!(r["body"], "GET Bearer s3cret");
     assert_eq!(r["effective_url"], a.url("/auth"));
     // Another port is another origin: Authorization is dropped.
     let cross = a.url(&format!("/redirect?to={}", q(&b.url("/auth"))));
-    let r = fetched(&server, &format!("url={}&header=Authorization:Bearer%20s3cret", q(&cross))).await;
+    let r = fetched(
+        &server,
+        &format!("url={}&header=Authorization:Bearer%20s3cret", q(&cross)),
+    )
+    .await;
     assert_eq!(r["body"], "GET none");
     // 303 turns a POST into a GET.
     let see_other = a.url(&format!("/see-other?to={}", q(&a.url("/auth"))));
@@ -531,7 +570,8 @@ async fn redirects_are_followed_up_to_the_limit_and_drop_authorization_across_or
     let r = fetched(&server, &format!("url={}&follow_redirects=0", q(&same))).await;
     assert_eq!(r["status"], 302);
     // A chain longer than max_redirects answers its last 3xx (as Tornado).
-    let chain = a.url(&format!("/redirect?to={}", q(&a.url(&format!("/redirect?to={}", q(&a.url("/hello"))))))));
+    let inner = a.url(&format!("/redirect?to={}", q(&a.url("/hello"))));
+    let chain = a.url(&format!("/redirect?to={}", q(&inner)));
     let r = fetched(&server, &format!("url={}&max_redirects=1", q(&chain))).await;
     assert_eq!(r["status"], 302);
     let r = fetched(&server, &format!("url={}", q(&chain))).await;
@@ -551,7 +591,10 @@ async fn fetch_errors_are_typed_values() {
     let text = error(format!("url={}&request_timeout_ms=300", q(&origin.url("/slow")))).await;
     assert!(text.starts_with("ERR timeout"), "{text}");
     let text = error(format!("url={}&max_size=1000", q(&origin.url("/big")))).await;
-    assert!(text.starts_with("ERR too-large") && text.contains("1000"), "{text}");
+    assert!(
+        text.starts_with("ERR too-large") && text.contains("1000"),
+        "{text}"
+    );
     let text = error(format!("url={}&max_size=100000", q(&origin.url("/big-stream")))).await;
     assert!(text.starts_with("ERR too-large"), "{text}");
     let r = fetched(&server, &format!("url={}", q(&origin.url("/big")))).await;
@@ -578,7 +621,10 @@ async fn a_fetch_past_the_handler_timeout_is_cut_off() {
     // "fetcher" has timeout_ms = 5000 wall clock; the origin answers after 10 s
     // and the fetch would allow 20 s: the handler's limit ends it (503).
     let (status, _) = server
-        .get_text(&format!("/fetcher/fetch?url={}&request_timeout_ms=60000", q(&origin.url("/slow"))))
+        .get_text(&format!(
+            "/fetcher/fetch?url={}&request_timeout_ms=60000",
+            q(&origin.url("/slow"))
+        ))
         .await;
     assert_eq!(status, 503);
     server.shutdown().await;
@@ -593,19 +639,28 @@ async fn fetch_all_runs_several_fetches_in_order_and_connections_are_pooled() {
     let denied = "http://localhost:1/";
     let urls = [origin.url("/hello"), origin.url("/status/500"), denied.to_owned()];
     let query: Vec<String> = urls.iter().map(|u| format!("url={}", q(u))).collect();
-    let (status, text) = server.get_text(&format!("/fetcher/fetch-all?{}", query.join("&"))).await;
+    let (status, text) = server
+        .get_text(&format!("/fetcher/fetch-all?{}", query.join("&")))
+        .await;
     assert_eq!(status, 200, "{text}");
     let results: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(results[0]["body"], "hello");
     assert_eq!(results[1]["status"], 500);
-    assert!(results[2]["error"].as_str().unwrap().starts_with("ERR denied"), "{text}");
+    assert!(
+        results[2]["error"].as_str().unwrap().starts_with("ERR denied"),
+        "{text}"
+    );
     // Sequential fetches from one worker reuse a pooled connection.
     let before = origin.connections();
     for _ in 0..5 {
         let r = fetched(&server, &format!("url={}", q(&origin.url("/hello")))).await;
         assert_eq!(r["body"], "hello");
     }
-    assert!(origin.connections() - before <= 1, "{} connections for 5 fetches", origin.connections() - before);
+    assert!(
+        origin.connections() - before <= 1,
+        "{} connections for 5 fetches",
+        origin.connections() - before
+    );
     server.shutdown().await;
 }
 
@@ -617,13 +672,22 @@ pub(crate) async fn check_services_example(app: &str, sleep: &str) {
     let origin = Origin::start().await;
     let server = TestServer::start(app).await;
     assert_eq!(server.get_text("/kv?op=get&key=k").await, (200, "NONE".into()));
-    assert_eq!(server.get_text("/kv?op=set&key=k&value=v%C3%A9").await, (200, "OK".into()));
+    assert_eq!(
+        server.get_text("/kv?op=set&key=k&value=v%C3%A9").await,
+        (200, "OK".into())
+    );
     assert_eq!(server.get_text("/kv?op=get&key=k").await, (200, "vé".into()));
     assert_eq!(server.get_text("/kv?op=incr&key=n&delta=2").await.1, "2");
     assert_eq!(server.get_text("/kv?op=incr&key=n").await.1, "3");
     assert_eq!(server.get_text("/kv?op=cas&key=lock&value=me").await.1, "won");
     assert_eq!(server.get_text("/kv?op=cas&key=lock&value=you").await.1, "lost");
-    assert_eq!(server.get_text("/kv?op=cas&key=lock&expected=me&value=you").await.1, "won");
+    assert_eq!(
+        server
+            .get_text("/kv?op=cas&key=lock&expected=me&value=you")
+            .await
+            .1,
+        "won"
+    );
     assert_eq!(server.get_text("/kv?op=list&prefix=").await.1, "k,lock,n");
     let (status, text) = server.get_text("/kv?op=get&key=k&ns=other").await;
     assert_eq!(status, 200);
@@ -631,12 +695,17 @@ pub(crate) async fn check_services_example(app: &str, sleep: &str) {
     let (status, text) = server.get_text(&format!("/sleep?{sleep}")).await;
     assert_eq!(status, 200, "{text}");
     assert!(text.starts_with("slept"), "{text}");
-    let (status, text) = server.get_text(&format!("/fetch?url={}", q(&origin.url("/hello")))).await;
+    let (status, text) = server
+        .get_text(&format!("/fetch?url={}", q(&origin.url("/hello"))))
+        .await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("hello") && text.contains("200"), "{text}");
     let (status, text) = server.get_text("/fetch?url=http%3A%2F%2Fexample.com%2F").await;
     assert_eq!(status, 200, "{text}");
-    assert!((text.contains("denied") && text.contains("599")) || text.starts_with("ERR 1:"), "{text}");
+    assert!(
+        (text.contains("denied") && text.contains("599")) || text.starts_with("ERR 1:"),
+        "{text}"
+    );
     let both = format!("url={}&url={}", q(&origin.url("/hello")), q(&origin.url("/auth")));
     let (status, text) = server.get_text(&format!("/fetch-all?{both}")).await;
     assert_eq!(status, 200, "{text}");
