@@ -217,9 +217,9 @@ int ws_kv_list_keys(const char *ns, const char *prefix, uint32_t limit, const ch
     for (size_t i = 0; i < ret.len; i++)
         out[i] = ws__str_n((const char *)ret.ptr[i].ptr, ret.ptr[i].len);
     out[ret.len] = NULL;
-    handler_list_string_free(&ret);
     *keys = out;
     *count = ret.len;
+    handler_list_string_free(&ret);
     return WS_KV_OK;
 }
 

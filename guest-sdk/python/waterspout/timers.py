@@ -38,9 +38,14 @@ def _asyncio_sleep(delay, result=None):
 
 def install_asyncio_sleep():
     """Makes ``asyncio.sleep`` wait through the host (there is no event loop
-    in a guest; ``asyncio.sleep(0)`` stays a plain yield point)."""
-    import asyncio
+    in a guest; ``asyncio.sleep(0)`` stays a plain yield point). Only when
+    the app imported ``asyncio`` (importing it here would cost every
+    request); returns whether it is installed."""
+    import sys
 
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
     if getattr(asyncio.sleep, "__module__", "") != __name__:
         original = asyncio.sleep
 
@@ -51,3 +56,4 @@ def install_asyncio_sleep():
 
         patched.__module__ = __name__
         asyncio.sleep = patched
+    return True

@@ -593,8 +593,7 @@ def _run(result):
         # `await asyncio.sleep(s)` waits on the host's timer (no event loop here).
         from .timers import install_asyncio_sleep
 
-        install_asyncio_sleep()
-        _asyncio_sleep_installed = True
+        _asyncio_sleep_installed = install_asyncio_sleep()
     iterator = result.__await__()
     try:
         while True:
