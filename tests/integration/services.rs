@@ -252,8 +252,10 @@ async fn every_acknowledged_kv_write_survives_kill_9() {
 
 #[tokio::test]
 async fn sleep_suspends_only_the_calling_guest() {
-    let mut config = ServerConfig::default();
-    config.workers = 1;
+    let config = ServerConfig {
+        workers: 1,
+        ..ServerConfig::default()
+    };
     let server = TestServer::start_with(SERVICES_APP, config).await;
     // Twenty guests sleep on the one worker thread…
     let sleepers: Vec<_> = (0..20)
@@ -633,8 +635,10 @@ async fn a_fetch_past_the_handler_timeout_is_cut_off() {
 #[tokio::test]
 async fn fetch_all_runs_several_fetches_in_order_and_connections_are_pooled() {
     let origin = Origin::start().await;
-    let mut config = ServerConfig::default();
-    config.workers = 1;
+    let config = ServerConfig {
+        workers: 1,
+        ..ServerConfig::default()
+    };
     let server = TestServer::start_with(SERVICES_APP, config).await;
     let denied = "http://localhost:1/";
     let urls = [origin.url("/hello"), origin.url("/status/500"), denied.to_owned()];

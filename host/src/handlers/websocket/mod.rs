@@ -127,7 +127,7 @@ async fn handshake(
     let (outbound, out_rx, budget) = Outbound::new(limits.max_message_size.max(MIN_WRITE_BUFFER));
     let tag = guest.tag().clone();
     guest.ctx().websocket_connection = ConnectionCtx::new(outbound, tag.clone());
-    super::grant_services(&app, limits, guest.ctx());
+    super::grant_services(app, limits, guest.ctx());
 
     let offered = subprotocols(&parts.headers);
     let data = RequestData::new(parts, bytes::Bytes::new(), remote.ip(), path_args, path_kwargs);
