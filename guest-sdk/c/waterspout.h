@@ -1447,4 +1447,7 @@ void exports_waterspout_handler_websocket_handler_on_close(uint16_t *maybe_code,
 
 /* Signed cookies, XSRF, templates, URLs, the login guard. */
 #include "waterspout_web.h"
+/* The host services (kv, timers, http client): ws_kv_*, ws_sleep_ms, ws_fetch. */
+#include "waterspout_services.h"
+
 #endif /* WATERSPOUT_H */

@@ -58,3 +58,10 @@ async fn c_greet_argument() {
     })
     .await;
 }
+
+/// The host services from c (`examples/c/services`): kv, the
+/// host's timer, the http client (see `services::check_services_example`).
+#[tokio::test]
+async fn c_services() {
+    crate::services::check_services_example(guests::C_SERVICES_APP, "ms=50").await;
+}

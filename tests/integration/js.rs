@@ -241,3 +241,10 @@ async fn websocket_open_refuses_selects_a_subprotocol_writes_json_and_pings() {
     ws.close(None).await.unwrap();
     server.shutdown().await;
 }
+
+/// The host services from js (`examples/js/services`): kv, the
+/// host's timer, the http client (see `services::check_services_example`).
+#[tokio::test]
+async fn js_services() {
+    crate::services::check_services_example(guests::JS_SERVICES_APP, "s=0.05").await;
+}

@@ -241,3 +241,10 @@ async fn tornados_hello_world_builds_and_serves_unchanged() {
     assert!(generated.contains("class = \"MainHandler\""), "{generated}");
     check(guests::PYTHON_TORNADO_HELLO_APP, hello).await;
 }
+
+/// The host services from python (`examples/python/services`): kv, the
+/// host's timer, the http client (see `services::check_services_example`).
+#[tokio::test]
+async fn python_services() {
+    crate::services::check_services_example(guests::PYTHON_SERVICES_APP, "s=0.05").await;
+}

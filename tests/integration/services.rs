@@ -252,8 +252,10 @@ async fn every_acknowledged_kv_write_survives_kill_9() {
 
 #[tokio::test]
 async fn sleep_suspends_only_the_calling_guest() {
-    let mut config = ServerConfig::default();
-    config.workers = 1;
+    let config = ServerConfig {
+        workers: 1,
+        ..ServerConfig::default()
+    };
     let server = TestServer::start_with(SERVICES_APP, config).await;
     // Twenty guests sleep on the one worker thread…
     let sleepers: Vec<_> = (0..20)
@@ -294,5 +296,423 @@ async fn a_sleep_past_the_handler_timeout_is_cut_off() {
     );
     // The next request is served normally.
     assert_eq!(server.get_text("/b/sleep?ms=10").await, (200, "slept 10".into()));
+    server.shutdown().await;
+}
+
+/// A small HTTP/1.1 origin server for the http-client tests, on
+/// 127.0.0.1:0: `/hello` → "hello"; `/redirect?to=URL` → 302 to URL;
+/// `/see-other?to=URL` → 303; `/auth` → the request's Authorization header
+/// (or "none") and its method; `/slow` → answers after 10 s; `/big` → 2 MB
+/// with Content-Length; `/big-stream` → 2 MB without it (until close);
+/// `/status/N` → status N. It counts the connections it accepted.
+pub(crate) struct Origin {
+    addr: std::net::SocketAddr,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Origin {
+    pub(crate) async fn start() -> Origin {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(Origin::serve(socket));
+            }
+        });
+        Origin {
+            addr,
+            connections,
+            task,
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn serve(mut socket: tokio::net::TcpStream) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buffer = Vec::new();
+        loop {
+            // One request head (the tests send no bodies the origin reads).
+            let end = loop {
+                if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break end + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            while buffer.len() < end + length {
+                let mut chunk = [0u8; 4096];
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                }
+            }
+            buffer.drain(..end + length);
+            let mut words = head.split_whitespace();
+            let method = words.next().unwrap_or("").to_owned();
+            let target = words.next().unwrap_or("/").to_owned();
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let arg = |name: &str| {
+                form_urlencoded_pairs(query)
+                    .into_iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v)
+                    .unwrap_or_default()
+            };
+            let header = |name: &str| {
+                head.lines().find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                })
+            };
+            let reply = |status: &str, extra: &str, body: &str| {
+                format!(
+                    "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+            let response = match path {
+                "/hello" => reply("200 OK", "", "hello"),
+                "/redirect" => reply("302 Found", &format!("Location: {}\r\n", arg("to")), ""),
+                "/see-other" => reply("303 See Other", &format!("Location: {}\r\n", arg("to")), ""),
+                "/auth" => reply(
+                    "200 OK",
+                    "",
+                    &format!(
+                        "{} {}",
+                        method,
+                        header("authorization").unwrap_or_else(|| "none".into())
+                    ),
+                ),
+                "/slow" => {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    reply("200 OK", "", "slow")
+                }
+                "/big" => reply("200 OK", "", &"x".repeat(2 << 20)),
+                "/big-stream" => {
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                        .await;
+                    for _ in 0..2048 {
+                        if socket.write_all(&[b'y'; 1024]).await.is_err() {
+                            return;
+                        }
+                    }
+                    return;
+                }
+                p if p.starts_with("/status/") => reply(&format!("{} Whatever", &p[8..]), "", "status"),
+                _ => reply("404 Not Found", "", "no such path"),
+            };
+            if socket.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            Some((decode(k), decode(v)))
+        })
+        .collect()
+}
+
+/// Percent-decoding for the test origin's query (the tests' URLs only).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `url` as a query value.
+pub(crate) fn q(url: &str) -> String {
+    url.replace('%', "%25")
+        .replace('&', "%26")
+        .replace('?', "%3F")
+        .replace('=', "%3D")
+        .replace(':', "%3A")
+        .replace('/', "%2F")
+}
+
+/// The guest's answer to `/fetcher/fetch?…` as JSON (panics on an error value).
+async fn fetched(server: &TestServer, query: &str) -> serde_json::Value {
+    let (status, text) = server.get_text(&format!("/fetcher/fetch?{query}")).await;
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not a response: {text}"))
+}
+
+#[tokio::test]
+async fn fetch_reaches_an_allowed_host_and_returns_any_status() {
+    let origin = Origin::start().await;
+    let server = TestServer::start(SERVICES_APP).await;
+    let r = fetched(&server, &format!("url={}", q(&origin.url("/hello")))).await;
+    assert_eq!(r["status"], 200);
+    assert_eq!(r["body"], "hello");
+    assert_eq!(r["effective_url"], origin.url("/hello"));
+    // A 404 is a response, not an error.
+    let r = fetched(&server, &format!("url={}", q(&origin.url("/status/404")))).await;
+    assert_eq!(r["status"], 404);
+    // Method and body go through (the origin answers the method).
+    let r = fetched(
+        &server,
+        &format!("url={}&method=POST&body=x", q(&origin.url("/auth"))),
+    )
+    .await;
+    assert_eq!(r["body"], "POST none");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn fetch_outside_the_allowlist_is_the_denied_error_value() {
+    let origin = Origin::start().await;
+    let server = TestServer::start(SERVICES_APP).await;
+    // Handler "a" has no allowed_outbound_hosts: deny by default.
+    let (status, text) = server
+        .get_text(&format!("/a/fetch?url={}", q(&origin.url("/hello"))))
+        .await;
+    assert_eq!(status, 200);
+    assert!(text.starts_with("ERR denied"), "{text}");
+    // "fetcher" allows 127.0.0.1 only: localhost (same machine) is another host.
+    let other = format!("http://localhost:{}/hello", origin.addr.port());
+    let (_, text) = server
+        .get_text(&format!("/fetcher/fetch?url={}", q(&other)))
+        .await;
+    assert!(
+        text.starts_with("ERR denied") && text.contains("localhost"),
+        "{text}"
+    );
+    // A redirect to a host not allowed is denied at that hop.
+    let hop = origin.url(&format!("/redirect?to={}", q(&other)));
+    let (_, text) = server.get_text(&format!("/fetcher/fetch?url={}", q(&hop))).await;
+    assert!(text.starts_with("ERR denied"), "{text}");
+    assert_eq!(origin.connections(), 1, "only the allowed hop was connected to");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn redirects_are_followed_up_to_the_limit_and_drop_authorization_across_origins() {
+    let a = Origin::start().await;
+    let b = Origin::start().await;
+    let server = TestServer::start(SERVICES_APP).await;
+    // Same origin: the header is kept.
+    let same = a.url(&format!("/redirect?to={}", q(&a.url("/auth"))));
+    let r = fetched(
+        &server,
+        &format!("url={}&header=Authorization:Bearer%20s3cret", q(&same)),
+    )
+    .await;
+    assert_eq!(r["body"], "GET Bearer s3cret");
+    assert_eq!(r["effective_url"], a.url("/auth"));
+    // Another port is another origin: Authorization is dropped.
+    let cross = a.url(&format!("/redirect?to={}", q(&b.url("/auth"))));
+    let r = fetched(
+        &server,
+        &format!("url={}&header=Authorization:Bearer%20s3cret", q(&cross)),
+    )
+    .await;
+    assert_eq!(r["body"], "GET none");
+    // 303 turns a POST into a GET.
+    let see_other = a.url(&format!("/see-other?to={}", q(&a.url("/auth"))));
+    let r = fetched(&server, &format!("url={}&method=POST&body=x", q(&see_other))).await;
+    assert_eq!(r["body"], "GET none");
+    // Not followed: the 302 itself.
+    let r = fetched(&server, &format!("url={}&follow_redirects=0", q(&same))).await;
+    assert_eq!(r["status"], 302);
+    // A chain longer than max_redirects answers its last 3xx (as Tornado).
+    let inner = a.url(&format!("/redirect?to={}", q(&a.url("/hello"))));
+    let chain = a.url(&format!("/redirect?to={}", q(&inner)));
+    let r = fetched(&server, &format!("url={}&max_redirects=1", q(&chain))).await;
+    assert_eq!(r["status"], 302);
+    let r = fetched(&server, &format!("url={}", q(&chain))).await;
+    assert_eq!(r["body"], "hello");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn fetch_errors_are_typed_values() {
+    let origin = Origin::start().await;
+    let server = TestServer::start(SERVICES_APP).await;
+    let error = async |query: String| {
+        let (status, text) = server.get_text(&format!("/fetcher/fetch?{query}")).await;
+        assert_eq!(status, 200, "{text}");
+        text
+    };
+    let text = error(format!("url={}&request_timeout_ms=300", q(&origin.url("/slow")))).await;
+    assert!(text.starts_with("ERR timeout"), "{text}");
+    let text = error(format!("url={}&max_size=1000", q(&origin.url("/big")))).await;
+    assert!(
+        text.starts_with("ERR too-large") && text.contains("1000"),
+        "{text}"
+    );
+    let text = error(format!("url={}&max_size=100000", q(&origin.url("/big-stream")))).await;
+    assert!(text.starts_with("ERR too-large"), "{text}");
+    let r = fetched(&server, &format!("url={}", q(&origin.url("/big")))).await;
+    assert_eq!(r["body"].as_str().unwrap().len(), 2 << 20);
+    let text = error("url=not%20a%20url".into()).await;
+    assert!(text.starts_with("ERR bad-url"), "{text}");
+    let text = error("url=ftp%3A%2F%2F127.0.0.1%2Fx".into()).await;
+    assert!(text.starts_with("ERR bad-url"), "{text}");
+    let text = error("url=http%3A%2F%2Fno-such-host.invalid%2F".into()).await;
+    assert!(text.starts_with("ERR dns"), "{text}");
+    // A port nobody listens on: connection refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let text = error(format!("url=http%3A%2F%2F127.0.0.1%3A{port}%2F")).await;
+    assert!(text.starts_with("ERR connect"), "{text}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_fetch_past_the_handler_timeout_is_cut_off() {
+    let origin = Origin::start().await;
+    let server = TestServer::start(SERVICES_APP).await;
+    // "fetcher" has timeout_ms = 5000 wall clock; the origin answers after 10 s
+    // and the fetch would allow 20 s: the handler's limit ends it (503).
+    let (status, _) = server
+        .get_text(&format!(
+            "/fetcher/fetch?url={}&request_timeout_ms=60000",
+            q(&origin.url("/slow"))
+        ))
+        .await;
+    assert_eq!(status, 503);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn fetch_all_runs_several_fetches_in_order_and_connections_are_pooled() {
+    let origin = Origin::start().await;
+    let config = ServerConfig {
+        workers: 1,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with(SERVICES_APP, config).await;
+    let denied = "http://localhost:1/";
+    let urls = [origin.url("/hello"), origin.url("/status/500"), denied.to_owned()];
+    let query: Vec<String> = urls.iter().map(|u| format!("url={}", q(u))).collect();
+    let (status, text) = server
+        .get_text(&format!("/fetcher/fetch-all?{}", query.join("&")))
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let results: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(results[0]["body"], "hello");
+    assert_eq!(results[1]["status"], 500);
+    assert!(
+        results[2]["error"].as_str().unwrap().starts_with("ERR denied"),
+        "{text}"
+    );
+    // Sequential fetches from one worker reuse a pooled connection.
+    let before = origin.connections();
+    for _ in 0..5 {
+        let r = fetched(&server, &format!("url={}", q(&origin.url("/hello")))).await;
+        assert_eq!(r["body"], "hello");
+    }
+    assert!(
+        origin.connections() - before <= 1,
+        "{} connections for 5 fetches",
+        origin.connections() - before
+    );
+    server.shutdown().await;
+}
+
+/// The services example of another language (`examples/LANG/services`):
+/// kv through its SDK (namespace "LANG" only), the host's timer, and the
+/// http client against a local origin (fetch, fetch-all, the denied error).
+/// `sleep` is the query of a short sleep in that app's units.
+pub(crate) async fn check_services_example(app: &str, sleep: &str) {
+    let origin = Origin::start().await;
+    let server = TestServer::start(app).await;
+    assert_eq!(server.get_text("/kv?op=get&key=k").await, (200, "NONE".into()));
+    assert_eq!(
+        server.get_text("/kv?op=set&key=k&value=v%C3%A9").await,
+        (200, "OK".into())
+    );
+    assert_eq!(server.get_text("/kv?op=get&key=k").await, (200, "vé".into()));
+    assert_eq!(server.get_text("/kv?op=incr&key=n&delta=2").await.1, "2");
+    assert_eq!(server.get_text("/kv?op=incr&key=n").await.1, "3");
+    assert_eq!(server.get_text("/kv?op=cas&key=lock&value=me").await.1, "won");
+    assert_eq!(server.get_text("/kv?op=cas&key=lock&value=you").await.1, "lost");
+    assert_eq!(
+        server
+            .get_text("/kv?op=cas&key=lock&expected=me&value=you")
+            .await
+            .1,
+        "won"
+    );
+    assert_eq!(server.get_text("/kv?op=list&prefix=").await.1, "k,lock,n");
+    let (status, text) = server.get_text("/kv?op=get&key=k&ns=other").await;
+    assert_eq!(status, 200);
+    assert!(text.starts_with("ERR denied"), "{text}");
+    let (status, text) = server.get_text(&format!("/sleep?{sleep}")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.starts_with("slept"), "{text}");
+    let (status, text) = server
+        .get_text(&format!("/fetch?url={}", q(&origin.url("/hello"))))
+        .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("hello") && text.contains("200"), "{text}");
+    let (status, text) = server.get_text("/fetch?url=http%3A%2F%2Fexample.com%2F").await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        (text.contains("denied") && text.contains("599")) || text.starts_with("ERR 1:"),
+        "{text}"
+    );
+    let both = format!("url={}&url={}", q(&origin.url("/hello")), q(&origin.url("/auth")));
+    let (status, text) = server.get_text(&format!("/fetch-all?{both}")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("hello") && text.contains("GET none"), "{text}");
     server.shutdown().await;
 }

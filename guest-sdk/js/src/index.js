@@ -22,6 +22,10 @@ import { SignedCookies, WebHelpers, authenticated, hooks as webHooks, mixin } fr
 export { reasonPhrase, authenticated };
 export { pubsub, groups, PubsubError, StreamClosedError } from "./pubsub.js";
 export { Queue, QueueEmpty, QueueFull, QueueTimeout, QueueNotGranted, QueueStopping, Worker } from "./queues.js";
+// The host services: kv, the host's timer, Tornado's AsyncHTTPClient.
+export { kv, KvError, Namespace } from "./kv.js";
+export { sleep } from "./timers.js";
+export { AsyncHTTPClient, FetchError, HTTPClientError, HTTPResponse } from "./httpclient.js";
 
 /** The world-specific imports, set by `http.js` or `ws.js`. @internal */
 export const host = { response: null, connection: null };

@@ -13,7 +13,9 @@ app.wasm``. ``waterspout.web`` mirrors ``tornado.web`` (``RequestHandler``,
 ``HTTPError``, ``MissingArgumentError``), ``waterspout.websocket`` mirrors
 ``tornado.websocket`` (``WebSocketHandler``), ``waterspout.log`` writes
 into the host's log, ``waterspout.pubsub`` publishes and long-polls topics
-and ``waterspout.groups`` broadcasts to groups of WebSocket connections.
+and ``waterspout.groups`` broadcasts to groups of WebSocket connections,
+and the other host services are ``waterspout.kv``,
+``waterspout.timers`` and ``waterspout.httpclient`` (``tornado.httpclient``).
 """
 
 __version__ = "0.1.0"
@@ -22,7 +24,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # `import waterspout as tornado` then `tornado.web.RequestHandler`, as
     # after Tornado's `import tornado`: the submodules load on first use.
-    if name in ("web", "websocket", "log", "pubsub", "groups", "queues", "worker"):
+    if name in ("web", "websocket", "log", "pubsub", "groups", "queues", "worker", "kv", "timers", "httpclient"):
         import importlib
 
         return importlib.import_module("." + name, __name__)

@@ -576,16 +576,27 @@ class RequestHandler(_WebHelpers):
         self.request._bind(raw)
 
 
+_asyncio_sleep_installed = False
+
+
 def _run(result):
     """Drives an ``async def`` method's coroutine to completion.
 
     Host calls are synchronous in Waterspout's WIT, so whatever a handler
     awaits (``self.flush()``, another coroutine, ``asyncio.sleep(0)``) is
-    done at once; awaiting something that would wait for an event loop (a
-    pending future, a real sleep) is a RuntimeError.
+    done at once; ``asyncio.sleep(s)``, ``tornado.gen.sleep(s)`` and an
+    ``AsyncHTTPClient().fetch`` wait in the host (the guest is suspended,
+    the server is not). Awaiting something that would wait for an event
+    loop (a pending future) is a RuntimeError.
     """
     if result is None or not hasattr(result, "__await__"):
         return result
+    global _asyncio_sleep_installed
+    if not _asyncio_sleep_installed:
+        # `await asyncio.sleep(s)` waits on the host's timer (no event loop here).
+        from .timers import install_asyncio_sleep
+
+        _asyncio_sleep_installed = install_asyncio_sleep()
     iterator = result.__await__()
     try:
         while True:

@@ -31,6 +31,7 @@ pub mod websocket {
             "waterspout:handler/timers@0.1.0": crate::bindings::handler::waterspout::handler::timers,
             "waterspout:handler/pubsub@0.1.0": crate::bindings::handler::waterspout::handler::pubsub,
             "waterspout:handler/groups@0.1.0": crate::bindings::handler::waterspout::handler::groups,
+            "waterspout:handler/http-client@0.1.0": crate::bindings::handler::waterspout::handler::http_client,
             "waterspout:handler/queue@0.1.0": crate::bindings::handler::waterspout::handler::queue,
         },
     });
@@ -52,11 +53,13 @@ pub mod worker {
             "waterspout:handler/timers@0.1.0": crate::bindings::handler::waterspout::handler::timers,
             "waterspout:handler/pubsub@0.1.0": crate::bindings::handler::waterspout::handler::pubsub,
             "waterspout:handler/groups@0.1.0": crate::bindings::handler::waterspout::handler::groups,
+            "waterspout:handler/http-client@0.1.0": crate::bindings::handler::waterspout::handler::http_client,
         },
     });
 }
 
 pub(crate) use handler::exports::waterspout::handler::request_handler as raw_handler;
+pub(crate) use handler::waterspout::handler::http_client as raw_http_client;
 pub(crate) use handler::waterspout::handler::kv as raw_kv;
 pub(crate) use handler::waterspout::handler::groups as raw_groups;
 pub(crate) use handler::waterspout::handler::log as raw_log;

@@ -55,6 +55,7 @@ mod context;
 mod error;
 pub mod groups;
 mod handler;
+pub mod http_client;
 pub mod kv;
 pub mod log;
 pub mod pubsub;

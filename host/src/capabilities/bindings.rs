@@ -33,6 +33,7 @@ pub mod websocket {
             "waterspout:handler/web": crate::capabilities::bindings::handler::waterspout::handler::web,
             "waterspout:handler/pubsub": crate::capabilities::bindings::handler::waterspout::handler::pubsub,
             "waterspout:handler/groups": crate::capabilities::bindings::handler::waterspout::handler::groups,
+            "waterspout:handler/http-client": crate::capabilities::bindings::handler::waterspout::handler::http_client,
             "waterspout:handler/queue": crate::capabilities::bindings::handler::waterspout::handler::queue,
         },
     });
@@ -55,6 +56,7 @@ pub mod worker {
             "waterspout:handler/web": crate::capabilities::bindings::handler::waterspout::handler::web,
             "waterspout:handler/pubsub": crate::capabilities::bindings::handler::waterspout::handler::pubsub,
             "waterspout:handler/groups": crate::capabilities::bindings::handler::waterspout::handler::groups,
+            "waterspout:handler/http-client": crate::capabilities::bindings::handler::waterspout::handler::http_client,
         },
     });
 }
@@ -64,7 +66,7 @@ pub use handler::waterspout::handler::log::Level as LogLevel;
 pub use handler::waterspout::handler::response::CookieOptions;
 pub use handler::waterspout::handler::types::Method as WitMethod;
 pub use handler::waterspout::handler::types::UploadedFile;
-pub use handler::waterspout::handler::{groups, kv, log, pubsub, queue, response, timers, types, web};
+pub use handler::waterspout::handler::{groups, http_client, kv, log, pubsub, queue, response, timers, types, web};
 pub use handler::{Handler as HandlerWorld, HandlerPre};
 pub use websocket::waterspout::handler::websocket_connection;
 pub use websocket::waterspout::handler::websocket_connection::Message as WsMessage;

@@ -8,6 +8,7 @@
 //! context as one field of [`Ctx`], and one line in [`add_to_linker`].
 
 pub mod bindings;
+pub mod http_client;
 pub mod kv;
 pub mod grants;
 pub mod groups;
@@ -46,6 +47,7 @@ pub struct Ctx {
     pub response: response::ResponseCtx,
     pub websocket_connection: websocket_connection::ConnectionCtx,
     pub kv: kv::KvCtx,
+    pub http_client: http_client::HttpClientCtx,
     pub timers: timers::Timers,
     pub web: web::WebCtx,
     /// The waiting budget and hang-up signal host calls that wait share.
@@ -69,6 +71,7 @@ impl Ctx {
             response: Default::default(),
             websocket_connection: Default::default(),
             kv: Default::default(),
+            http_client: Default::default(),
             timers: Default::default(),
             web: Default::default(),
             waiting: Default::default(),
@@ -111,5 +114,6 @@ pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> 
     })?;
     groups::add_to_linker(linker, |t| &mut t.capabilities().groups)?;
     queue::add_to_linker(linker, |t| &mut t.capabilities().queue)?;
+    http_client::add_to_linker(linker, |t| &mut t.capabilities().http_client)?;
     Ok(())
 }

@@ -4,12 +4,12 @@
 //! `allowed_outbound_hosts` lists the host (none by default). A denied
 //! request is the guest's `HttpRequestDenied` error, never a trap.
 
-use std::sync::Arc;
-
 use http_body_util::BodyExt;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::services::AllowedHosts;
 
 /// The outbound-http context of one instance: wasi:http's own context and
 /// the handler's policy.
@@ -48,25 +48,26 @@ pub fn add_to_linker<T: WasiView + WasiHttpView>(linker: &mut Linker<T>) -> wasm
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
 }
 
-/// Which outbound hosts a wasi:http guest may call (default: none).
+/// Which outbound hosts a wasi:http guest may call (default: none): the
+/// same matcher and list as the http-client service
+/// ([`AllowedHosts`](crate::services::AllowedHosts)).
 #[derive(Debug, Clone, Default)]
 pub struct OutboundPolicy {
-    allowed_hosts: Arc<[String]>,
+    allowed_hosts: AllowedHosts,
 }
 
 impl OutboundPolicy {
     pub fn new(allowed_hosts: &[String]) -> Self {
         OutboundPolicy {
-            allowed_hosts: allowed_hosts.into(),
+            allowed_hosts: AllowedHosts::new(allowed_hosts),
         }
     }
 
     fn allows(&self, uri: &http::Uri) -> bool {
         let Some(host) = uri.host() else { return false };
-        let with_port = uri.authority().map(|a| a.as_str()).unwrap_or(host);
-        self.allowed_hosts
-            .iter()
-            .any(|allowed| allowed == "*" || allowed == host || allowed == with_port)
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        self.allowed_hosts.allows(host, port)
     }
 }
 

@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 use crate::app::App;
 use crate::body::Body;
 use crate::capabilities::Ctx;
+use crate::capabilities::http_client::HttpClientCtx;
 use crate::capabilities::kv::KvCtx;
 use crate::manifest::HandlerLimits;
 use crate::registry::HandlerSlot;

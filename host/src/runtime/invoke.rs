@@ -188,6 +188,7 @@ impl Guest {
         data.ctx.pubsub = Default::default();
         data.ctx.groups = Default::default();
         data.ctx.queue = Default::default();
+        data.ctx.http_client = Default::default();
         data.limiter.memory_limit_hit = false;
         let version = self.version.clone();
         version.idle.put(Idle {

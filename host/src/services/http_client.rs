@@ -146,7 +146,8 @@ pub enum FetchError {
 #[async_trait::async_trait]
 pub trait HttpClient: Send + Sync {
     /// Fetches `request`, every hop checked against `allowed`.
-    async fn fetch(&self, request: FetchRequest, allowed: &AllowedHosts) -> Result<FetchResponse, FetchError>;
+    async fn fetch(&self, request: FetchRequest, allowed: &AllowedHosts)
+    -> Result<FetchResponse, FetchError>;
 }
 
 /// The default backend: reqwest clients (each with its connection pool),
@@ -181,15 +182,20 @@ impl ReqwestClient {
         Ok(client)
     }
 
-    async fn run(&self, request: FetchRequest, allowed: &AllowedHosts, start: Instant) -> Result<FetchResponse, FetchError> {
-        let mut url = Url::parse(&request.url).map_err(|e| FetchError::BadUrl(format!("{:?}: {e}", request.url)))?;
-        let method = if request.method.is_empty() {
+    async fn run(
+        &self,
+        request: FetchRequest,
+        allowed: &AllowedHosts,
+        start: Instant,
+    ) -> Result<FetchResponse, FetchError> {
+        let mut url =
+            Url::parse(&request.url).map_err(|e| FetchError::BadUrl(format!("{:?}: {e}", request.url)))?;
+        let mut method = if request.method.is_empty() {
             Method::GET
         } else {
             Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
                 .map_err(|_| FetchError::BadUrl(format!("bad method {:?}", request.method)))?
         };
-        let mut method = method;
         let mut headers = HeaderMap::new();
         for (name, value) in &request.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -211,7 +217,9 @@ impl ReqwestClient {
                     authority(&url)
                 )));
             }
-            let mut builder = client.request(method.clone(), url.clone()).headers(headers.clone());
+            let mut builder = client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
             if let Some(body) = &body {
                 builder = builder.body(body.clone());
             }
@@ -270,7 +278,12 @@ impl ReqwestClient {
             let headers = response
                 .headers()
                 .iter()
-                .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             return Ok(FetchResponse {
                 status: status.as_u16(),
@@ -286,7 +299,11 @@ impl ReqwestClient {
 
 #[async_trait::async_trait]
 impl HttpClient for ReqwestClient {
-    async fn fetch(&self, request: FetchRequest, allowed: &AllowedHosts) -> Result<FetchResponse, FetchError> {
+    async fn fetch(
+        &self,
+        request: FetchRequest,
+        allowed: &AllowedHosts,
+    ) -> Result<FetchResponse, FetchError> {
         let start = Instant::now();
         let timeout = request.request_timeout;
         match tokio::time::timeout(timeout, self.run(request, allowed, start)).await {
@@ -351,21 +368,19 @@ impl reqwest::dns::Resolve for Resolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let name = name.as_str().to_owned();
         Box::pin(async move {
-            match tokio::net::lookup_host((name.as_str(), 0)).await {
-                Ok(addrs) => {
-                    let addrs: Vec<SocketAddr> = addrs.collect();
-                    if addrs.is_empty() {
-                        return Err(Box::new(DnsError {
-                            name,
-                            reason: "no addresses".into(),
-                        }) as Box<dyn std::error::Error + Send + Sync>);
-                    }
-                    Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-                }
-                Err(e) => Err(Box::new(DnsError {
-                    name,
-                    reason: e.to_string(),
-                }) as Box<dyn std::error::Error + Send + Sync>),
+            let found = tokio::net::lookup_host((name.as_str(), 0))
+                .await
+                .map(|addrs| addrs.collect::<Vec<SocketAddr>>());
+            let failed = |reason: String| -> Box<dyn std::error::Error + Send + Sync> {
+                Box::new(DnsError {
+                    name: name.clone(),
+                    reason,
+                })
+            };
+            match found {
+                Ok(addrs) if addrs.is_empty() => Err(failed("no addresses".into())),
+                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs),
+                Err(e) => Err(failed(e.to_string())),
             }
         })
     }

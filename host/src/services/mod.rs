@@ -9,6 +9,7 @@
 //! hand each capability its backend when they admit an instance.
 
 pub mod broker;
+pub mod http_client;
 pub mod kv;
 mod kv_log;
 pub mod queues;
@@ -17,6 +18,7 @@ pub mod web;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use self::http_client::{AllowedHosts, HttpClient, ReqwestClient};
 pub use self::kv::{EmbeddedKv, Kv};
 
 /// The app's service backends, shared by every instance of every handler.
@@ -27,6 +29,7 @@ pub struct Services {
     pub broker: Arc<dyn broker::Broker>,
     /// Named queues (`[queue.NAME]`).
     pub queues: Arc<dyn queues::Queues>,
+    pub http_client: Arc<dyn HttpClient>,
 }
 
 /// Options of the embedded backends (from the manifest's `[app]`).
@@ -51,6 +54,7 @@ impl Services {
             kv,
             broker: Arc::new(broker::MemoryBroker::default()),
             queues: Arc::new(queues::EmbeddedQueues::new(options.queues)),
+            http_client: Arc::new(ReqwestClient::default()),
         })
     }
 }

@@ -17,6 +17,7 @@
 
 use std::time::Duration;
 
+use waterspout_sdk::http_client::{self, FetchError, HttpRequest};
 use waterspout_sdk::kv::{self, KvError};
 use waterspout_sdk::prelude::*;
 use waterspout_sdk::timers;
@@ -33,8 +34,49 @@ fn kv_error(e: KvError) -> String {
     }
 }
 
+fn fetch_error(e: &FetchError) -> String {
+    let kind = match e {
+        FetchError::Denied(_) => "denied",
+        FetchError::BadUrl(_) => "bad-url",
+        FetchError::Dns(_) => "dns",
+        FetchError::Connect(_) => "connect",
+        FetchError::Timeout(_) => "timeout",
+        FetchError::TooLarge(_) => "too-large",
+        FetchError::Other(_) => "other",
+    };
+    format!("ERR {kind}: {e}")
+}
+
 fn number<T: std::str::FromStr>(ctx: &Context, name: &str) -> Option<T> {
     ctx.get_argument(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn request(ctx: &Context, url: String) -> HttpRequest {
+    let mut req = HttpRequest::new(url).method(ctx.get_argument_or("method", "GET"));
+    for header in ctx.get_arguments("header") {
+        if let Some((name, value)) = header.split_once(':') {
+            req = req.header(name, value);
+        }
+    }
+    if let Ok(body) = ctx.get_argument("body") {
+        req = req.body(body);
+    }
+    if let Some(ms) = number(ctx, "connect_timeout_ms") {
+        req = req.connect_timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = number(ctx, "request_timeout_ms") {
+        req = req.request_timeout(Duration::from_millis(ms));
+    }
+    if ctx.get_argument_or("follow_redirects", "1") == "0" {
+        req = req.follow_redirects(false);
+    }
+    if let Some(n) = number(ctx, "max_redirects") {
+        req = req.max_redirects(n);
+    }
+    if let Some(n) = number(ctx, "max_size") {
+        req = req.max_response_size(n);
+    }
+    req
 }
 
 impl RequestHandler for Services {
@@ -81,6 +123,38 @@ impl RequestHandler for Services {
                 let ms: u64 = number(ctx, "ms").unwrap_or(0);
                 timers::sleep(Duration::from_millis(ms));
                 format!("slept {ms}")
+            }
+            "/fetch" => {
+                let url = ctx.get_argument("url")?;
+                match http_client::fetch(&request(ctx, url)) {
+                    Ok(r) => serde_json::json!({
+                        "status": r.status,
+                        "reason": r.reason,
+                        "headers": r.headers,
+                        "body": String::from_utf8_lossy(&r.body),
+                        "effective_url": r.effective_url,
+                    })
+                    .to_string(),
+                    Err(e) => fetch_error(&e),
+                }
+            }
+            "/fetch-all" => {
+                let requests: Vec<HttpRequest> = ctx
+                    .get_arguments("url")
+                    .into_iter()
+                    .map(|url| request(ctx, url))
+                    .collect();
+                let results: Vec<serde_json::Value> = http_client::fetch_all(&requests)
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(r) => serde_json::json!({
+                            "status": r.status,
+                            "body": String::from_utf8_lossy(&r.body),
+                        }),
+                        Err(e) => serde_json::json!({ "error": fetch_error(&e) }),
+                    })
+                    .collect();
+                serde_json::Value::from(results).to_string()
             }
             _ => return Err(HttpError::new(404)),
         };
