@@ -11,4 +11,5 @@ mod python;
 mod reuse;
 mod wasi_http;
 mod wasi_http3;
+mod web_layers;
 mod websocket;

@@ -19,6 +19,7 @@ use std::io;
 use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 use http::header::{self, HeaderValue};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyDataStream, BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio_util::io::{ReaderStream, StreamReader};
@@ -115,9 +116,22 @@ pub(super) fn is_gzip(headers: &http::HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"gzip"))
 }
 
+/// The request body as the edge reads it: inflated when `gzip`.
+pub(super) fn request_body<B>(body: B, gzip: bool) -> UnsyncBoxBody<Bytes, BoxError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if gzip {
+        gunzip(body)
+    } else {
+        body.map_err(Into::into).boxed_unsync()
+    }
+}
+
 /// `body` inflated as it is read (gzip, several members allowed); a
 /// corrupt stream ends it with an `InvalidData` error.
-pub(super) fn gunzip<B>(body: B) -> http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>
+fn gunzip<B>(body: B) -> UnsyncBoxBody<Bytes, BoxError>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,

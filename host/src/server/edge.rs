@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Either};
+use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
 
 use super::listener::Service;
@@ -127,11 +127,7 @@ where
     let (mut parts, body) = req.into_parts();
     // `decompress_request`: the limit counts inflated bytes.
     let gzip = config.decompress_request && compression::is_gzip(&parts.headers);
-    let body = if gzip {
-        Either::Right(compression::gunzip(body))
-    } else {
-        Either::Left(body)
-    };
+    let body = compression::request_body(body, gzip);
     // hyper times out slow headers, never a slow body: bound the whole read.
     let collect = http_body_util::Limited::new(body, max as usize).collect();
     let Ok(collected) = tokio::time::timeout(config.body_timeout, collect).await else {
