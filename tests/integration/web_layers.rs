@@ -81,7 +81,10 @@ async fn static_files_answer_conditional_and_range_requests_as_tornado() {
     assert_eq!(r.status(), 304);
     assert_eq!(header(&r, "etag").as_deref(), Some(etag.as_str()));
     assert!(r.bytes().await.unwrap().is_empty());
-    assert_eq!(get("if-none-match", "\"other\", W/\"x\"").await.unwrap().status(), 200);
+    assert_eq!(
+        get("if-none-match", "\"other\", W/\"x\"").await.unwrap().status(),
+        200
+    );
     assert_eq!(get("if-modified-since", &modified).await.unwrap().status(), 304);
     let old = "Sat, 01 Jan 2000 00:00:00 GMT";
     assert_eq!(get("if-modified-since", old).await.unwrap().status(), 200);
@@ -117,12 +120,18 @@ async fn static_files_answer_conditional_and_range_requests_as_tornado() {
     // HEAD, other verbs, Tornado's root files, a symlink inside the root,
     // and the guest routes beside the static ones.
     let r = server.client.head(&url).send().await.unwrap();
-    assert_eq!((r.status().as_u16(), header(&r, "content-length")), (200, Some("2000".into())));
+    assert_eq!(
+        (r.status().as_u16(), header(&r, "content-length")),
+        (200, Some("2000".into()))
+    );
     assert_eq!(server.client.post(&url).send().await.unwrap().status(), 405);
     let r = server.get("/favicon.ico").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), [0, 0, 1, 0]);
-    assert_eq!(server.get_text("/static/inside.html").await, (200, "<p>inside</p>".into()));
+    assert_eq!(
+        server.get_text("/static/inside.html").await,
+        (200, "<p>inside</p>".into())
+    );
     assert_eq!(server.get_text("/static/nope.css").await.0, 404);
     assert_eq!(server.get_text("/whoami").await, (200, "127.0.0.1 http".into()));
     server.shutdown().await;
@@ -168,7 +177,10 @@ async fn no_static_path_leaves_the_root() {
     for path in corpus {
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         let outcome = exchange(server.addr, request.as_bytes(), PATIENCE).await;
-        let reply = outcome.replies.first().unwrap_or_else(|| panic!("{path}: no reply: {}", outcome.raw));
+        let reply = outcome
+            .replies
+            .first()
+            .unwrap_or_else(|| panic!("{path}: no reply: {}", outcome.raw));
         assert!(
             reply.status == 403 || reply.status == 404,
             "{path}: {} {}",
@@ -176,7 +188,10 @@ async fn no_static_path_leaves_the_root() {
             reply.head
         );
         let body = reply.body_text();
-        assert!(!body.contains("TOP SECRET") && !body.contains("root:"), "{path}: {body}");
+        assert!(
+            !body.contains("TOP SECRET") && !body.contains("root:"),
+            "{path}: {body}"
+        );
         assert_eq!(reply.header("location"), None, "{path}");
     }
     // A raw backslash is not a valid request target: hyper refuses it first.
@@ -187,13 +202,19 @@ async fn no_static_path_leaves_the_root() {
     )
     .await;
     assert!(!outcome.raw.contains("TOP SECRET"), "{}", outcome.raw);
-    assert!(matches!(outcome.statuses().first(), Some(400 | 403 | 404)), "{}", outcome.raw);
+    assert!(
+        matches!(outcome.statuses().first(), Some(400 | 403 | 404)),
+        "{}",
+        outcome.raw
+    );
     server.shutdown().await;
 }
 
 fn gunzip(bytes: &[u8]) -> String {
     let mut out = String::new();
-    flate2::read::MultiGzDecoder::new(bytes).read_to_string(&mut out).expect("valid gzip");
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_string(&mut out)
+        .expect("valid gzip");
     out
 }
 
@@ -202,7 +223,11 @@ async fn compress_response_gzips_and_brotlis_guest_and_static_responses() {
     let dir = web_app("compress_response = true");
     let server = start(dir.path(), ServerConfig::default()).await;
     let get = |path: &str, accept: &'static str| {
-        server.client.get(server.url(path)).header("accept-encoding", accept).send()
+        server
+            .client
+            .get(server.url(path))
+            .header("accept-encoding", accept)
+            .send()
     };
 
     let r = get("/big?n=5000", "gzip").await.unwrap();
@@ -294,7 +319,11 @@ async fn decompress_request_inflates_under_the_body_limit_and_stops_a_gzip_bomb(
 
     // 64 MiB of zeros in ~64 KiB of gzip: refused once 64 KiB are inflated.
     let bomb = gzip(&vec![0u8; 64 << 20]);
-    assert!(bomb.len() < 65536, "the bomb itself fits the limit: {}", bomb.len());
+    assert!(
+        bomb.len() < 65536,
+        "the bomb itself fits the limit: {}",
+        bomb.len()
+    );
     let started = std::time::Instant::now();
     let r = post(bomb).await.unwrap();
     assert_eq!(r.status(), 413);
@@ -350,7 +379,11 @@ async fn xheaders_set_remote_ip_and_protocol_only_when_trusted() {
 
     let dir = web_app("");
     let server = start(dir.path(), ServerConfig::default()).await;
-    assert_eq!(whoami(&server, &real).await, "127.0.0.1 http", "not trusted by default");
+    assert_eq!(
+        whoami(&server, &real).await,
+        "127.0.0.1 http",
+        "not trusted by default"
+    );
     server.shutdown().await;
 }
 
@@ -375,12 +408,19 @@ fn make_certificate(dir: &Path) -> String {
 fn add_tables(dir: &Path, tables: &str) {
     let manifest = dir.join("waterspout.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, text.replacen("[[route]]", &format!("{tables}\n[[route]]"), 1)).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replacen("[[route]]", &format!("{tables}\n[[route]]"), 1),
+    )
+    .unwrap();
 }
 
 const TLS: &str = "[app.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n";
 
-fn tls_client(ca: &str, configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder) -> reqwest::Client {
+fn tls_client(
+    ca: &str,
+    configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+) -> reqwest::Client {
     let root = reqwest::Certificate::from_pem(ca.as_bytes()).unwrap();
     configure(
         reqwest::Client::builder()
@@ -407,8 +447,15 @@ async fn tls_serves_http2_by_alpn_and_http1_and_h2c_stays() {
     let r = h2.get(&url).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.text().await.unwrap(), "127.0.0.1 https");
-    let r = h2.get(format!("https://localhost:{port}/static/hello.txt")).send().await.unwrap();
-    assert_eq!((r.version(), r.status().as_u16()), (reqwest::Version::HTTP_2, 200));
+    let r = h2
+        .get(format!("https://localhost:{port}/static/hello.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.version(), r.status().as_u16()),
+        (reqwest::Version::HTTP_2, 200)
+    );
     assert_eq!(r.text().await.unwrap(), text(2000));
     // HTTP/1.1 over TLS.
     let h1 = tls_client(&ca, |b| b.resolve("localhost", server.addr).http1_only());
@@ -430,7 +477,12 @@ async fn tls_serves_http2_by_alpn_and_http1_and_h2c_stays() {
         .await
         .expect("curl runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(stdout, "127.0.0.1 https\n2 200", "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        stdout,
+        "127.0.0.1 https\n2 200",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     // A client that does not trust the certificate gets no answer.
     let untrusting = reqwest::Client::builder()
@@ -439,14 +491,22 @@ async fn tls_serves_http2_by_alpn_and_http1_and_h2c_stays() {
         .unwrap();
     assert!(untrusting.get(&url).send().await.is_err());
     // Plain HTTP on the TLS port is not served.
-    let outcome = exchange(server.addr, b"GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n", Duration::from_secs(5)).await;
+    let outcome = exchange(
+        server.addr,
+        b"GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(outcome.replies.is_empty(), "{}", outcome.raw);
     server.shutdown().await;
 
     // h2c with prior knowledge on a plain listener.
     let dir = web_app("");
     let server = start(dir.path(), ServerConfig::default()).await;
-    let h2c = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let r = h2c.get(server.url("/whoami")).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.text().await.unwrap(), "127.0.0.1 http");
@@ -460,7 +520,10 @@ async fn websocket_over_tls_and_the_admin_api_over_tls() {
 
     let dir = web_app("");
     let ca = make_certificate(dir.path());
-    add_tables(dir.path(), &format!("{TLS}{}", TLS.replace("[app.tls]", "[app.admin_tls]")));
+    add_tables(
+        dir.path(),
+        &format!("{TLS}{}", TLS.replace("[app.tls]", "[app.admin_tls]")),
+    );
     let server = start(dir.path(), admin_config()).await;
 
     // wss: TLS with ALPN http/1.1, then the upgrade.
@@ -483,8 +546,14 @@ async fn websocket_over_tls_and_the_admin_api_over_tls() {
         .await
         .unwrap()
         .unwrap();
-    ws.send(tokio_tungstenite::tungstenite::Message::text("over tls")).await.unwrap();
-    let reply = tokio::time::timeout(PATIENCE, ws.next()).await.unwrap().unwrap().unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::text("over tls"))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(reply.into_text().unwrap().as_str(), "over tls");
     ws.close(None).await.unwrap();
 
@@ -513,19 +582,34 @@ async fn bad_web_settings_name_the_file_and_line() {
         (dir, error)
     };
     let (_d, e) = load("static_url_prefix = \"static\"");
-    assert!(e.contains("waterspout.toml:3:") && e.contains("static_url_prefix"), "{e}");
+    assert!(
+        e.contains("waterspout.toml:3:") && e.contains("static_url_prefix"),
+        "{e}"
+    );
     let (_d, e) = load("trusted_downstream = [\"proxy.local\"]");
-    assert!(e.contains("waterspout.toml:3:") && e.contains("trusted_downstream"), "{e}");
+    assert!(
+        e.contains("waterspout.toml:3:") && e.contains("trusted_downstream"),
+        "{e}"
+    );
     let (_d, e) = load("[app.tls]\ncert = \"missing.pem\"\nkey = \"key.pem\"");
-    assert!(e.contains("waterspout.toml:3:") && e.contains("missing.pem"), "{e}");
+    assert!(
+        e.contains("waterspout.toml:3:") && e.contains("missing.pem"),
+        "{e}"
+    );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("waterspout.toml"),
         "[app]\nstatic_path = \"nowhere\"\n[[route]]\npattern = \"/\"\nhandler = \"h\"\n[handler.h]\nwasm = \"h.wasm\"\n",
     )
     .unwrap();
-    let e = waterspout::App::load(dir.path(), ServerConfig::default()).err().unwrap().to_string();
-    assert!(e.contains("waterspout.toml:2:") && e.contains("static_path"), "{e}");
+    let e = waterspout::App::load(dir.path(), ServerConfig::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("waterspout.toml:2:") && e.contains("static_path"),
+        "{e}"
+    );
 
     // A certificate file that is not PEM: start-up names the file.
     let dir = web_app("[app.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"");
@@ -536,6 +620,10 @@ async fn bad_web_settings_name_the_file_and_line() {
         .await
         .unwrap()
         .unwrap();
-    let e = waterspout::server::start(app, "127.0.0.1:0".parse().unwrap()).await.err().unwrap().to_string();
+    let e = waterspout::server::start(app, "127.0.0.1:0".parse().unwrap())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("cert.pem"), "{e}");
 }

@@ -65,10 +65,10 @@ where
     let mut response = response.map(|body| body.map_err(io::Error::other).boxed_unsync());
     if compressible_type(response.headers()) {
         let headers = response.headers_mut();
-        let varies = headers
-            .get_all(header::VARY)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("accept-encoding")));
+        let varies = headers.get_all(header::VARY).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("accept-encoding"))
+        });
         if !varies {
             headers.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         }

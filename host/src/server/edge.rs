@@ -147,7 +147,10 @@ where
         // Tornado's `_GzipMessageDelegate`: the guest sees the inflated body.
         let headers = &mut parts.headers;
         headers.remove(http::header::CONTENT_ENCODING);
-        headers.insert("x-consumed-content-encoding", http::HeaderValue::from_static("gzip"));
+        headers.insert(
+            "x-consumed-content-encoding",
+            http::HeaderValue::from_static("gzip"),
+        );
         headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
     }
     crate::handlers::serve(app, target, parts, body, remote).await

@@ -358,7 +358,12 @@ impl<S: Service> Connection<S> {
             open,
         } = self;
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let stream = ConnDeadline::new(io, settings.header_timeout, settings.idle_timeout, in_flight.clone());
+        let stream = ConnDeadline::new(
+            io,
+            settings.header_timeout,
+            settings.idle_timeout,
+            in_flight.clone(),
+        );
         let client = Client::direct(remote.ip(), tls);
         let service = service_fn(move |mut req: http::Request<Incoming>| {
             let in_flight = Counted::enter(&in_flight);

@@ -126,7 +126,9 @@ pub(super) async fn serve(
         return error_page(StatusCode::INTERNAL_SERVER_ERROR);
     }
     let stream = ReaderStream::with_capacity(file.take(len), CHUNK);
-    let body = StreamBody::new(futures_util::StreamExt::map(stream, |chunk| chunk.map(Frame::data)));
+    let body = StreamBody::new(futures_util::StreamExt::map(stream, |chunk| {
+        chunk.map(Frame::data)
+    }));
     *response.body_mut() = BodyExt::boxed_unsync(body);
     response
 }
@@ -156,7 +158,10 @@ fn not_modified(headers: &HeaderMap, etag: &str, modified: Option<SystemTime>) -
         .and_then(|v| httpdate::parse_http_date(v).ok());
     match (since, modified) {
         (Some(since), Some(modified)) => {
-            let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let secs = |t: SystemTime| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            };
             secs(modified) <= secs(since)
         }
         _ => false,

@@ -8,7 +8,9 @@ use std::io;
 use std::sync::Arc;
 
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::{self, pki_types::CertificateDer, pki_types::PrivateKeyDer, pki_types::pem::PemObject};
+use tokio_rustls::rustls::{
+    self, pki_types::CertificateDer, pki_types::PrivateKeyDer, pki_types::pem::PemObject,
+};
 
 use crate::config::TlsFiles;
 
