@@ -116,8 +116,10 @@ pub(super) fn is_gzip(headers: &http::HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"gzip"))
 }
 
-/// The request body as the edge reads it: inflated when `gzip`.
-pub(super) fn request_body<B>(body: B, gzip: bool) -> UnsyncBoxBody<Bytes, BoxError>
+/// The request body as the edge reads it: inflated when `gzip`. Its error
+/// is an `io::Error` (no boxed trait object whose lifetime the edge's
+/// future would have to prove `Send` for).
+pub(super) fn request_body<B>(body: B, gzip: bool) -> UnsyncBoxBody<Bytes, io::Error>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -125,13 +127,13 @@ where
     if gzip {
         gunzip(body)
     } else {
-        body.map_err(Into::into).boxed_unsync()
+        body.map_err(|e| io::Error::other(e.into())).boxed_unsync()
     }
 }
 
 /// `body` inflated as it is read (gzip, several members allowed); a
 /// corrupt stream ends it with an `InvalidData` error.
-fn gunzip<B>(body: B) -> UnsyncBoxBody<Bytes, BoxError>
+fn gunzip<B>(body: B) -> UnsyncBoxBody<Bytes, io::Error>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -139,8 +141,6 @@ where
     let data = BodyDataStream::new(body).map_err(|e| io::Error::other(e.into()));
     let mut decoder = async_compression::tokio::bufread::GzipDecoder::new(StreamReader::new(data));
     decoder.multiple_members(true);
-    let inflated = ReaderStream::with_capacity(decoder, 16 << 10)
-        .map_ok(Frame::data)
-        .map_err(BoxError::from);
+    let inflated = ReaderStream::with_capacity(decoder, 16 << 10).map_ok(Frame::data);
     StreamBody::new(inflated).boxed_unsync()
 }
