@@ -523,6 +523,7 @@ async fn tls_serves_http2_by_alpn_and_http1_and_h2c_stays() {
 async fn websocket_over_tls_and_the_admin_api_over_tls() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
 
     let dir = web_app("");
     let ca = make_certificate(dir.path());
