@@ -105,10 +105,9 @@ impl App {
         })?;
         crate::metrics::install();
         let statics = match &config.static_path {
-            Some(root) => Some(Arc::new(
-                Statics::open(root, &config.static_url_prefix)
-                    .map_err(|e| manifest.error(None, format!("[app] static_path {}: {e}", root.display())))?,
-            )),
+            Some(root) => Some(Arc::new(Statics::open(root, &config.static_url_prefix).map_err(
+                |e| manifest.error(None, format!("[app] static_path {}: {e}", root.display())),
+            )?)),
             None => None,
         };
         // The store's active versions (and route table) win over the manifest.

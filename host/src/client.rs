@@ -68,7 +68,12 @@ mod tests {
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         pairs
             .iter()
-            .map(|(k, v)| (http::HeaderName::from_static(k), http::HeaderValue::from_static(v)))
+            .map(|(k, v)| {
+                (
+                    http::HeaderName::from_static(k),
+                    http::HeaderValue::from_static(v),
+                )
+            })
             .collect()
     }
 
@@ -79,15 +84,33 @@ mod tests {
     #[test]
     fn tornado_xheaders() {
         let ip = |c: Client| c.remote_ip.to_string();
-        assert_eq!(ip(apply(&[("x-forwarded-for", "1.2.3.4, 5.6.7.8")], &[])), "5.6.7.8");
+        assert_eq!(
+            ip(apply(&[("x-forwarded-for", "1.2.3.4, 5.6.7.8")], &[])),
+            "5.6.7.8"
+        );
         let proxy: IpAddr = [5, 6, 7, 8].into();
-        assert_eq!(ip(apply(&[("x-forwarded-for", "1.2.3.4, 5.6.7.8")], &[proxy])), "1.2.3.4");
-        assert_eq!(ip(apply(&[("x-real-ip", "9.9.9.9"), ("x-forwarded-for", "1.2.3.4")], &[])), "9.9.9.9");
+        assert_eq!(
+            ip(apply(&[("x-forwarded-for", "1.2.3.4, 5.6.7.8")], &[proxy])),
+            "1.2.3.4"
+        );
+        assert_eq!(
+            ip(apply(
+                &[("x-real-ip", "9.9.9.9"), ("x-forwarded-for", "1.2.3.4")],
+                &[]
+            )),
+            "9.9.9.9"
+        );
         assert_eq!(ip(apply(&[("x-forwarded-for", "not-an-ip")], &[])), "10.0.0.1");
         assert_eq!(ip(apply(&[("x-real-ip", "::1")], &[])), "::1");
         assert_eq!(apply(&[("x-forwarded-proto", "https")], &[]).protocol, "https");
-        assert_eq!(apply(&[("x-forwarded-proto", "http, https")], &[]).protocol, "https");
-        assert_eq!(apply(&[("x-scheme", "https"), ("x-forwarded-proto", "http")], &[]).protocol, "https");
+        assert_eq!(
+            apply(&[("x-forwarded-proto", "http, https")], &[]).protocol,
+            "https"
+        );
+        assert_eq!(
+            apply(&[("x-scheme", "https"), ("x-forwarded-proto", "http")], &[]).protocol,
+            "https"
+        );
         assert_eq!(apply(&[("x-scheme", "gopher")], &[]).protocol, "http");
     }
 }

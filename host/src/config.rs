@@ -131,13 +131,19 @@ impl ServerConfig {
     /// xheaders, TLS. Paths are relative to the manifest and must exist.
     fn apply_web_settings(&mut self, manifest: &Manifest) -> Result<(), ManifestError> {
         let app = &manifest.app;
-        let at = |span: std::ops::Range<usize>, message: String| manifest.error(manifest.line_of(span.start), message);
+        let at = |span: std::ops::Range<usize>, message: String| {
+            manifest.error(manifest.line_of(span.start), message)
+        };
         if let Some(path) = &app.static_path {
             let dir = manifest.dir.join(path.get_ref());
             if !dir.is_dir() {
                 return Err(at(
                     path.span(),
-                    format!("[app] static_path = {:?}: {} is not a directory", path.get_ref(), dir.display()),
+                    format!(
+                        "[app] static_path = {:?}: {} is not a directory",
+                        path.get_ref(),
+                        dir.display()
+                    ),
                 ));
             }
             self.static_path = Some(dir);
@@ -147,7 +153,9 @@ impl ServerConfig {
             if !p.starts_with('/') || !p.ends_with('/') || p.len() < 2 {
                 return Err(at(
                     prefix.span(),
-                    format!("[app] static_url_prefix = {p:?}: must start and end with \"/\", e.g. \"/static/\""),
+                    format!(
+                        "[app] static_url_prefix = {p:?}: must start and end with \"/\", e.g. \"/static/\""
+                    ),
                 ));
             }
             self.static_url_prefix = p.clone();
@@ -167,7 +175,12 @@ impl ServerConfig {
                 .iter()
                 .map(|h| h.parse::<IpAddr>())
                 .collect::<Result<_, _>>()
-                .map_err(|e| at(hosts.span(), format!("[app] trusted_downstream: {e} (IP addresses only)")))?;
+                .map_err(|e| {
+                    at(
+                        hosts.span(),
+                        format!("[app] trusted_downstream: {e} (IP addresses only)"),
+                    )
+                })?;
         }
         let tls_files = |table: &str, tls: &toml::Spanned<crate::manifest::TlsSettings>| {
             let files = TlsFiles {

@@ -39,17 +39,17 @@ mod services;
 
 // The bottom layer: plain data and helpers, importing none of the above.
 mod body;
+#[doc(hidden)]
+pub mod client;
 pub mod config;
 #[doc(hidden)]
 pub mod manifest;
 mod metrics;
 mod registry;
 #[doc(hidden)]
-pub mod statics;
-#[doc(hidden)]
-pub mod client;
-#[doc(hidden)]
 pub mod router;
+#[doc(hidden)]
+pub mod statics;
 mod text;
 
 pub use app::{App, LoadError};

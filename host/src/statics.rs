@@ -228,8 +228,14 @@ mod tests {
         ] {
             assert_eq!(statics.resolve(bad).unwrap_err(), Refused::Forbidden, "{bad}");
         }
-        assert_eq!(statics.resolve("%c0%ae%c0%ae/secret.txt").unwrap_err(), Refused::NotFound);
-        assert_eq!(statics.resolve("%252e%252e/secret.txt").unwrap_err(), Refused::NotFound);
+        assert_eq!(
+            statics.resolve("%c0%ae%c0%ae/secret.txt").unwrap_err(),
+            Refused::NotFound
+        );
+        assert_eq!(
+            statics.resolve("%252e%252e/secret.txt").unwrap_err(),
+            Refused::NotFound
+        );
         assert_eq!(statics.resolve("nope.css").unwrap_err(), Refused::NotFound);
     }
 

@@ -15,5 +15,6 @@ mod services;
 mod wasi_http;
 mod wasi_http3;
 mod web;
+mod web_layers;
 mod websocket;
 mod workers;

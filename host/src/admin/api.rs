@@ -21,6 +21,7 @@ use crate::app::App;
 use crate::config::AdminToken;
 use crate::deploy::{Deployer, RouteDoc, Source, SwapError};
 use crate::server::ServerHandle;
+use crate::server::Tls;
 use crate::server::listener::{Service, Settings};
 
 /// Largest JSON body the admin API reads (a route table).
@@ -62,7 +63,8 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<AdminHandle>> {
         )
     })?;
     let local_addr = listener.local_addr()?;
-    if !local_addr.ip().is_loopback() {
+    let tls = config.admin_tls.as_ref().map(Tls::load).transpose()?;
+    if !local_addr.ip().is_loopback() && tls.is_none() {
         tracing::warn!(
             "the admin API listens on {local_addr}, beyond loopback: its token travels in clear text unless a TLS proxy is in front"
         );
@@ -79,10 +81,12 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<AdminHandle>> {
         // hyper's default (~408 KiB): an upload refused before it is read (401, 413)
         // is drained, up to this much, so the client gets the answer.
         read_buffer: 8192 + 4096 * 100,
+        tls,
     };
+    let scheme = if settings.tls.is_some() { "https" } else { "http" };
     let service = Arc::new(Admin { app, token });
     let handle = crate::server::listener::start(listener, settings, service, async {})?;
-    tracing::info!("admin API on http://{local_addr}");
+    tracing::info!("admin API on {scheme}://{local_addr}");
     Ok(Some(AdminHandle(handle)))
 }
 

@@ -76,6 +76,12 @@ impl RequestData {
             http::Version::HTTP_3 => "HTTP/3.0",
             _ => "HTTP/1.1",
         };
+        // `https` over TLS, or as a trusted proxy said (`xheaders`): the
+        // server decided it.
+        let protocol = parts
+            .extensions
+            .get::<crate::client::Client>()
+            .map_or("http", |client| client.protocol);
         // The parts are moved in, not copied: the strings the guest asks for
         // are made when it asks.
         RequestData {
@@ -83,7 +89,7 @@ impl RequestData {
             uri: parts.uri,
             version,
             remote_ip,
-            protocol: "http",
+            protocol,
             headers: parts.headers,
             body,
             query_arguments,

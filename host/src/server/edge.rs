@@ -16,8 +16,10 @@ use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
 
 use super::listener::Service;
+use super::{compression, static_files};
 use crate::app::App;
 use crate::body::{Body, close, error_page};
+use crate::client::Client;
 use crate::text::sanitize;
 
 /// The longest request target (path and query) served; longer ones get 414.
@@ -42,13 +44,30 @@ impl Service for Edge {
 /// Handles one request; never fails (every failure is a response).
 pub(super) async fn handle<B>(
     app: Arc<App>,
-    req: http::Request<B>,
+    mut req: http::Request<B>,
     remote: SocketAddr,
 ) -> http::Response<Logged>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // Who the client is: the peer (https over TLS), or what a trusted proxy
+    // says (`xheaders`). The guest, the WebSocket handshake and the access
+    // line all see this address.
+    let config = app.config();
+    let direct = req
+        .extensions()
+        .get::<Client>()
+        .copied()
+        .unwrap_or_else(|| Client::direct(remote.ip(), false));
+    let client = if config.xheaders {
+        direct.with_xheaders(req.headers(), &config.trusted_downstream)
+    } else {
+        direct
+    };
+    req.extensions_mut().insert(client);
+    let remote = SocketAddr::new(client.remote_ip, remote.port());
+    let compress = config.compress_response && req.method() != Method::HEAD;
     let line = AccessLine {
         method: req.method().clone(),
         uri: req.uri().clone(),
@@ -56,7 +75,11 @@ where
         start: Instant::now(),
         status: 0,
     };
-    let response = respond(app, req, remote).await;
+    let response = if compress {
+        compression::compressed(req, |req| respond(app, req, remote)).await
+    } else {
+        respond(app, req, remote).await
+    };
     let mut line = line;
     line.status = response.status().as_u16();
     response.map(|body| Logged {
@@ -73,6 +96,12 @@ where
     // The connection closes after these answers, as the body stays unread.
     if let Some(status) = refuse_head(&req) {
         return close(error_page(status));
+    }
+    // Tornado puts its static routes first.
+    if let Some(statics) = app.statics()
+        && let Some(name) = statics.match_path(req.uri().path())
+    {
+        return static_files::serve(statics.clone(), req.method(), req.uri(), req.headers(), name).await;
     }
     let target = match crate::handlers::find(&app, req.uri().path()) {
         Ok(target) => target,
@@ -95,7 +124,10 @@ where
     if declared.is_some_and(|len| len > max) {
         return close(error_page(StatusCode::PAYLOAD_TOO_LARGE));
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // `decompress_request`: the limit counts inflated bytes.
+    let gzip = config.decompress_request && compression::is_gzip(&parts.headers);
+    let body = compression::request_body(body, gzip);
     // hyper times out slow headers, never a slow body: bound the whole read.
     let collect = http_body_util::Limited::new(body, max as usize).collect();
     let Ok(collected) = tokio::time::timeout(config.body_timeout, collect).await else {
@@ -111,6 +143,16 @@ where
             return close(error_page(StatusCode::BAD_REQUEST));
         }
     };
+    if gzip {
+        // Tornado's `_GzipMessageDelegate`: the guest sees the inflated body.
+        let headers = &mut parts.headers;
+        headers.remove(http::header::CONTENT_ENCODING);
+        headers.insert(
+            "x-consumed-content-encoding",
+            http::HeaderValue::from_static("gzip"),
+        );
+        headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
+    }
     crate::handlers::serve(app, target, parts, body, remote).await
 }
 

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 
 use super::deadline::ConnDeadline;
+use crate::client::Client;
 
 /// What a listener serves: one response per request, never an error.
 pub trait Service: Send + Sync + 'static {
@@ -53,6 +54,8 @@ pub struct Settings {
     /// unread body hyper drains after an early answer (a 401 or 413) so the
     /// close does not reset the connection before the client reads it.
     pub read_buffer: usize,
+    /// Serve HTTPS: the handshake runs on the connection's worker.
+    pub tls: Option<super::tls::Tls>,
 }
 
 /// A running server: its address, and the way to stop it.
@@ -295,7 +298,8 @@ impl<S: Service> Worker<S> {
         }
     }
 
-    /// Serves one connection on this thread until it ends.
+    /// Serves one connection on this thread until it ends; over TLS, the
+    /// handshake comes first (bounded by the header timeout).
     fn serve(
         &self,
         stream: TcpStream,
@@ -304,31 +308,79 @@ impl<S: Service> Worker<S> {
         open: OpenConnection,
     ) {
         let _ = stream.set_nodelay(true);
+        let conn = Connection {
+            service: self.service.clone(),
+            settings: self.settings.clone(),
+            shared: self.shared.clone(),
+            remote,
+            permit,
+            open,
+        };
+        match self.settings.tls.clone() {
+            None => conn.serve(stream, false),
+            Some(tls) => {
+                tokio::spawn(async move {
+                    let handshake = tls.0.accept(stream);
+                    match tokio::time::timeout(conn.settings.header_timeout, handshake).await {
+                        Ok(Ok(stream)) => conn.serve(stream, true),
+                        Ok(Err(e)) => tracing::debug!(%remote, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// One accepted connection, on its worker, ready to be served.
+struct Connection<S> {
+    service: Arc<S>,
+    settings: Arc<Settings>,
+    shared: Arc<Shared>,
+    remote: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    open: OpenConnection,
+}
+
+impl<S: Service> Connection<S> {
+    /// Serves HTTP/1.1 or HTTP/2 (by ALPN or preface) on `io` until it
+    /// ends. Each request carries the [`Client`] it came from.
+    fn serve<I>(self, io: I, tls: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            service,
+            settings,
+            shared,
+            remote,
+            permit,
+            open,
+        } = self;
         let in_flight = Arc::new(AtomicUsize::new(0));
         let stream = ConnDeadline::new(
-            stream,
-            self.settings.header_timeout,
-            self.settings.idle_timeout,
+            io,
+            settings.header_timeout,
+            settings.idle_timeout,
             in_flight.clone(),
         );
-        let target = self.service.clone();
-        let service = service_fn(move |req| {
+        let client = Client::direct(remote.ip(), tls);
+        let service = service_fn(move |mut req: http::Request<Incoming>| {
             let in_flight = Counted::enter(&in_flight);
-            let response = target.clone().call(req, remote);
+            req.extensions_mut().insert(client);
+            let response = service.clone().call(req, remote);
             async move {
                 let response = response.await;
                 drop(in_flight);
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        let conn = self
-            .shared
+        let conn = shared
             .builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         // Shutting down: the connection is not served.
-        let Some(conn) = self
-            .shared
+        let Some(conn) = shared
             .graceful
             .lock()
             .expect("graceful lock")

@@ -5,9 +5,12 @@
 //! **Rule:** the server knows `App` and the handler drivers; never wasmtime,
 //! the runtime or the capabilities.
 
+mod compression;
 mod deadline;
 mod edge;
 pub(crate) mod listener;
+mod static_files;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use crate::app::App;
 
 pub use self::edge::MAX_URI_LEN;
 pub use self::listener::ServerHandle;
+pub use self::tls::Tls;
 
 /// Binds `listen` (port 0 picks a free port) and serves `app` in the background.
 ///
@@ -37,7 +41,9 @@ pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerH
         shutdown_grace: config.shutdown_grace,
         gauges: true,
         read_buffer: 64 << 10,
+        tls: config.tls.as_ref().map(Tls::load).transpose()?,
     };
+    let scheme = if settings.tls.is_some() { "https" } else { "http" };
     let closing = app.clone();
     // Background workers run on this runtime from now until shutdown.
     let workers = crate::handlers::worker::start(&app);
@@ -50,7 +56,7 @@ pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerH
     let workers = settings.workers;
     let handle = listener::start(listener, settings, Arc::new(edge::Edge(app)), before_drain)?;
     tracing::info!(
-        "{workers} worker thread(s) serving on http://{}",
+        "{workers} worker thread(s) serving on {scheme}://{}",
         handle.local_addr()
     );
     Ok(handle)
