@@ -198,7 +198,7 @@ pub fn broadcast(root: &Path, n: usize) -> anyhow::Result<Broadcast> {
 /// The markdown section.
 pub fn scenario_f(root: &Path, polls: usize, members: usize) -> anyhow::Result<String> {
     use std::fmt::Write as _;
-    let mut out = String::from("## e. Pub/sub: long polls and group broadcast (chat example)\n\n");
+    let mut out = String::from("## f. Pub/sub: long polls and group broadcast (chat example)\n\n");
     writeln!(
         out,
         "`examples/python/chat` served by `waterspout serve` in its own process; each waiting poll and each WebSocket holds a Python instance (componentize-py).\n"

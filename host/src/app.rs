@@ -36,8 +36,6 @@ pub struct App {
     dir: PathBuf,
     config: ServerConfig,
     deployer: Arc<Deployer>,
-    /// The app-wide backends (queues…).
-    services: Services,
     next_request_id: AtomicU64,
     /// Open WebSocket connections (graceful shutdown closes them).
     connections: Connections,
@@ -119,7 +117,6 @@ impl App {
             dir,
             config,
             deployer: Arc::new(deployer),
-            services,
             next_request_id: AtomicU64::new(1),
             connections: Connections::default(),
             web,
@@ -170,10 +167,6 @@ impl App {
 
     pub(crate) fn deployer(&self) -> &Arc<Deployer> {
         &self.deployer
-    }
-
-    pub(crate) fn services(&self) -> &Services {
-        &self.services
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {

@@ -170,13 +170,13 @@ fn default_max_item_size() -> usize {
 #[serde(deny_unknown_fields)]
 struct RawWorker {
     handler: Spanned<String>,
-    #[serde(default = "default_concurrency")]
+    #[serde(default = "default_worker_concurrency")]
     concurrency: Spanned<u32>,
     #[serde(default)]
     settings: toml::Table,
 }
 
-fn default_concurrency() -> Spanned<u32> {
+fn default_worker_concurrency() -> Spanned<u32> {
     Spanned::new(0..0, 1)
 }
 

@@ -25,10 +25,6 @@ use tokio::sync::oneshot;
 
 use crate::app::App;
 use crate::body::Body;
-use crate::capabilities::Ctx;
-use crate::capabilities::http_client::HttpClientCtx;
-use crate::capabilities::kv::KvCtx;
-use crate::manifest::HandlerLimits;
 use crate::registry::HandlerSlot;
 use crate::runtime::{Fault, HandlerVersion, Prepared};
 
