@@ -9,6 +9,7 @@ mod hot_swap;
 mod js;
 mod python;
 mod reuse;
+mod sdk_reuse;
 mod wasi_http;
 mod wasi_http3;
 mod websocket;
