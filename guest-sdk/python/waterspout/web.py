@@ -472,13 +472,9 @@ class RequestHandler:
 
     def write(self, chunk):
         """Appends to the body: str, bytes, or a dict (JSON, ``application/json``)."""
-        # Whether the host finished the response is asked only when it matters
-        # (before a header is set, or when the write failed): not per write.
-        if self._finished:
+        if self._finished or _response.finished():
             raise RuntimeError("Cannot write() after finish()")
         if isinstance(chunk, dict):
-            if _response.finished():
-                raise RuntimeError("Cannot write() after finish()")
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             chunk = _json_encode(chunk)
         if isinstance(chunk, str):
@@ -491,8 +487,6 @@ class RequestHandler:
         try:
             _response.write(chunk if type(chunk) is bytes else bytes(chunk))
         except _Err as error:
-            if _response.finished():
-                raise RuntimeError("Cannot write() after finish()") from None
             raise ValueError("write(): %s" % (error.value,)) from None
 
     def flush(self, include_footers=False):
