@@ -44,7 +44,10 @@ async fn a_reused_python_instance_picks_each_routes_class_and_reads_each_request
         let r = server.get(&format!("/users/ann/posts/{round}")).await;
         assert_eq!(r.status(), 200);
         let json: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(json, serde_json::json!({"user": "ann", "post": round.to_string()}));
+        assert_eq!(
+            json,
+            serde_json::json!({"user": "ann", "post": round.to_string()})
+        );
         // A route naming no class in a module with several stays a 500
         // every time, and the next request on the instance is served.
         assert_eq!(server.get_text("/unnamed").await.0, 500);
