@@ -12,6 +12,7 @@ mod python;
 mod queues;
 mod reuse;
 mod services;
+mod sdk_reuse;
 mod wasi_http;
 mod wasi_http3;
 mod web;

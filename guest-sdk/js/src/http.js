@@ -80,23 +80,18 @@ export function serveRequests(app) {
     if (setupError) {
       throw toHttpError(setupError, "initialize");
     }
-    handler.request = new Request(req);
-    const where = `${handler.constructor.name}.${name}`;
-    const args = () => {
-      const kwargs = handler.request.pathKwargs;
-      return Object.keys(kwargs).length > 0 ? [kwargs] : handler.request.pathArgs;
-    };
+    bind(req);
     let result;
     try {
-      result = name === "prepare" ? method.call(handler) : method.apply(handler, args());
+      result = name === "prepare" ? method.call(handler) : method.apply(handler, pathArguments());
     } catch (error) {
-      throw toHttpError(error, where);
+      throw toHttpError(error, `${handler.constructor.name}.${name}`);
     }
     if (isThenable(result)) {
       return Promise.resolve(result).then(
         () => writePendingError(),
         (error) => {
-          throw toHttpError(error, where);
+          throw toHttpError(error, `${handler.constructor.name}.${name}`);
         },
       );
     }
@@ -112,6 +107,22 @@ export function serveRequests(app) {
     clientClosed.value = false;
     if (handler) quietly(`${handler.constructor.name}.onConnectionClose`, () => handler.onConnectionClose());
     return true;
+  }
+
+  // One `Request` per request: each export call lends the request anew, so
+  // only the handle changes between calls; values read in `prepare` stay
+  // cached for the verb and `onFinish`.
+  // (`initialize` makes a new handler, whose constructor made a new `Request`.)
+  function bind(req) {
+    if (handler.request instanceof Request) handler.request._raw = req;
+    else handler.request = new Request(req);
+  }
+
+  // The verb's arguments: the named groups as one object, else the positional ones.
+  function pathArguments() {
+    const kwargs = handler.request.pathKwargs;
+    for (const _ in kwargs) return [kwargs];
+    return handler.request.pathArgs;
   }
 
   const verb = (name) => (req) => {
@@ -181,7 +192,7 @@ export function serveRequests(app) {
         response.write(new TextEncoder().encode(`<html><title>${status}: ${reason}</title><body>${status}: ${reason}</body></html>`));
         return undefined;
       }
-      handler.request = new Request(req);
+      bind(req);
       handler._writingError = true;
       const info = { reason: reason || reasonPhrase(status), error: lastError };
       const result = quietly(`${handler.constructor.name}.writeError`, () => handler.writeError(status, info));
@@ -191,7 +202,7 @@ export function serveRequests(app) {
     },
     onFinish(req) {
       if (!handler) return undefined;
-      handler.request = new Request(req);
+      bind(req);
       return quietly(`${handler.constructor.name}.onFinish`, () => handler.onFinish());
     },
   };

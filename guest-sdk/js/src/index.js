@@ -636,6 +636,33 @@ export const CLASS_SETTING = "waterspout:class";
  * Throws (with the names it knows) when that is not one class. @internal
  */
 export function pickClass(app, base, settings) {
+  // The answer depends only on the app module (fixed for the component's
+  // life), the base class and the name asked for: found once, then cached,
+  // so a reused instance does not scan the app's exports per request.
+  const wanted = settings[CLASS_SETTING];
+  let byName = classCache.get(app)?.get(base);
+  if (!byName) {
+    if (!classCache.has(app)) classCache.set(app, new Map());
+    byName = new Map();
+    classCache.get(app).set(base, byName);
+  }
+  let found = byName.get(wanted);
+  if (!found) {
+    try {
+      found = { cls: findClass(app, base, wanted) };
+    } catch (error) {
+      found = { error };
+    }
+    byName.set(wanted, found);
+  }
+  if (found.error) throw found.error;
+  return found.cls;
+}
+
+/** app module → base class → class name asked for → `{cls}` or `{error}`. */
+const classCache = new WeakMap();
+
+function findClass(app, base, wanted) {
   const classes = new Map();
   for (const [exportName, value] of Object.entries(app)) {
     if (typeof value === "function" && value.prototype instanceof base) {
@@ -645,7 +672,6 @@ export function pickClass(app, base, settings) {
   }
   const distinct = [...new Set(classes.values())];
   const names = [...new Set(distinct.map((c) => c.name))].join(", ") || "none";
-  const wanted = settings[CLASS_SETTING];
   if (wanted !== undefined) {
     const cls = classes.get(wanted);
     if (!cls) {

@@ -36,10 +36,31 @@ def handler_classes(module, base):
     return [c for c in defined if not any(o is not c and issubclass(o, c) for o in defined)]
 
 
+# (module name, base class, class name asked for) → (class, None) or (None, message).
+# The answer depends only on the app module, fixed for the component's life:
+# found once, so a reused instance does not scan the module per request.
+_class_cache = {}
+
+
 def pick_class(module, base, settings):
     """The class a route asked for (``class = "Name"`` in waterspout.toml, which
     arrives as the setting ``waterspout:class``), or the module's only one."""
     name = settings.pop(CLASS_SETTING, None)
+    key = (module.__name__, base, name)
+    try:
+        cls, error = _class_cache[key]
+    except KeyError:
+        try:
+            cls, error = _find_class(module, base, name), None
+        except LookupError as e:
+            cls, error = None, str(e)
+        _class_cache[key] = cls, error
+    if error is not None:
+        raise LookupError(error)  # a new exception: a cached one would grow its traceback
+    return cls
+
+
+def _find_class(module, base, name):
     if name is not None:
         cls = getattr(module, name, None)
         if not (inspect.isclass(cls) and issubclass(cls, base)):

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _ARG_DEFAULT = object()
+_MISSING = object()
 
 _REASONS = {
     100: "Continue", 101: "Switching Protocols", 200: "OK", 201: "Created",
@@ -238,13 +239,13 @@ class HTTPServerRequest:
         self._raw = raw
 
     def _get(self, key, read):
-        try:
-            return self._cache[key]
-        except KeyError:
+        # No try/except KeyError: the first read of each value would raise.
+        value = self._cache.get(key, _MISSING)
+        if value is _MISSING:
             if self._raw is None:
-                raise RuntimeError("the request is no longer available (read it in open())") from None
+                raise RuntimeError("the request is no longer available (read it in open())")
             value = self._cache[key] = read(self._raw)
-            return value
+        return value
 
     def _load_all(self):
         """Reads every attribute now (the websocket handshake's request is
@@ -492,7 +493,10 @@ class RequestHandler(_WebHelpers):
             if isinstance(chunk, list):
                 message += ". Lists not accepted for security reasons"
             raise TypeError(message)
-        _check(lambda: _response.write(bytes(chunk)), "write()")
+        try:
+            _response.write(chunk if type(chunk) is bytes else bytes(chunk))
+        except _Err as error:
+            raise ValueError("write(): %s" % (error.value,)) from None
 
     def flush(self, include_footers=False):
         """Sends the headers (first time) and the body so far as one chunk.
