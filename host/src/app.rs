@@ -13,8 +13,8 @@ use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, Swa
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
 use crate::services::web::Web;
-use crate::statics::Statics;
 use crate::services::{ServiceError, ServiceOptions, Services};
+use crate::statics::Statics;
 
 /// Why an app could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +111,7 @@ impl App {
         // The store's active versions (and route table) win over the manifest.
         let dir = manifest.dir.clone();
         let web = Arc::new(Web::from_manifest(&manifest));
-        
+
         let deployer = Deployer::restore(manifest, components, versions)?;
         Ok(Arc::new(App {
             dir,

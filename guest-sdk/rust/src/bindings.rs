@@ -59,9 +59,9 @@ pub mod worker {
 }
 
 pub(crate) use handler::exports::waterspout::handler::request_handler as raw_handler;
+pub(crate) use handler::waterspout::handler::groups as raw_groups;
 pub(crate) use handler::waterspout::handler::http_client as raw_http_client;
 pub(crate) use handler::waterspout::handler::kv as raw_kv;
-pub(crate) use handler::waterspout::handler::groups as raw_groups;
 pub(crate) use handler::waterspout::handler::log as raw_log;
 pub(crate) use handler::waterspout::handler::pubsub as raw_pubsub;
 pub(crate) use handler::waterspout::handler::queue as raw_queue;

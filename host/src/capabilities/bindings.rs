@@ -66,7 +66,9 @@ pub use handler::waterspout::handler::log::Level as LogLevel;
 pub use handler::waterspout::handler::response::CookieOptions;
 pub use handler::waterspout::handler::types::Method as WitMethod;
 pub use handler::waterspout::handler::types::UploadedFile;
-pub use handler::waterspout::handler::{groups, http_client, kv, log, pubsub, queue, response, timers, types, web};
+pub use handler::waterspout::handler::{
+    groups, http_client, kv, log, pubsub, queue, response, timers, types, web,
+};
 pub use handler::{Handler as HandlerWorld, HandlerPre};
 pub use websocket::waterspout::handler::websocket_connection;
 pub use websocket::waterspout::handler::websocket_connection::Message as WsMessage;

@@ -8,10 +8,10 @@
 //! context as one field of [`Ctx`], and one line in [`add_to_linker`].
 
 pub mod bindings;
-pub mod http_client;
-pub mod kv;
 pub mod grants;
 pub mod groups;
+pub mod http_client;
+pub mod kv;
 pub mod log;
 pub mod outbound_http;
 pub mod pubsub;

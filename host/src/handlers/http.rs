@@ -23,9 +23,9 @@ use crate::capabilities::bindings::{HandlerPre, HandlerWorld, HttpError, Request
 use crate::capabilities::queue::QueueCtx;
 use crate::capabilities::request::RequestData;
 use crate::capabilities::response::{ResponseCtx, ResponseState};
+use crate::capabilities::waiting::Hangup;
 use crate::capabilities::wasi::Wasi;
 use crate::capabilities::web::WebCtx;
-use crate::capabilities::waiting::Hangup;
 use crate::runtime::{Guest, HostState, Warm};
 use crate::services::web::{UnsafeRequest, Web};
 use crate::text::sanitize;
