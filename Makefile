@@ -124,11 +124,11 @@ tools: tools-python
 # componentize-py for guest-sdk/python (`guest-sdk/python/build APP.py OUT.wasm`).
 PYTHON ?= python3
 COMPONENTIZE_PY_VERSION = 0.25.1
+TORNADO_VERSION = 6.6.1
 tools-python: .tools/python/.installed-$(COMPONENTIZE_PY_VERSION) .tools/python/.installed-tornado-$(TORNADO_VERSION)
 
 # pip `tornado` for the tests: cookies and XSRF tokens are checked against
 # Tornado's own create_signed_value / decode_signed_value (tests/integration/web.rs).
-TORNADO_VERSION = 6.6.1
 .tools/python/.installed-tornado-$(TORNADO_VERSION): .tools/python/.installed-$(COMPONENTIZE_PY_VERSION)
 	.tools/python/bin/pip install --quiet --disable-pip-version-check tornado==$(TORNADO_VERSION)
 	touch $@
