@@ -152,7 +152,7 @@ fn the_python_build_refuses_modules_it_cannot_make_one_component_of() {
     let (code, stderr) = python_build(&root, "class Plain:\n    pass\n");
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("defines no RequestHandler or WebSocketHandler subclass"),
+        stderr.contains("defines no RequestHandler, WebSocketHandler or Worker subclass"),
         "{stderr}"
     );
     let both = "from waterspout import web, websocket\n\

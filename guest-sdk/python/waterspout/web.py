@@ -31,6 +31,9 @@ from componentize_py_types import Err as _Err
 
 from ._webhelpers import WebHelpers as _WebHelpers
 from ._webhelpers import authenticated
+# Imported now, not on the first `async def` call: componentize-py bundles
+# only the modules imported while the component is built.
+from . import timers as _timers
 
 __all__ = [
     "RequestHandler",
@@ -598,9 +601,7 @@ def _run(result):
     global _asyncio_sleep_installed
     if not _asyncio_sleep_installed:
         # `await asyncio.sleep(s)` waits on the host's timer (no event loop here).
-        from .timers import install_asyncio_sleep
-
-        _asyncio_sleep_installed = install_asyncio_sleep()
+        _asyncio_sleep_installed = _timers.install_asyncio_sleep()
     iterator = result.__await__()
     try:
         while True:

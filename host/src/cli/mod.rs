@@ -240,13 +240,15 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_until_signal(app: Arc<App>, listen: SocketAddr, watch: bool) -> anyhow::Result<()> {
-    let server = crate::server::start(app.clone(), listen).await?;
-    let admin = crate::admin::start(app.clone()).await?;
+    // Watching starts before serving: a file changed after the first
+    // response must be seen (the templates test raced this).
     let _watch = if watch {
         Some(crate::admin::watch::start(app.clone())?)
     } else {
         None
     };
+    let server = crate::server::start(app.clone(), listen).await?;
+    let admin = crate::admin::start(app.clone()).await?;
     let trigger = server.shutdown_trigger();
     tokio::spawn(async move {
         shutdown_signal().await;
