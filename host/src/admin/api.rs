@@ -464,7 +464,11 @@ async fn read_limited(req: Request<Incoming>, limit: u64) -> Result<Vec<u8>, Api
     if let Some(len) = declared
         && len > limit
     {
-        return Err(too_large(Some(len), limit));
+        // Refused unread; the rest is read and dropped (as for a 401) so
+        // the client gets the 413 instead of a broken pipe.
+        let mut refused = too_large(Some(len), limit);
+        refused.close = !drain(req.into_body()).await;
+        return Err(refused);
     }
     let mut body = req.into_body();
     let mut bytes = Vec::with_capacity(declared.unwrap_or(0) as usize);
