@@ -234,8 +234,8 @@ impl Deployer {
         &self.registry
     }
 
-    /// The manifest as loaded at start (`--watch` watches its files).
-    #[cfg(feature = "cli")]
+    /// The manifest as loaded at start (`--watch` watches its files; the
+    /// background workers are started from its `[worker.NAME]` sections).
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
