@@ -142,7 +142,8 @@ tools-python: .tools/python/.installed-$(COMPONENTIZE_PY_VERSION) .tools/python/
 tools: tools-browser
 
 # Headless Chromium and its WebDriver, from Debian: the page tests (chat,
-# blog) drive two real browser windows through chromedriver.
-BROWSER_APT = chromium chromium-driver
+# blog) drive two real browser windows through chromedriver. curl: the
+# HTTP/2-over-TLS test also speaks to the server with `curl --http2`.
+BROWSER_APT = chromium chromium-driver curl
 tools-browser:
 	@dpkg -s $(BROWSER_APT) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_APT); }
