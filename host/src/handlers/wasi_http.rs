@@ -29,18 +29,8 @@ pub(super) async fn serve(
     parts: http::request::Parts,
     body: Bytes,
 ) -> http::Response<Body> {
-    let (tx, mut rx) = oneshot::channel();
-    let mut guest = Box::pin(run(app, target, pre, parts, body, tx));
-    // Inline like Waterspout handlers; once the response head is out while
-    // the guest still streams the body, the rest of the run gets its own task.
-    tokio::select! {
-        biased;
-        head = &mut rx => {
-            tokio::spawn(guest);
-            head.unwrap_or_else(|_| error_page(StatusCode::INTERNAL_SERVER_ERROR))
-        }
-        () = &mut guest => rx.await.unwrap_or_else(|_| error_page(StatusCode::INTERNAL_SERVER_ERROR)),
-    }
+    let (tx, rx) = oneshot::channel();
+    super::inline_until_head(run(app, target, pre, parts, body, tx), rx).await
 }
 
 async fn run(
