@@ -2,9 +2,11 @@
 
 Templates (minijinja, rendered by the host), a static stylesheet, sign-in
 with the signed cookie ``blogdemo_user``, XSRF-protected forms to write and
-edit posts. Posts are kept in ``/data/posts.json``, the handler's granted
-``data_dir`` (the demo used PostgreSQL). Sign-in takes a name only (the demo
-had accounts with bcrypt passwords).
+edit posts. Posts are kept in the kv service (the demo used PostgreSQL):
+``post:00000001`` → the post as JSON, ``slug:<slug>`` → its id (claimed
+with ``compare_and_swap``, so two writers never share a slug) and the
+counter ``next_id``; ``[app] kv_persist = true`` keeps them across restarts.
+Sign-in takes a name only (the demo had accounts with bcrypt passwords).
 
 Build: ``../../guest-sdk/python/build blog.py ../target/python/blog.wasm``;
 serve: ``waterspout serve examples/blog``.
@@ -12,34 +14,50 @@ serve: ``waterspout serve examples/blog``.
 
 import datetime
 import json
-import os
 import re
 import unicodedata
 import urllib.parse
 
 import tornado.web
-
-POSTS = "/data/posts.json"
+from waterspout import kv
 
 
 def load_posts():
-    try:
-        with open(POSTS) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return []
+    posts = []
+    for key in kv.list_keys("post:"):
+        raw = kv.get(key)
+        if raw is not None:
+            posts.append(json.loads(raw))
+    return posts
 
 
-def save_posts(posts):
-    # Written beside and renamed over: a reader never sees half a file.
-    tmp = POSTS + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(posts, f)
-    os.replace(tmp, POSTS)
+def post_by_id(id):
+    raw = kv.get("post:%08d" % id)
+    return json.loads(raw) if raw is not None else None
+
+
+def post_by_slug(slug):
+    id = kv.get_str("slug:" + slug)
+    return post_by_id(int(id)) if id is not None else None
+
+
+def save_post(post):
+    kv.set("post:%08d" % post["id"], json.dumps(post))
+
+
+def claim_slug(title, id):
+    """A slug made from ``title`` that no other post has, claimed for ``id``."""
+    slug = unicodedata.normalize("NFKD", title)
+    slug = re.sub(r"[^\w]+", " ", slug)
+    slug = "-".join(slug.lower().strip().split())
+    slug = slug.encode("ascii", "ignore").decode("ascii") or "entry"
+    while not kv.compare_and_swap("slug:" + slug, None, str(id)):
+        slug += "-2"
+    return slug
 
 
 def newest_first(posts):
-    return sorted(posts, key=lambda p: p["published"], reverse=True)
+    return sorted(posts, key=lambda p: (p["published"], p["id"]), reverse=True)
 
 
 def for_template(post):
@@ -71,7 +89,7 @@ class HomeHandler(BaseHandler):
 
 class EntryHandler(BaseHandler):
     def get(self, slug):
-        entry = next((p for p in load_posts() if p["slug"] == slug), None)
+        entry = post_by_slug(slug)
         if not entry:
             raise tornado.web.HTTPError(404)
         self.render("entry.html", entry=for_template(entry))
@@ -95,7 +113,7 @@ class ComposeHandler(BaseHandler):
         id = self.get_argument("id", None)
         entry = None
         if id:
-            entry = next((p for p in load_posts() if p["id"] == int(id)), None)
+            entry = post_by_id(int(id))
         self.render("compose.html", entry=entry)
 
     @tornado.web.authenticated
@@ -104,26 +122,19 @@ class ComposeHandler(BaseHandler):
         title = self.get_argument("title")
         text = self.get_argument("markdown")
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        posts = load_posts()
         if id:
-            entry = next((p for p in posts if p["id"] == int(id)), None)
+            entry = post_by_id(int(id))
             if entry is None:
                 raise tornado.web.HTTPError(404)
             entry.update(title=title, markdown=text, updated=now)
-            slug = entry["slug"]
         else:
-            slug = unicodedata.normalize("NFKD", title)
-            slug = re.sub(r"[^\w]+", " ", slug)
-            slug = "-".join(slug.lower().strip().split())
-            slug = slug.encode("ascii", "ignore").decode("ascii") or "entry"
-            while any(p["slug"] == slug for p in posts):
-                slug += "-2"
-            posts.append(dict(
-                id=max((p["id"] for p in posts), default=0) + 1,
-                author=self.current_user, title=title, slug=slug, markdown=text,
-                published=now, updated=now,
-            ))
-        save_posts(posts)
+            id = kv.increment("next_id")
+            entry = dict(
+                id=id, author=self.current_user, title=title,
+                slug=claim_slug(title, id), markdown=text, published=now, updated=now,
+            )
+        save_post(entry)
+        slug = entry["slug"]
         self.redirect(self.reverse_url("entry", slug))
 
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use waterspout::ServerConfig;
 use waterspout_tests::guests;
 use waterspout_tests::harness::{Browser, ServerProcess, TestServer, app_with_manifest};
 
@@ -489,8 +490,7 @@ async fn c_signin() {
     check_signin(guests::C_SIGNIN_APP).await;
 }
 
-/// examples/blog copied to a temporary directory (its `data/` starts empty),
-/// the wasm by absolute path.
+/// examples/blog copied to a temporary directory, the wasm by absolute path.
 fn blog_copy() -> tempfile::TempDir {
     let src = PathBuf::from(guests::PYTHON_BLOG_APP);
     let wasm = src
@@ -508,10 +508,19 @@ fn blog_copy() -> tempfile::TempDir {
         .collect::<Vec<_>>()
         .join("\n");
     let dir = app_with_manifest(&manifest);
-    std::fs::create_dir(dir.path().join("data")).unwrap();
     copy_dir(&src.join("templates"), &dir.path().join("templates"));
     copy_dir(&src.join("static"), &dir.path().join("static"));
     dir
+}
+
+/// Serves a blog copy with its store (and so its kv log, `kv_persist`) in
+/// `APP/.waterspout/store`, as `waterspout serve` does.
+async fn serve_blog(app: &tempfile::TempDir) -> TestServer {
+    let config = ServerConfig {
+        store_dir: Some(app.path().join(".waterspout/store")),
+        ..ServerConfig::default()
+    };
+    TestServer::start_with(app.path().to_str().unwrap(), config).await
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -529,7 +538,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[tokio::test]
 async fn the_blog_signs_in_and_protects_its_forms() {
     let app = blog_copy();
-    let server = TestServer::start(app.path().to_str().unwrap()).await;
+    let server = serve_blog(&app).await;
     assert_eq!(server.get("/auth/whoami").await.status(), 401);
     let r = server.get("/compose").await;
     assert_eq!(r.status(), 302);
@@ -597,13 +606,34 @@ async fn the_blog_signs_in_and_protects_its_forms() {
     let (status, feed) = server.get_text("/feed").await;
     assert_eq!(status, 200);
     assert!(feed.contains("<title type=\"text\">First post</title>"), "{feed}");
+
+    // A second post with the same title gets its own slug (claimed by CAS).
+    let r = server
+        .client
+        .post(server.url("/compose"))
+        .header("cookie", &cookies)
+        .form(&[("title", "First post"), ("markdown", "again"), ("_xsrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/entry/first-post-2");
+    server.shutdown().await;
+
+    // The posts are in the kv service's log: a restarted server has them.
+    let server = serve_blog(&app).await;
+    let (status, page) = server.get_text("/entry/first-post").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<p>Hello &lt;world&gt;</p>"), "{page}");
+    let (status, archive) = server.get_text("/archive").await;
+    assert_eq!(status, 200);
+    assert!(archive.contains("/entry/first-post-2"), "{archive}");
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_blog_in_headless_chromium() {
     let app = blog_copy();
-    let server = TestServer::start(app.path().to_str().unwrap()).await;
+    let server = serve_blog(&app).await;
     let browser = Browser::start().await;
     let page = &browser.client;
     use fantoccini::Locator;
