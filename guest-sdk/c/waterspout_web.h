@@ -44,7 +44,8 @@ const char *ws_static_url(const char *path);
 /** The app's login_url, or NULL. */
 const char *ws_get_login_url(void);
 /** Tornado's @authenticated with `current_user`: WS_CONTINUE when signed in;
- *  else a GET/HEAD is redirected to login_url?next=URI (returns WS_OK) and
+ *  else a GET/HEAD is redirected to login_url?next=URI (the full URL when
+ *  login_url is absolute; returns WS_OK) and
  *  anything else gets 403 (returned). */
 int ws_authenticated(ws_request_t req, const void *current_user);
 
@@ -53,6 +54,8 @@ int ws_authenticated(ws_request_t req, const void *current_user);
 #endif
 
 #ifdef WATERSPOUT_IMPLEMENTATION
+
+#include <ctype.h>
 
 static const char *ws__web_error(waterspout_handler_web_web_error_t *err) {
     const char *out;
@@ -184,6 +187,19 @@ static const char *ws__quote_plus(const char *s) {
     return out;
 }
 
+/* urlsplit(url).scheme is not empty: [A-Za-z][A-Za-z0-9+.-]* then ':'. */
+static bool ws__has_scheme(const char *url) {
+    if (!isalpha((unsigned char)url[0]))
+        return false;
+    for (const char *p = url + 1; *p; p++) {
+        if (*p == ':')
+            return true;
+        if (!isalnum((unsigned char)*p) && *p != '+' && *p != '.' && *p != '-')
+            return false;
+    }
+    return false;
+}
+
 int ws_authenticated(ws_request_t req, const void *current_user) {
     if (current_user)
         return WS_CONTINUE;
@@ -192,8 +208,13 @@ int ws_authenticated(ws_request_t req, const void *current_user) {
         const char *url = ws_get_login_url();
         if (!url)
             return ws_http_error(500, "authenticated: no [app] login_url is set", NULL);
-        if (!strchr(url, '?'))
-            url = ws_sprintf("%s?next=%s", url, ws__quote_plus(ws_request_uri(req)));
+        if (!strchr(url, '?')) {
+            /* An absolute login_url gets an absolute next (Tornado). */
+            const char *next = ws__has_scheme(url)
+                ? ws_sprintf("%s://%s%s", ws_request_protocol(req), ws_request_host(req), ws_request_uri(req))
+                : ws_request_uri(req);
+            url = ws_sprintf("%s?next=%s", url, ws__quote_plus(next));
+        }
         ws_redirect(url);
         return WS_OK;
     }

@@ -480,6 +480,38 @@ async fn check_signin(app: &str) {
     server.shutdown().await;
 }
 
+/// Tornado: with an absolute `login_url`, `next` is the request's full URL.
+#[tokio::test]
+async fn an_absolute_login_url_gets_an_absolute_next() {
+    for (app, path) in [
+        (guests::WEB_APP, "/private?x=1"),
+        (guests::JS_SIGNIN_APP, "/?x=1"),
+        (guests::C_SIGNIN_APP, "/?x=1"),
+        (guests::PYTHON_BLOG_APP, "/compose?x=1"),
+    ] {
+        let copy = app_copy(app, |m| {
+            let mut out = String::new();
+            for line in m.lines() {
+                if line.starts_with("login_url = ") {
+                    out.push_str("login_url = \"https://login.example/auth\"\n");
+                } else {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            out
+        });
+        let server = serve_blog(&copy).await;
+        let r = server.get(path).await;
+        assert_eq!(r.status(), 302, "{app}");
+        let next = format!("http://{}{path}", server.addr);
+        let expected =
+            reqwest::Url::parse_with_params("https://login.example/auth", [("next", &next)]).unwrap();
+        assert_eq!(r.headers()["location"], expected.as_str(), "{app}");
+        server.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn js_signin() {
     check_signin(guests::JS_SIGNIN_APP).await;
@@ -490,27 +522,39 @@ async fn c_signin() {
     check_signin(guests::C_SIGNIN_APP).await;
 }
 
-/// examples/blog copied to a temporary directory, the wasm by absolute path.
-fn blog_copy() -> tempfile::TempDir {
-    let src = PathBuf::from(guests::PYTHON_BLOG_APP);
-    let wasm = src
-        .join("../target/python/blog.wasm")
-        .canonicalize()
-        .expect("the blog is built");
+/// The app in `src` copied to a temporary directory with its manifest passed
+/// through `edit`: wasm paths made absolute, build lines dropped, its
+/// templates and static files copied.
+fn app_copy(src: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let src = PathBuf::from(src);
     let manifest = std::fs::read_to_string(src.join("waterspout.toml"))
         .unwrap()
-        .replace(
-            "\"../target/python/blog.wasm\"",
-            &format!("{:?}", wasm.display().to_string()),
-        )
         .lines()
         .filter(|l| !l.starts_with("build ="))
+        .map(|l| match l.strip_prefix("wasm = ") {
+            Some(path) => {
+                let wasm = src
+                    .join(path.trim_matches('"'))
+                    .canonicalize()
+                    .expect("the guest is built");
+                format!("wasm = {:?}", wasm.display().to_string())
+            }
+            None => l.to_owned(),
+        })
         .collect::<Vec<_>>()
         .join("\n");
-    let dir = app_with_manifest(&manifest);
-    copy_dir(&src.join("templates"), &dir.path().join("templates"));
-    copy_dir(&src.join("static"), &dir.path().join("static"));
+    let dir = app_with_manifest(&edit(manifest));
+    for sub in ["templates", "static"] {
+        if src.join(sub).is_dir() {
+            copy_dir(&src.join(sub), &dir.path().join(sub));
+        }
+    }
     dir
+}
+
+/// examples/blog copied to a temporary directory (its kv store starts empty).
+fn blog_copy() -> tempfile::TempDir {
+    app_copy(guests::PYTHON_BLOG_APP, |m| m)
 }
 
 /// Serves a blog copy with its store (and so its kv log, `kv_persist`) in

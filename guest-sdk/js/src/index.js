@@ -172,6 +172,10 @@ export class Request {
   get protocol() {
     return this._get("protocol", (r) => r.protocol());
   }
+  /** Tornado's `full_url()`: protocol, host and uri. */
+  fullUrl() {
+    return `${this.protocol}://${this.host}${this.uri}`;
+  }
   /** The headers, with a case-insensitive `get`. */
   get headers() {
     return this._get("headers", (r) => new HTTPHeaders(r.headers()));

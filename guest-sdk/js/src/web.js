@@ -146,7 +146,7 @@ export function authenticated(method) {
         if (this.request.method === "GET" || this.request.method === "HEAD") {
           let url = this.getLoginUrl();
           if (!url.includes("?")) {
-            const next = /^[a-z][a-z0-9+.-]*:/i.test(url) ? this.request.fullUrl?.() ?? this.request.uri : this.request.uri;
+            const next = /^[a-z][a-z0-9+.-]*:/i.test(url) ? this.request.fullUrl() : this.request.uri;
             url += "?" + new URLSearchParams({ next }).toString();
           }
           this.redirect(url);

@@ -218,6 +218,17 @@ impl<'a> Request<'a> {
         self.raw.protocol()
     }
 
+    /// Tornado's `full_url()`: protocol, host and uri.
+    ///
+    /// ```no_run
+    /// # fn f(req: &waterspout_sdk::Request) {
+    /// let here = req.full_url(); // "https://example.com/path?q=1"
+    /// # }
+    /// ```
+    pub fn full_url(&self) -> String {
+        format!("{}://{}{}", self.protocol(), self.host(), self.uri())
+    }
+
     /// Every header as sent, in order; names in lower case.
     ///
     /// ```no_run

@@ -160,7 +160,13 @@ impl Context<'_> {
             let target = if url.contains('?') {
                 url
             } else {
-                let next: String = form_urlencoded::byte_serialize(self.request().uri().as_bytes()).collect();
+                // An absolute login_url gets an absolute next (Tornado).
+                let next = if has_scheme(&url) {
+                    self.request().full_url()
+                } else {
+                    self.request().uri()
+                };
+                let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
                 format!("{url}?next={next}")
             };
             self.redirect(&target);
@@ -176,4 +182,14 @@ impl WsContext<'_> {
     pub fn get_signed_cookie(&self, name: &str) -> Option<String> {
         signed_cookie(name, MAX_AGE_DAYS)
     }
+}
+
+/// Whether `url` starts with a scheme (`urlsplit(url).scheme` is not empty).
+fn has_scheme(url: &str) -> bool {
+    let Some((scheme, _)) = url.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
 }
