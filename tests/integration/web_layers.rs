@@ -529,6 +529,43 @@ async fn tls_serves_http2_by_alpn_and_http1_and_h2c_stays() {
     server.shutdown().await;
 }
 
+/// Standard wasi:http components (0.2 and 0.3) are told the scheme the
+/// client used: `https` over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasi_http_components_see_the_scheme_the_client_used() {
+    for tls in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = format!(
+            "[app]\n{}\n[[route]]\npattern = \"/p2/.*\"\nhandler = \"p2\"\n\
+             [[route]]\npattern = \"/p3/.*\"\nhandler = \"p3\"\n\
+             [handler.p2]\nwasm = {:?}\n[handler.p3]\nwasm = {:?}\n",
+            if tls { TLS } else { "" },
+            guests::WASI_FETCH_WASM,
+            guests::WASI_FETCH_P3_WASM
+        );
+        std::fs::write(dir.path().join("waterspout.toml"), manifest).unwrap();
+        let ca = make_certificate(dir.path());
+        let server = start(dir.path(), ServerConfig::default()).await;
+        let (client, base) = if tls {
+            let client = tls_client(&ca, |b| b.resolve("localhost", server.addr));
+            (client, format!("https://localhost:{}", server.addr.port()))
+        } else {
+            (server.client.clone(), format!("http://{}", server.addr))
+        };
+        let expected = if tls { "https" } else { "http" };
+        for version in ["p2", "p3"] {
+            let r = client
+                .get(format!("{base}/{version}/scheme"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.text().await.unwrap(), expected, "{version}, tls: {tls}");
+        }
+        server.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_over_tls_and_the_admin_api_over_tls() {
     use futures_util::{SinkExt, StreamExt};

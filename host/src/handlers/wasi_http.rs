@@ -18,6 +18,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::Target;
 use crate::app::App;
 use crate::body::{Body, error_page};
+use crate::client::Client;
 use crate::runtime::{Admission, Guest, HostState};
 
 /// Serves one request with a wasi:http component. The body was already read
@@ -59,6 +60,10 @@ async fn run(
     let (response_tx, response_rx) = oneshot::channel::<
         Result<http::Response<HyperOutgoingBody>, wasmtime_wasi_http::p2::bindings::http::types::ErrorCode>,
     >();
+    let scheme = match parts.extensions.get::<Client>() {
+        Some(client) if client.protocol == "https" => Scheme::Https,
+        _ => Scheme::Http,
+    };
     let request = http::Request::from_parts(
         parts,
         http_body_util::Full::new(body).map_err(|never| -> wasmtime_wasi_http::Error { match never {} }),
@@ -84,10 +89,7 @@ async fn run(
     let mut forwarded = None;
     let outcome = {
         let call = guest.call("request", async |store| {
-            let req = store
-                .data_mut()
-                .http()
-                .new_incoming_request(Scheme::Http, request)?;
+            let req = store.data_mut().http().new_incoming_request(scheme, request)?;
             let out = store.data_mut().http().new_response_outparam(response_tx)?;
             let proxy = pre.instantiate_async(&mut *store).await?;
             proxy

@@ -37,6 +37,7 @@ use super::Target;
 use crate::app::App;
 use crate::body::{Body, error_page};
 use crate::capabilities::outbound_http::{OutboundHttp, OutboundPolicy};
+use crate::client::Client;
 use crate::runtime::{Ended, Fault, Guest, HostState, Job, Warm};
 
 /// Serves one request with a wasi:http 0.3 component. The body was already
@@ -250,8 +251,9 @@ where
 }
 
 /// The request's URI as the guest sees it: `http://HOST/path?query` (from
-/// the Host header, as wasi:http 0.2 guests see it), unless the client sent
-/// an absolute URI (HTTP/2) or no usable Host header.
+/// the Host header, as wasi:http 0.2 guests see it; `https` when the client
+/// came over TLS or a trusted proxy says so), unless the client sent an
+/// absolute URI (HTTP/2) or no usable Host header.
 fn with_scheme_and_authority(mut parts: http::request::Parts) -> http::request::Parts {
     if parts.uri.authority().is_some() {
         return parts;
@@ -269,8 +271,12 @@ fn with_scheme_and_authority(mut parts: http::request::Parts) -> http::request::
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let scheme = match parts.extensions.get::<Client>() {
+        Some(client) if client.protocol == "https" => http::uri::Scheme::HTTPS,
+        _ => http::uri::Scheme::HTTP,
+    };
     if let Ok(uri) = http::Uri::builder()
-        .scheme(http::uri::Scheme::HTTP)
+        .scheme(scheme)
         .authority(authority)
         .path_and_query(path)
         .build()

@@ -11,6 +11,7 @@
 //! |                      | the most requests it has had in flight at once so far     |
 //! | `GET /id`            | this instance's random id                                 |
 //! | `GET /in-flight`     | `/slow` requests in flight on this instance now           |
+//! | `GET …/scheme`       | the request's scheme: `http` or `https`                  |
 //! | anything else        | `wasi-fetch-p3`                                          |
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -54,6 +55,12 @@ impl wasip3::exports::http::handler::Guest for Fetch {
         let path = request.get_path_with_query().unwrap_or_default();
         let text = if path == "/panic" {
             panic!("wasi-fetch-p3: panicking on purpose");
+        } else if path.ends_with("/scheme") {
+            match request.get_scheme() {
+                Some(Scheme::Http) => "http".to_owned(),
+                Some(Scheme::Https) => "https".to_owned(),
+                other => format!("{other:?}"),
+            }
         } else if path == "/spin" {
             let mut n: u64 = 0;
             loop {

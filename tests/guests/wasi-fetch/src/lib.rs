@@ -4,6 +4,7 @@
 //! |----------------------|----------------------------------------------------------|
 //! | `GET /fetch?url=URL` | `fetched STATUS` or `error: CODE` (outbound request)     |
 //! | `GET /panic`         | panics before setting a response (a trap → 500)          |
+//! | `GET …/scheme`       | the request's scheme: `http` or `https`                  |
 //! | anything else        | `wasi-fetch`                                             |
 
 use wasi::http::outgoing_handler;
@@ -18,6 +19,12 @@ impl wasi::exports::http::incoming_handler::Guest for Fetch {
         let path = request.path_with_query().unwrap_or_default();
         let text = if path == "/panic" {
             panic!("wasi-fetch: panicking on purpose");
+        } else if path.ends_with("/scheme") {
+            match request.scheme() {
+                Some(Scheme::Http) => "http".to_owned(),
+                Some(Scheme::Https) => "https".to_owned(),
+                other => format!("{other:?}"),
+            }
         } else if let Some(url) = path.strip_prefix("/fetch?url=") {
             fetch(url)
         } else {
