@@ -118,6 +118,40 @@ async fn our_signed_cookie_decodes_with_tornado() {
     server.shutdown().await;
 }
 
+/// Tornado's versioned keys: with `cookie_secret = {1 = …, 2 = …}` and
+/// `key_version = 2`, a cookie Tornado signed with key 1 still reads, and
+/// ours are signed with key 2 in a form Tornado decodes.
+#[tokio::test]
+async fn versioned_cookie_secrets_read_old_keys_and_sign_with_the_current_one() {
+    let keys = r#"{1: "old key", 2: "new key"}"#;
+    let app = app_copy(guests::WEB_APP, |m| {
+        let line = format!("cookie_secret = {SECRET:?}");
+        assert!(m.contains(&line), "{m}");
+        m.replace(
+            &line,
+            "cookie_secret = { 1 = \"old key\", 2 = \"new key\" }\nkey_version = 2",
+        )
+    });
+    let server = TestServer::start(app.path().to_str().unwrap()).await;
+    let old = tornado(&format!(
+        "print(tornado.web.create_signed_value({keys}, 'user', 'ada', key_version=1).decode())"
+    ));
+    assert!(old.starts_with("2|1:1|"), "{old}");
+    assert_eq!(
+        get_with_cookie(&server, "/get?name=user", &format!("user={old}")).await,
+        (200, "ada".into())
+    );
+    let r = server.get("/set?name=user&value=grace").await;
+    let ours = set_cookie(&r, "user").expect("a user cookie");
+    let raw = ours.trim_matches('"');
+    assert!(raw.starts_with("2|1:2|"), "signed with key 2: {raw}");
+    let read = tornado(&format!(
+        "v = tornado.web.decode_signed_value({keys}, 'user', {raw:?})\nprint(v.decode() if v else None)"
+    ));
+    assert_eq!(read, "grace");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn tampered_expired_renamed_and_foreign_cookies_read_as_none() {
     let server = TestServer::start(guests::WEB_APP).await;
@@ -344,21 +378,7 @@ async fn templates_escape_and_offer_the_page_helpers() {
 /// tests/guests/web with its wasm by absolute path and its templates copied
 /// into a directory the test may change.
 fn web_app_copy() -> tempfile::TempDir {
-    let src = PathBuf::from(guests::WEB_APP);
-    let manifest = std::fs::read_to_string(src.join("waterspout.toml"))
-        .unwrap()
-        .replace("../target/wasm32-wasip2/release/web.wasm", guests::WEB_WASM)
-        .lines()
-        .filter(|l| !l.starts_with("build ="))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let dir = app_with_manifest(&manifest);
-    std::fs::create_dir(dir.path().join("templates")).unwrap();
-    for entry in std::fs::read_dir(src.join("templates")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join("templates").join(entry.file_name())).unwrap();
-    }
-    dir
+    app_copy(guests::WEB_APP, |m| m)
 }
 
 #[tokio::test]
