@@ -1,8 +1,10 @@
 /* waterspout_web.h — Tornado's web helpers for C handlers: signed cookies,
- * XSRF tokens, templates, URLs and the login guard (handler world). The host
- * does the work (the cookie_secret never reaches the guest); these wrap the
- * WIT interface `web`. Included by waterspout.h; strings returned live until
- * the request ends, as every ws_* string.
+ * XSRF tokens, templates, URLs and the login guard. The host does the work
+ * (the cookie_secret never reaches the guest); these wrap the WIT interface
+ * `web`. Included by waterspout.h; strings returned live until the request
+ * ends, as every ws_* string. A WebSocket handler (`--world websocket`) has
+ * the ones that need no response: reading signed cookies (of the upgrade
+ * request), create_signed_value, render_string and the URLs.
  *
  *     const char *user = ws_get_signed_cookie("user");
  *     int rc = ws_authenticated(req, user);
@@ -11,43 +13,51 @@
  */
 #ifndef WATERSPOUT_WEB_H
 #define WATERSPOUT_WEB_H
-#ifndef WATERSPOUT_WEBSOCKET
+
+#if defined(WATERSPOUT_WEBSOCKET) && !defined(handler_option_list_u8_t)
+#define handler_option_list_u8_t websocket_option_list_u8_t
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/** ws_authenticated's "signed in: go on". */
-#define WS_CONTINUE (-1)
-
 /** Tornado's create_signed_value(name, value); NULL (logged) without a cookie_secret. */
 const char *ws_create_signed_value(const char *name, const char *value);
-/** Tornado's set_signed_cookie(name, value): signed, kept 30 days. */
-bool ws_set_signed_cookie(const char *name, const char *value);
 /** Tornado's get_signed_cookie(name): NULL when missing, tampered, expired or renamed. */
 const char *ws_get_signed_cookie(const char *name);
 /** get_signed_cookie with Tornado's max_age_days. */
 const char *ws_get_signed_cookie_max_age(const char *name, double max_age_days);
-/** This page's masked XSRF token; sets the `_xsrf` cookie if needed. */
-const char *ws_xsrf_token(void);
-/** `<input type="hidden" name="_xsrf" value="…"/>` for a form. */
-const char *ws_xsrf_form_html(void);
 /** Template `name` of the app's template_path with `context_json` (an object);
  *  NULL on a template error (the host logged file and line). */
 const char *ws_render_string(const char *name, const char *context_json);
-/** Renders, writes and finishes: WS_OK, or 500 on a template error. */
-int ws_render(const char *name, const char *context_json);
 /** Tornado's reverse_url(name, *args); NULL when no route has that name. */
 const char *ws_reverse_url(const char *name, const char *const *args, size_t nargs);
 /** Tornado's static_url(path). */
 const char *ws_static_url(const char *path);
 /** The app's login_url, or NULL. */
 const char *ws_get_login_url(void);
+
+#ifndef WATERSPOUT_WEBSOCKET
+/* ----- request handlers only (they set cookies or write the response) ----- */
+
+/** ws_authenticated's "signed in: go on". */
+#define WS_CONTINUE (-1)
+
+/** Tornado's set_signed_cookie(name, value): signed, kept 30 days. */
+bool ws_set_signed_cookie(const char *name, const char *value);
+/** This page's masked XSRF token; sets the `_xsrf` cookie if needed. */
+const char *ws_xsrf_token(void);
+/** `<input type="hidden" name="_xsrf" value="…"/>` for a form. */
+const char *ws_xsrf_form_html(void);
+/** Renders, writes and finishes: WS_OK, or 500 on a template error. */
+int ws_render(const char *name, const char *context_json);
 /** Tornado's @authenticated with `current_user`: WS_CONTINUE when signed in;
  *  else a GET/HEAD is redirected to login_url?next=URI (the full URL when
  *  login_url is absolute; returns WS_OK) and
  *  anything else gets 403 (returned). */
 int ws_authenticated(ws_request_t req, const void *current_user);
+#endif /* !WATERSPOUT_WEBSOCKET */
 
 #ifdef __cplusplus
 }
@@ -84,16 +94,6 @@ const char *ws_create_signed_value(const char *name, const char *value) {
     return ws__take(&ret);
 }
 
-bool ws_set_signed_cookie(const char *name, const char *value) {
-    const char *signed_value = ws_create_signed_value(name, value);
-    if (!signed_value)
-        return false;
-    ws_cookie_options options = {0};
-    options.has_max_age = true;
-    options.max_age = 30 * 86400;
-    return ws_set_cookie_with(name, signed_value, &options);
-}
-
 const char *ws_get_signed_cookie_max_age(const char *name, double max_age_days) {
     handler_string_t wname = ws__wit(name);
     handler_option_list_u8_t ret;
@@ -111,18 +111,6 @@ const char *ws_get_signed_cookie_max_age(const char *name, double max_age_days) 
 
 const char *ws_get_signed_cookie(const char *name) { return ws_get_signed_cookie_max_age(name, 31.0); }
 
-const char *ws_xsrf_token(void) {
-    handler_string_t ret;
-    waterspout_handler_web_xsrf_token(&ret);
-    return ws__take(&ret);
-}
-
-const char *ws_xsrf_form_html(void) {
-    handler_string_t ret;
-    waterspout_handler_web_xsrf_form_html(&ret);
-    return ws__take(&ret);
-}
-
 const char *ws_render_string(const char *name, const char *context_json) {
     handler_string_t wname = ws__wit(name), wcontext = ws__wit(context_json ? context_json : "{}"), ret;
     waterspout_handler_web_web_error_t err;
@@ -131,15 +119,6 @@ const char *ws_render_string(const char *name, const char *context_json) {
         return NULL;
     }
     return ws__take(&ret);
-}
-
-int ws_render(const char *name, const char *context_json) {
-    const char *html = ws_render_string(name, context_json);
-    if (!html)
-        return ws_http_error(500, "template error", NULL);
-    ws_write(html);
-    ws_finish();
-    return WS_OK;
 }
 
 const char *ws_reverse_url(const char *name, const char *const *args, size_t nargs) {
@@ -164,6 +143,39 @@ const char *ws_get_login_url(void) {
     if (!waterspout_handler_web_login_url(&ret))
         return NULL;
     return ws__take(&ret);
+}
+
+#ifndef WATERSPOUT_WEBSOCKET
+
+bool ws_set_signed_cookie(const char *name, const char *value) {
+    const char *signed_value = ws_create_signed_value(name, value);
+    if (!signed_value)
+        return false;
+    ws_cookie_options options = {0};
+    options.has_max_age = true;
+    options.max_age = 30 * 86400;
+    return ws_set_cookie_with(name, signed_value, &options);
+}
+
+const char *ws_xsrf_token(void) {
+    handler_string_t ret;
+    waterspout_handler_web_xsrf_token(&ret);
+    return ws__take(&ret);
+}
+
+const char *ws_xsrf_form_html(void) {
+    handler_string_t ret;
+    waterspout_handler_web_xsrf_form_html(&ret);
+    return ws__take(&ret);
+}
+
+int ws_render(const char *name, const char *context_json) {
+    const char *html = ws_render_string(name, context_json);
+    if (!html)
+        return ws_http_error(500, "template error", NULL);
+    ws_write(html);
+    ws_finish();
+    return WS_OK;
 }
 
 /* Tornado's urlencode (quote_plus): unreserved bytes as they are, space as +. */
@@ -221,6 +233,6 @@ int ws_authenticated(ws_request_t req, const void *current_user) {
     return 403;
 }
 
-#endif /* WATERSPOUT_IMPLEMENTATION */
 #endif /* !WATERSPOUT_WEBSOCKET */
+#endif /* WATERSPOUT_IMPLEMENTATION */
 #endif /* WATERSPOUT_WEB_H */

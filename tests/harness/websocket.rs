@@ -29,6 +29,23 @@ pub async fn connect(server: &TestServer, path: &str) -> Client {
     ws
 }
 
+/// A client on `path` sending `cookie` as its `Cookie` header.
+pub async fn connect_with_cookie(server: &TestServer, path: &str, cookie: &str) -> Client {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = format!("ws://{}{}", server.addr, path)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().expect("a valid cookie header"));
+    let (ws, response) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("handshake in time")
+        .expect("handshake accepted");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
 /// The next data or close message (pings and pongs skipped).
 pub async fn next(ws: &mut Client) -> Message {
     loop {

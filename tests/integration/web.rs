@@ -542,6 +542,22 @@ async fn c_signin() {
     check_signin(guests::C_SIGNIN_APP).await;
 }
 
+/// A C WebSocket handler reads the upgrade request's signed cookie.
+#[tokio::test]
+async fn a_c_websocket_handler_reads_the_signed_cookie() {
+    use waterspout_tests::harness::websocket;
+    let server = TestServer::start(guests::C_SIGNIN_APP).await;
+    let user = tornado_signed(SECRET, "user", "ada", 0.0);
+    let mut ws = websocket::connect_with_cookie(&server, "/greet", &format!("user={user}")).await;
+    assert_eq!(websocket::text(&mut ws).await, "hello ada");
+    // The signature's last hex digit changed: tampered, so no user.
+    let last = if user.ends_with('0') { "1" } else { "0" };
+    let forged = format!("{}{last}", &user[..user.len() - 1]);
+    let mut ws = websocket::connect_with_cookie(&server, "/greet", &format!("user={forged}")).await;
+    assert_eq!(websocket::text(&mut ws).await, "hello stranger");
+    server.shutdown().await;
+}
+
 /// The app in `src` copied to a temporary directory with its manifest passed
 /// through `edit`: wasm paths made absolute, build lines dropped, its
 /// templates and static files copied.
