@@ -13,6 +13,7 @@ mod queues;
 mod reuse;
 mod sdk_reuse;
 mod services;
+mod spider;
 mod wasi_http;
 mod wasi_http3;
 mod web;

@@ -455,3 +455,131 @@ async fn two_browser_windows_chat_by_long_polling_and_by_websocket() {
     browser.close().await;
     server.shutdown().await;
 }
+
+/// The chat example's manifest with `[app] kv_persist = true`, its wasm
+/// paths made absolute, in a temporary app directory.
+fn persistent_chat_app() -> tempfile::TempDir {
+    let chat = std::path::Path::new(waterspout_tests::guests::PYTHON_CHAT_APP);
+    let manifest = std::fs::read_to_string(chat.join("waterspout.toml")).unwrap();
+    let built = chat.join("../../target/python/");
+    let manifest: String = manifest
+        .lines()
+        .filter(|line| !line.starts_with("build = "))
+        .map(|line| line.replace("\"../../target/python/", &format!("\"{}/", built.display())) + "\n")
+        .collect();
+    waterspout_tests::harness::app_with_manifest(&format!("[app]\nkv_persist = true\n\n{manifest}"))
+}
+
+async fn post_message(server: &TestServer, body: &str) -> Value {
+    let response = server
+        .client
+        .post(server.url("/a/message/new"))
+        .form(&[("body", body)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// What `/a/message/updates` answers at once for a cursor it does not know.
+async fn cached_bodies(server: &TestServer) -> Vec<String> {
+    let response = server
+        .client
+        .post(server.url("/a/message/updates"))
+        .form(&[("cursor", "unknown")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let value: Value = response.json().await.unwrap();
+    value["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The chat's history is the newest 200 messages in kv: posts at once lose
+/// none (compare-and-swap), the oldest fall out, and with `kv_persist` the
+/// history is still there after a restart (pub/sub cursors restart at 1).
+#[tokio::test]
+async fn the_chat_history_keeps_200_in_kv_across_concurrent_posts_and_a_restart() {
+    use futures_util::StreamExt as _;
+    let app = persistent_chat_app();
+    let store = tempfile::tempdir().unwrap();
+    let config = || waterspout::ServerConfig {
+        store_dir: Some(store.path().to_owned()),
+        ..waterspout::ServerConfig::default()
+    };
+    let dir = app.path().to_str().unwrap();
+    let server = TestServer::start_with(dir, config()).await;
+    for i in 0..5 {
+        post_message(&server, &format!("old {i}")).await;
+    }
+    // 200 posts, eight at a time: every one must land, pushing the old ones out.
+    let bodies: Vec<String> = (0..200).map(|i| format!("new {i}")).collect();
+    futures_util::stream::iter(bodies.iter())
+        .for_each_concurrent(8, |body| {
+            let server = &server;
+            async move {
+                post_message(server, body).await;
+            }
+        })
+        .await;
+    let mut cached = cached_bodies(&server).await;
+    assert_eq!(cached.len(), 200);
+    cached.sort();
+    let mut want = bodies.clone();
+    want.sort();
+    assert_eq!(cached, want, "every concurrent post kept, the five old ones out");
+    let last = post_message(&server, "the last before the restart").await;
+    server.shutdown().await;
+
+    let server = TestServer::start_with(dir, config()).await;
+    let cached = cached_bodies(&server).await;
+    assert_eq!(cached.len(), 200);
+    assert_eq!(cached.last().unwrap(), "the last before the restart");
+    let (_, page) = server.get_text("/").await;
+    assert!(
+        page.contains("the last before the restart"),
+        "the page shows the kept history"
+    );
+    // The newest id is still a cursor to wait after: a poll waits for the next post.
+    let poll = tokio::spawn({
+        let client = server.client.clone();
+        let url = server.url("/a/message/updates");
+        let cursor = last["id"].as_str().unwrap().to_owned();
+        async move {
+            let response = client.post(url).form(&[("cursor", cursor)]).send().await.unwrap();
+            response.json::<Value>().await.unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "the poll answered with nothing new");
+    post_message(&server, "after the restart").await;
+    let got = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .unwrap()
+        .unwrap();
+    let got: Vec<&str> = got["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, vec!["after the restart"]);
+
+    // A message too long for the cache is refused with a reason, and nothing is lost.
+    let response = server
+        .client
+        .post(server.url("/a/message/new"))
+        .form(&[("body", "x".repeat(1001))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(cached_bodies(&server).await.last().unwrap(), "after the restart");
+    server.shutdown().await;
+}

@@ -10,23 +10,22 @@ It speaks the demo's protocol, so the demo's own ``chat.js`` works against it:
   cursor; a cursor it does not know answers at once with the cached ones.
 
 What changed from Tornado: the demo's ``MessageBuffer`` (a list and a
-``tornado.locks.Condition`` in the one process) becomes the host's pub/sub
-topic ``chat``, which keeps the history (the newest ``CACHE_SIZE`` are
-shown) and wakes every waiting handler on publish. ``await cond.wait()``
-becomes ``pubsub.wait(...)``: the handler's instance suspends in the host
-until a message comes. Each message is also broadcast to the WebSocket
-group ``chat`` (chatsocket.py), so both variants see each other's messages.
+``tornado.locks.Condition`` in the one process) becomes ``history.py``: the
+newest ``CACHE_SIZE`` (200) messages in one kv key, updated by
+compare-and-swap, and the pub/sub topic ``chat`` to wake the waiting polls
+(``await cond.wait()`` becomes ``pubsub.wait(...)``: the handler's instance
+suspends in the host until a message comes, then reads the cache again).
+Each message is also broadcast to the WebSocket group ``chat``
+(chatsocket.py), so both variants see each other's messages. With
+``[app] kv_persist = true`` the history survives a restart.
 """
 
 import html
-import json
 import uuid
 
-from waterspout import groups, pubsub, web
+import history
+from waterspout import web
 
-TOPIC = "chat"
-GROUP = "chat"
-CACHE_SIZE = 200
 # How long one poll waits before answering `{"messages": []}` (the client polls again).
 POLL_SECONDS = 60
 
@@ -41,25 +40,19 @@ def message_html(message):
 
 def new_message(body):
     """A message as the demo makes it, stored and sent to every client."""
+    if len(body) > history.MAX_BODY:
+        raise web.HTTPError(400, reason="a message is at most %d characters" % history.MAX_BODY)
     message = {"id": str(uuid.uuid4()), "body": body}
     message["html"] = message_html(message)
-    pubsub.publish(TOPIC, json.dumps(message))
-    groups.broadcast(GROUP, message)
+    history.add(message)
     return message
-
-
-def cached_messages():
-    """The newest CACHE_SIZE messages with their pub/sub cursors, oldest first."""
-    newest = pubsub.latest(TOPIC)
-    kept = pubsub.wait(TOPIC, after=max(0, newest - CACHE_SIZE), timeout=0)
-    return [(m.cursor, json.loads(m.data)) for m in kept]
 
 
 def messages_since(cached, cursor):
     """As the demo's ``get_messages_since``: the messages after the one whose
     id is ``cursor``; all of them when the cursor is unknown."""
     results = []
-    for _, message in reversed(cached):
+    for message in reversed(cached):
         if message["id"] == cursor:
             break
         results.append(message)
@@ -69,7 +62,7 @@ def messages_since(cached, cursor):
 
 class MainHandler(web.RequestHandler):
     def get(self):
-        inbox = "\n".join(m["html"] for _, m in cached_messages())
+        inbox = "\n".join(m["html"] for m in history.cached())
         self.write(PAGE.replace("{{ inbox }}", inbox))
 
 
@@ -92,17 +85,14 @@ class MessageUpdatesHandler(web.RequestHandler):
 
     def post(self):
         cursor = self.get_argument("cursor", None)
-        cached = cached_messages()
-        messages = messages_since(cached, cursor)
-        # Wait after the newest message we hold (the cursor's, when known).
-        after = cached[-1][0] if cached else pubsub.latest(TOPIC)
+        after = history.wake_cursor()
+        messages = messages_since(history.cached(), cursor)
         while not messages:
-            # Suspends this handler in the host until a publish (or the timeout).
-            fresh = pubsub.wait(TOPIC, after=after, timeout=POLL_SECONDS)
-            if not fresh:
+            # Suspends this handler in the host until a post wakes it (or the timeout).
+            after = history.wait(after, POLL_SECONDS)
+            if after is None:
                 break
-            after = fresh[-1].cursor
-            messages = [json.loads(m.data) for m in fresh]
+            messages = messages_since(history.cached(), cursor)
         self.write(dict(messages=messages))
 
     def on_connection_close(self):
