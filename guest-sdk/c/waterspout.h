@@ -1289,6 +1289,52 @@ void exports_waterspout_handler_request_handler_on_finish(
     ws__reset();
 }
 
+/* ----- the dispatch export: a whole request in one call -----
+ * initialize → prepare → the verb (unless prepare finished the response) →
+ * finish → on_finish, as Tornado's `_execute`. An error status from prepare
+ * or the verb goes back to the host before write_error and on_finish, which
+ * the host then calls through the request-handler exports above. */
+bool exports_waterspout_handler_dispatch_handle(
+    exports_waterspout_handler_dispatch_borrow_request_t req,
+    handler_list_tuple2_string_string_t *settings, exports_waterspout_handler_dispatch_method_t method,
+    handler_list_string_t *path_args, handler_list_tuple2_string_string_t *path_kwargs,
+    exports_waterspout_handler_dispatch_http_error_t *err) {
+    /* The SDK reads the route's groups from the request when asked. */
+    handler_list_string_free(path_args);
+    handler_list_tuple2_string_string_free(path_kwargs);
+    exports_waterspout_handler_request_handler_initialize(settings);
+    bool ok = ws__run(ws__class ? ws__class->prepare : NULL, false, req, err);
+    if (ok && !waterspout_handler_response_finished()) {
+        int (*verb)(ws_request_t) = NULL;
+        if (ws__class) {
+            switch (method) {
+            case WATERSPOUT_HANDLER_TYPES_METHOD_GET: verb = ws__class->get; break;
+            case WATERSPOUT_HANDLER_TYPES_METHOD_HEAD: verb = ws__class->head; break;
+            case WATERSPOUT_HANDLER_TYPES_METHOD_POST: verb = ws__class->post; break;
+            case WATERSPOUT_HANDLER_TYPES_METHOD_PUT: verb = ws__class->put; break;
+            case WATERSPOUT_HANDLER_TYPES_METHOD_DELETE: verb = ws__class->delete; break;
+            case WATERSPOUT_HANDLER_TYPES_METHOD_PATCH: verb = ws__class->patch; break;
+            case WATERSPOUT_HANDLER_TYPES_METHOD_OPTIONS: verb = ws__class->options; break;
+            default: break; /* never sent: the host answers 405 first */
+            }
+        }
+        ok = ws__run(verb, true, req, err);
+    }
+    if (ok) {
+        if (!waterspout_handler_response_finished()) {
+            handler_string_t ignored;
+            if (!waterspout_handler_response_finish(&ignored))
+                handler_string_free(&ignored);
+        }
+        if (ws__class && ws__class->on_finish)
+            ws__class->on_finish(req);
+    }
+    waterspout_handler_types_request_drop_borrow(req);
+    if (ok)
+        ws__reset();
+    return ok;
+}
+
 #else /* WATERSPOUT_WEBSOCKET */
 /* ----- the websocket-handler export ----- */
 

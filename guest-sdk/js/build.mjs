@@ -5,7 +5,7 @@
 //
 // 1. esbuild bundles the app with this SDK (`import ... from "waterspout"`)
 //    into one ES module whose entry exports the world's interface:
-//    `requestHandler` (world `handler`) or `websocketHandler` (world `websocket`).
+//    `requestHandler` and `dispatch` (world `handler`) or `websocketHandler` (world `websocket`).
 // 2. componentize-js turns that module into a component against the WIT in
 //    the repository's `wit/` folder (never a copy).
 //
@@ -74,7 +74,7 @@ const work = mkdtempSync(join(tmpdir(), "waterspout-js-"));
 try {
   // The entry: the app's classes behind the world's export.
   const glue = {
-    handler: { module: "http.js", fn: "serveRequests", name: "requestHandler" },
+    handler: { module: "http.js", fn: "serveRequests", name: "{ requestHandler, dispatch }" },
     websocket: { module: "ws.js", fn: "serveWebSockets", name: "websocketHandler" },
     worker: { module: "worker.js", fn: "serveWorkers", name: "backgroundWorker" },
   }[world];

@@ -7,6 +7,7 @@ mod core;
 mod examples;
 mod hot_swap;
 mod js;
+mod one_call;
 mod pubsub;
 mod python;
 mod queues;

@@ -1,8 +1,9 @@
-// The `handler` world's exports (`request-handler`) for an app's
-// `RequestHandler` classes. The build bundles this as the component's entry:
+// The `handler` world's exports (`request-handler` and `dispatch`) for an
+// app's `RequestHandler` classes. The build bundles this as the component's
+// entry:
 //
 //     import * as app from "APP.js";
-//     export const requestHandler = serveRequests(app);
+//     export const { requestHandler, dispatch } = serveRequests(app);
 
 import * as response from "waterspout:handler/response@0.1.0";
 import {
@@ -20,7 +21,10 @@ import { clientClosed, StreamClosedError } from "./pubsub.js";
 
 host.response = response;
 
-/** The `request-handler` export serving the RequestHandler classes `app` exports. */
+/**
+ * The `request-handler` and `dispatch` exports serving the RequestHandler
+ * classes `app` exports (`{ requestHandler, dispatch }`).
+ */
 export function serveRequests(app) {
   /** @type {RequestHandler | null} this instance's handler (one per request) */
   let handler = null;
@@ -162,7 +166,7 @@ export function serveRequests(app) {
     return undefined;
   }
 
-  return {
+  const requestHandler = {
     initialize(settings) {
       handler = null;
       setupError = null;
@@ -206,4 +210,43 @@ export function serveRequests(app) {
       return quietly(`${handler.constructor.name}.onFinish`, () => handler.onFinish());
     },
   };
+
+  // Runs `next` after `result`, at once unless it is a promise.
+  const after = (result, next) => (isThenable(result) ? Promise.resolve(result).then(next) : next());
+
+  // The `dispatch` export: a whole request in one call (Tornado's
+  // `_execute`). An http-error from prepare or the verb is thrown back to
+  // the host before `writeError` and `onFinish`, which the host then calls
+  // through `request-handler`, as on the four-call path.
+  const dispatch = {
+    handle(req, settings, method, pathArgs, pathKwargs) {
+      return after(requestHandler.initialize(settings), () => {
+        if (handler) {
+          // The route's groups came with the call: no host call for them.
+          bind(req);
+          handler.request._cache.set("pathArgs", pathArgs);
+          handler.request._cache.set("pathKwargs", Object.fromEntries(pathKwargs));
+        }
+        const finishUp = () => {
+          if (!response.finished()) {
+            try {
+              response.finish();
+            } catch {
+              // finished meanwhile
+            }
+          }
+          return after(requestHandler.onFinish(req), () => undefined);
+        };
+        return after(requestHandler.prepare(req), () => {
+          if (response.finished()) return finishUp();
+          // `method` is the WIT enum's tag: "get", "head", … (never "other").
+          const run = requestHandler[method];
+          if (!run) throw { status: 405, reason: undefined, logMessage: undefined };
+          return after(run(req), finishUp);
+        });
+      });
+    },
+  };
+
+  return { requestHandler, dispatch };
 }

@@ -5,9 +5,10 @@
     import hello as _app
     from waterspout import _export
     RequestHandler = _export.request_handler(_app)
+    Dispatch = RequestHandler.Dispatch
 
-componentize-py exports that class as the WIT interface `request-handler`
-(or `websocket-handler`); each call finds the route's handler class, runs the
+componentize-py exports those classes as the WIT interfaces `request-handler`
+and `dispatch` (or `websocket-handler`, `background-worker`); each call finds the route's handler class, runs the
 user's method (driving ``async def`` ones to completion) and turns
 ``HTTPError`` and uncaught exceptions into the WIT's ``http-error``.
 """
@@ -213,6 +214,39 @@ def request_handler(module):
                 handler._bind(None)
 
     RequestHandlerExport.__name__ = "RequestHandler"
+
+    steps = RequestHandlerExport()
+    # `Method` enum value → the verb's name, made on first use.
+    verbs = {}
+
+    class DispatchExport:
+        """The `dispatch` export: a whole request in one call (Tornado's
+        ``_execute``). An ``Err`` from prepare or the verb goes back to the
+        host before ``write_error`` and ``on_finish``, which the host then
+        calls through `request-handler`, as on the four-call path."""
+
+        def handle(self, req, settings, method, path_args, path_kwargs):
+            steps.initialize(settings)
+            handler = State.handler
+            if handler is not None:
+                # The route's groups came with the call: no host call for them.
+                cache = handler.request._cache
+                cache["path_args"] = path_args
+                cache["path_kwargs"] = dict(path_kwargs)
+            steps._step(req, "prepare")
+            if not web._response.finished():
+                if not verbs:
+                    verbs.update((m, m.name.lower()) for m in web._types.Method)
+                steps._step(req, verbs[method])
+            if not web._response.finished():
+                try:
+                    web._response.finish()
+                except Err:
+                    pass
+            steps.on_finish(req)
+
+    DispatchExport.__name__ = "Dispatch"
+    RequestHandlerExport.Dispatch = DispatchExport
     return RequestHandlerExport
 
 

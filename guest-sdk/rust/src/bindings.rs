@@ -58,6 +58,7 @@ pub mod worker {
     });
 }
 
+pub(crate) use handler::exports::waterspout::handler::dispatch as raw_dispatch;
 pub(crate) use handler::exports::waterspout::handler::request_handler as raw_handler;
 pub(crate) use handler::waterspout::handler::groups as raw_groups;
 pub(crate) use handler::waterspout::handler::http_client as raw_http_client;

@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 
-use crate::bindings::{raw_handler, raw_types};
+use crate::bindings::{raw_dispatch, raw_handler, raw_response, raw_types};
 use crate::context::Context;
 use crate::error::{HttpError, Result};
 use crate::settings::Settings;
@@ -374,6 +374,42 @@ impl<T: RequestHandler> raw_handler::Guest for HandlerExport<T> {
 
     fn on_finish(req: &raw_types::Request) {
         with_handler(|handler: &mut T| handler.on_finish(&mut Context::new(req)));
+    }
+}
+
+/// The `dispatch` export: the whole lifecycle of a request in one call
+/// (the host uses it instead of the four `request-handler` calls). An
+/// `Err` goes back to the host before `write_error` and `on_finish`, which
+/// the host then calls through `request-handler`, as on the four-call path.
+impl<T: RequestHandler> raw_dispatch::Guest for HandlerExport<T> {
+    fn handle(
+        req: &raw_types::Request,
+        settings: Vec<(String, String)>,
+        method: raw_types::Method,
+        _path_args: Vec<String>,
+        _path_kwargs: Vec<(String, String)>,
+    ) -> std::result::Result<(), raw_types::HttpError> {
+        use raw_handler::Guest as _;
+        use raw_types::Method;
+        Self::initialize(settings);
+        Self::prepare(req)?;
+        if !raw_response::finished() {
+            match method {
+                Method::Get => Self::get(req)?,
+                Method::Head => Self::head(req)?,
+                Method::Post => Self::post(req)?,
+                Method::Put => Self::put(req)?,
+                Method::Delete => Self::delete(req)?,
+                Method::Patch => Self::patch(req)?,
+                Method::Options => Self::options(req)?,
+                Method::Other => return Err(HttpError::new(405).into_raw()),
+            }
+        }
+        if !raw_response::finished() {
+            let _ = raw_response::finish();
+        }
+        Self::on_finish(req);
+        Ok(())
     }
 }
 

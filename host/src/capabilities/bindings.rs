@@ -61,7 +61,10 @@ pub mod worker {
     });
 }
 
-pub use handler::exports::waterspout::handler::request_handler::{Guest as RequestHandler, HttpError};
+pub use handler::exports::waterspout::handler::dispatch;
+pub use handler::exports::waterspout::handler::request_handler::{
+    Guest as RequestHandler, GuestIndices as RequestHandlerIndices, HttpError,
+};
 pub use handler::waterspout::handler::log::Level as LogLevel;
 pub use handler::waterspout::handler::response::CookieOptions;
 pub use handler::waterspout::handler::types::Method as WitMethod;
@@ -69,7 +72,6 @@ pub use handler::waterspout::handler::types::UploadedFile;
 pub use handler::waterspout::handler::{
     groups, http_client, kv, log, pubsub, queue, response, timers, types, web,
 };
-pub use handler::{Handler as HandlerWorld, HandlerPre};
 pub use websocket::waterspout::handler::websocket_connection;
 pub use websocket::waterspout::handler::websocket_connection::Message as WsMessage;
 pub use websocket::{Websocket as WebsocketWorld, WebsocketPre};

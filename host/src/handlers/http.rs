@@ -3,6 +3,12 @@
 //! on-finish. An `http-error` from prepare or the verb goes to the guest's
 //! `write-error`; a fault (trap, timeout, full pool) becomes a generic
 //! 500 / 503 page that never shows the trap's text.
+//!
+//! A component that exports `dispatch` (every SDK's since it exists) runs
+//! initialize → prepare → verb → finish → on-finish in one export call,
+//! `dispatch.handle`; an older one gets the four calls. Either way the
+//! error path (write-error, finish, on-finish) and the refusals before
+//! prepare are the host's, as below.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,14 +25,14 @@ use wasmtime::component::Resource;
 use super::Target;
 use crate::app::App;
 use crate::body::{Body, error_page};
-use crate::capabilities::bindings::{HandlerPre, HandlerWorld, HttpError, RequestHandler};
+use crate::capabilities::bindings::{HttpError, RequestHandler, WitMethod};
 use crate::capabilities::queue::QueueCtx;
 use crate::capabilities::request::RequestData;
 use crate::capabilities::response::{ResponseCtx, ResponseState};
 use crate::capabilities::waiting::Hangup;
 use crate::capabilities::wasi::Wasi;
 use crate::capabilities::web::WebCtx;
-use crate::runtime::{Guest, HostState, Warm};
+use crate::runtime::{Guest, HandlerInstance, HandlerPre, HostState, Warm};
 use crate::services::web::{UnsafeRequest, Web};
 use crate::text::sanitize;
 
@@ -34,7 +40,7 @@ use crate::text::sanitize;
 pub(super) async fn serve(
     app: Arc<App>,
     target: Target,
-    pre: HandlerPre<HostState>,
+    pre: HandlerPre,
     parts: http::request::Parts,
     body: Bytes,
     remote: SocketAddr,
@@ -160,41 +166,54 @@ impl<F: Future<Output = ()> + Send + 'static> Drop for Unanswered<F> {
 
 async fn lifecycle(
     store: &mut Store<HostState>,
-    instance: &HandlerWorld,
+    instance: &HandlerInstance,
     settings: &[(String, String)],
     mut data: RequestData,
     web: &Web,
 ) -> wasmtime::Result<()> {
-    let handler = instance.waterspout_handler_request_handler();
-    handler.call_initialize(&mut *store, settings).await?;
-
+    let handler = instance.handler();
     let body_error = data.parse_body().await.err();
     let method = data.method.clone();
-    let refused = unsafe_request_refused(web, &data);
+    let refused = refusal(body_error, &method, unsafe_request_refused(web, &data));
+    // One call (`dispatch.handle`) when the component has it: it gets the
+    // route's groups with the call, not through two more host calls.
+    let dispatched = refused.is_none() && instance.dispatches();
+    let groups = if dispatched {
+        (data.path_args.clone(), data.path_kwargs.clone())
+    } else {
+        Default::default()
+    };
     let req: Resource<RequestData> = store.data_mut().ctx.table.push(data)?;
     let borrow = || Resource::<RequestData>::new_borrow(req.rep());
 
-    let outcome: Result<(), HttpError> = if let Some(e) = body_error {
-        Err(HttpError {
-            status: 400,
-            reason: None,
-            log_message: Some(e.to_string()),
-        })
-    } else if !is_supported(&method) {
-        Err(HttpError {
-            status: 405,
-            reason: None,
-            log_message: None,
-        })
-    } else if let Some(why) = refused {
-        // Tornado's `_cross_origin_protection`: before prepare, the page from
-        // the handler's own `write_error`.
-        Err(HttpError {
-            status: 403,
-            reason: None,
-            log_message: Some(why),
-        })
+    let outcome: Result<(), HttpError> = if let Some(error) = refused {
+        handler.call_initialize(&mut *store, settings).await?;
+        Err(error)
+    } else if dispatched {
+        let (path_args, path_kwargs) = groups;
+        let handled = instance
+            .dispatch(
+                store,
+                borrow(),
+                settings,
+                wit_method(&method),
+                &path_args,
+                &path_kwargs,
+            )
+            .await?
+            .expect("the component exports dispatch");
+        if handled.is_ok() {
+            // prepare, the verb, finish and on-finish ran in the guest.
+            let response = response(store);
+            if !response.is_finished() {
+                let _ = response.finish().await;
+            }
+            store.data_mut().ctx.table.delete(req)?;
+            return Ok(());
+        }
+        handled
     } else {
+        handler.call_initialize(&mut *store, settings).await?;
         match handler.call_prepare(&mut *store, borrow()).await? {
             Err(e) => Err(e),
             Ok(()) if response(store).is_finished() => Ok(()),
@@ -225,6 +244,44 @@ async fn lifecycle(
     // in an instance that serves again.
     store.data_mut().ctx.table.delete(req)?;
     Ok(())
+}
+
+/// The error a request gets before `prepare` runs, if any: a malformed body
+/// (400), a method Tornado does not support (405), an unsafe request refused
+/// by the XSRF or cross-origin check (403, `why`).
+fn refusal(
+    body_error: Option<crate::capabilities::request::BodyError>,
+    method: &Method,
+    why: Option<String>,
+) -> Option<HttpError> {
+    let error = |status, log_message| HttpError {
+        status,
+        reason: None,
+        log_message,
+    };
+    if let Some(e) = body_error {
+        Some(error(400, Some(e.to_string())))
+    } else if !is_supported(method) {
+        Some(error(405, None))
+    } else {
+        // Tornado's `_cross_origin_protection`: before prepare, the page from
+        // the handler's own `write_error`.
+        why.map(|why| error(403, Some(why)))
+    }
+}
+
+/// A supported method as the WIT's enum (`dispatch.handle` runs its verb).
+fn wit_method(method: &Method) -> WitMethod {
+    match *method {
+        Method::GET => WitMethod::Get,
+        Method::HEAD => WitMethod::Head,
+        Method::POST => WitMethod::Post,
+        Method::PUT => WitMethod::Put,
+        Method::DELETE => WitMethod::Delete,
+        Method::PATCH => WitMethod::Patch,
+        Method::OPTIONS => WitMethod::Options,
+        _ => WitMethod::Other,
+    }
 }
 
 /// Tornado's `send_error`: reset the response, set the status, let the guest

@@ -10,11 +10,11 @@ use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-use crate::capabilities::bindings::{HandlerPre, WebsocketPre, WorkerPre};
+use crate::capabilities::bindings::{WebsocketPre, WorkerPre};
 use crate::metrics::VersionMetrics;
 use crate::registry::{World, sha256_hex};
-use crate::runtime::HostState;
 use crate::runtime::idle::IdleInstances;
+use crate::runtime::{HandlerPre, HostState};
 
 const HANDLER_EXPORT: &str = "waterspout:handler/request-handler@0.1.0";
 const WEBSOCKET_EXPORT: &str = "waterspout:handler/websocket-handler@0.1.0";
@@ -30,7 +30,7 @@ const LARGE_COMPONENT: usize = 4 << 20;
 
 /// A compiled, linked component ready to instantiate.
 pub enum Prepared {
-    Handler(HandlerPre<HostState>),
+    Handler(HandlerPre),
     Websocket(WebsocketPre<HostState>),
     WasiHttp(ProxyPre<HostState>),
     WasiHttp3(ServicePre<HostState>),

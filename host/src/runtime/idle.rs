@@ -12,10 +12,9 @@ use wasmtime::Store;
 
 use wasmtime_wasi_http::p3::bindings::Service;
 
-use crate::capabilities::bindings::HandlerWorld;
 use crate::metrics::InstanceGuard;
-use crate::runtime::HostState;
 use crate::runtime::shared::Lanes;
+use crate::runtime::{HandlerInstance, HostState};
 
 /// Idle instances kept per version at most: enough for every request a
 /// worker thread interleaves; each one holds a slot of the engine's pool.
@@ -27,13 +26,13 @@ const MAX_IDLE: usize = 64;
     reason = "held beside a Store in a short list; boxing would allocate on every recycle"
 )]
 pub enum Warm {
-    Handler(HandlerWorld),
+    Handler(HandlerInstance),
     /// A wasi:http 0.3 (p3) `service`.
     WasiHttp3(Service),
 }
 
-impl From<HandlerWorld> for Warm {
-    fn from(instance: HandlerWorld) -> Self {
+impl From<HandlerInstance> for Warm {
+    fn from(instance: HandlerInstance) -> Self {
         Warm::Handler(instance)
     }
 }

@@ -7,6 +7,7 @@
 
 mod component;
 mod engine;
+mod handler_exports;
 mod idle;
 mod invoke;
 mod shared;
@@ -14,6 +15,7 @@ mod state;
 
 pub use self::component::{ComponentError, Components, HandlerVersion, Prepared};
 pub use self::engine::{EPOCH_TICK, WasmEngine};
+pub use self::handler_exports::{HandlerInstance, HandlerPre};
 pub use self::idle::{IdleInstances, Warm};
 pub use self::invoke::{Admission, Fault, Guest, configure_store};
 pub use self::shared::{Ended, Job, job, run_shared};

@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
+use waterspout_sdk::groups::{self, GroupError};
 use waterspout_sdk::prelude::*;
 use waterspout_sdk::pubsub::{self, PubsubError};
-use waterspout_sdk::groups::{self, GroupError};
 
 #[derive(Default)]
 struct Pubsub {
@@ -42,9 +42,13 @@ impl RequestHandler for Pubsub {
         match path.rsplit('/').next().unwrap_or_default() {
             "wait" => {
                 let after = ctx.get_argument_or("after", "0").parse().unwrap_or(0);
-                let timeout = ctx.get_argument_or("timeout_ms", "10000").parse().unwrap_or(10_000);
+                let timeout = ctx
+                    .get_argument_or("timeout_ms", "10000")
+                    .parse()
+                    .unwrap_or(10_000);
                 self.waiting_on = Some(topic.clone());
-                let messages = pubsub::wait(&topic, after, Duration::from_millis(timeout)).map_err(pubsub_error)?;
+                let messages =
+                    pubsub::wait(&topic, after, Duration::from_millis(timeout)).map_err(pubsub_error)?;
                 let list: Vec<(u64, String)> = messages.into_iter().map(|m| (m.cursor, m.data)).collect();
                 ctx.write_json(&serde_json::json!({ "messages": list }));
             }

@@ -99,10 +99,7 @@ impl RequestHandler for Services {
                 };
                 result.map(|()| "OK".to_owned()).unwrap_or_else(kv_error)
             }
-            "/kv/delete" => space
-                .delete(&key)
-                .map(|b| b.to_string())
-                .unwrap_or_else(kv_error),
+            "/kv/delete" => space.delete(&key).map(|b| b.to_string()).unwrap_or_else(kv_error),
             "/kv/incr" => space
                 .increment(&key, number(ctx, "delta").unwrap_or(1))
                 .map(|n| n.to_string())
