@@ -31,6 +31,16 @@ pub struct Variant {
 }
 
 impl Variant {
+    /// Requests one instance serves at once (`concurrency`, default 1).
+    pub fn concurrency(&self) -> u32 {
+        self.options
+            .get("concurrency")
+            .and_then(|r| r.as_integer())
+            .unwrap_or(1)
+            .try_into()
+            .unwrap_or(1)
+    }
+
     pub fn reuse(&self) -> u32 {
         self.options
             .get("reuse")
@@ -96,9 +106,26 @@ pub fn variants(root: &Path, reuse: u32) -> anyhow::Result<Vec<Variant>> {
                 options,
             });
         }
+        // A wasi:http 0.3 instance may also serve several requests at once:
+        // `wasmtime serve`'s default (16 at a time on a reused instance).
+        if language.contains("0.3") {
+            let mut options = out.last().expect("pushed above").options.clone();
+            options.insert("concurrency".into(), i64::from(SHARED_CONCURRENCY).into());
+            out.push(Variant {
+                language,
+                handler: format!("{base}-shared"),
+                wasm: wasm.clone(),
+                class: class.clone(),
+                options,
+            });
+        }
     }
     Ok(out)
 }
+
+/// `concurrency` of scenario e's shared 0.3 variant: `wasmtime serve` 48's
+/// requests at once per reused 0.3 instance.
+pub const SHARED_CONCURRENCY: u32 = 16;
 
 /// The manifest serving every variant at `/HANDLER`.
 pub fn manifest(variants: &[Variant]) -> String {

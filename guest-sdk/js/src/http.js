@@ -26,6 +26,7 @@ host.response = response;
  * classes `app` exports (`{ requestHandler, dispatch }`).
  */
 export function serveRequests(app) {
+  const baseInitialize = RequestHandler.prototype.initialize;
   /** @type {RequestHandler | null} this instance's handler (one per request) */
   let handler = null;
   /** Why no handler could be made (a 500 on every call), if so. */
@@ -181,6 +182,8 @@ export function serveRequests(app) {
       }
       handler = new Class();
       handler.settings = object;
+      // The base class's `initialize` does nothing: skip the call.
+      if (handler.initialize === baseInitialize) return undefined;
       return quietly(`${Class.name}.initialize`, () => handler.initialize(object));
     },
     prepare: verb("prepare"),
@@ -211,6 +214,9 @@ export function serveRequests(app) {
     },
   };
 
+  const basePrepare = RequestHandler.prototype.prepare;
+  const baseOnFinish = RequestHandler.prototype.onFinish;
+
   // Runs `next` after `result`, at once unless it is a promise.
   const after = (result, next) => (isThenable(result) ? Promise.resolve(result).then(next) : next());
 
@@ -228,22 +234,27 @@ export function serveRequests(app) {
           handler.request._cache.set("pathKwargs", Object.fromEntries(pathKwargs));
         }
         const finishUp = () => {
-          if (!response.finished()) {
-            try {
-              response.finish();
-            } catch {
-              // finished meanwhile
-            }
+          // The base class's `onFinish` does nothing, and nothing can tell
+          // whether it ran: the host finishes the response when this call
+          // returns (no host call, no guest code).
+          if (handler && handler.onFinish === baseOnFinish) return undefined;
+          try {
+            response.finish();
+          } catch {
+            // the handler finished it (one host call fewer when it did not)
           }
           return after(requestHandler.onFinish(req), () => undefined);
         };
-        return after(requestHandler.prepare(req), () => {
-          if (response.finished()) return finishUp();
+        const runVerb = () => {
           // `method` is the WIT enum's tag: "get", "head", … (never "other").
           const run = requestHandler[method];
           if (!run) throw { status: 405, reason: undefined, logMessage: undefined };
           return after(run(req), finishUp);
-        });
+        };
+        // The base class's `prepare` does nothing: nothing to run, and the
+        // response cannot be finished by it.
+        if (handler && handler.prepare === basePrepare) return runVerb();
+        return after(requestHandler.prepare(req), () => (response.finished() ? finishUp() : runVerb()));
       });
     },
   };

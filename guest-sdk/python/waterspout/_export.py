@@ -88,6 +88,12 @@ def _internal_error(where):
     return Err(web._types.HttpError(status=500, reason=None, log_message=None))
 
 
+def _keeps(handler, name, base):
+    """Whether ``handler`` has the base class's method ``name`` (``base``):
+    not overridden by its class, nor set on the object."""
+    return getattr(type(handler), name) is base and name not in handler.__dict__
+
+
 def request_handler(module):
     """The `request-handler` export for an app module's ``RequestHandler`` classes."""
 
@@ -216,6 +222,8 @@ def request_handler(module):
     RequestHandlerExport.__name__ = "RequestHandler"
 
     steps = RequestHandlerExport()
+    base_prepare = web.RequestHandler.prepare
+    base_on_finish = web.RequestHandler.on_finish
     # `Method` enum value → the verb's name, made on first use.
     verbs = {}
 
@@ -233,16 +241,29 @@ def request_handler(module):
                 cache = handler.request._cache
                 cache["path_args"] = path_args
                 cache["path_kwargs"] = dict(path_kwargs)
-            steps._step(req, "prepare")
-            if not web._response.finished():
-                if not verbs:
-                    verbs.update((m, m.name.lower()) for m in web._types.Method)
-                steps._step(req, verbs[method])
-            if not web._response.finished():
-                try:
-                    web._response.finish()
-                except Err:
-                    pass
+            # The base class's prepare does nothing (and cannot finish the
+            # response): a handler that keeps it needs no call.
+            if handler is None or not _keeps(handler, "prepare", base_prepare):
+                steps._step(req, "prepare")
+                if web._response.finished():
+                    return self._finish(req, handler)
+            if not verbs:
+                verbs.update((m, m.name.lower()) for m in web._types.Method)
+            steps._step(req, verbs[method])
+            self._finish(req, handler)
+
+        @staticmethod
+        def _finish(req, handler):
+            # The base class's on_finish does nothing, and nothing can tell
+            # whether it ran: then the host finishes the response when this
+            # call returns (no host call, no Python).
+            if handler is not None and _keeps(handler, "on_finish", base_on_finish):
+                handler._bind(None)
+                return
+            try:
+                web._response.finish()
+            except Err:
+                pass  # the handler finished it (one host call fewer when it did not)
             steps.on_finish(req)
 
     DispatchExport.__name__ = "Dispatch"
