@@ -136,6 +136,13 @@ pub fn run(args: &NewArgs) -> anyhow::Result<()> {
         }
         std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
+    // A Rust app starts from the checkout's lock file: the versions the SDK
+    // and the harness were tested with (cargo drops the entries it does not use).
+    let lock = sdk.join("Cargo.lock");
+    if args.lang == Lang::Rust && lock.is_file() {
+        std::fs::copy(&lock, args.path.join("Cargo.lock"))
+            .map_err(|e| anyhow::anyhow!("cannot copy {}: {e}", lock.display()))?;
+    }
     #[cfg(unix)]
     if args.lang == Lang::C {
         use std::os::unix::fs::PermissionsExt;

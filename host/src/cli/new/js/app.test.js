@@ -1,5 +1,5 @@
 // {{ name }}'s tests, as Tornado's AsyncHTTPTestCase, for node's test runner:
-// `{% if websocket %}node --experimental-websocket --test{% else %}node --test{% endif %}` (or `npm test`) in this directory. serveApp builds the app
+// `node --test` (or `npm test`) in this directory. serveApp builds the app
 // (the `build` lines of waterspout.toml), starts the real `waterspout serve`
 // on 127.0.0.1:0 and close() stops it. The host binary is $WATERSPOUT_BIN,
 // else `waterspout` on the PATH.
