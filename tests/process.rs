@@ -1,6 +1,9 @@
 //! The `waterspout` binary as a process: access log format, guest output in
 //! the host log, graceful shutdown on SIGTERM.
 
+// `waterspout new` and `waterspout check`, each app run by its own language's runner.
+mod new_app;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

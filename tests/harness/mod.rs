@@ -20,7 +20,7 @@ pub use self::{
     apps::{app_with_manifest, read_wasm, version_app},
     browser::Browser,
     measure::{measure_alone, own_rss_kib},
-    process::{ServerProcess, serve_command},
+    process::{ServerProcess, serve_command, server_binary},
     server::TestServer,
     store::{check_store, sha256_hex},
 };

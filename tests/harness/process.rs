@@ -31,7 +31,7 @@ pub fn serve_command(app: impl AsRef<OsStr>, store: &Path) -> Command {
 /// Cargo names it in `CARGO_BIN_EXE_*` only while compiling a test target,
 /// not this library, so it is looked for where Cargo puts it: in the profile
 /// directory above the `deps/` one the test binary runs from.
-fn server_binary() -> PathBuf {
+pub fn server_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let profile = exe
         .parent()

@@ -12,6 +12,8 @@ use crate::config::{AdminToken, ServerConfig};
 use crate::manifest::Manifest;
 
 mod build;
+mod check;
+mod new;
 
 #[derive(Debug, Parser)]
 #[command(name = "waterspout", version, about = "Tornado rebuilt for WebAssembly")]
@@ -34,6 +36,20 @@ pub enum Command {
         /// For a Tornado app file: the component to write [default: DIR/.waterspout/STEM/STEM.wasm].
         #[arg(short, long)]
         out: Option<PathBuf>,
+    },
+    /// Create an app directory from a template: a handler, its manifest and
+    /// a test in the language's usual runner.
+    New(new::NewArgs),
+    /// Check an app without serving it: the manifest, then every handler's
+    /// component (world, imports, limits). Exit status 0 when all is well, 1
+    /// otherwise (for CI).
+    Check {
+        /// The app directory, or its manifest file.
+        #[arg(default_value = ".")]
+        app: PathBuf,
+        /// Run the handlers' build commands first.
+        #[arg(long)]
+        build: bool,
     },
     /// Upload FILE as a new version of handler NAME and activate it.
     Deploy {
@@ -117,6 +133,10 @@ pub struct ServeArgs {
     /// Swap a handler in process when its wasm file changes on disk.
     #[arg(long)]
     pub watch: bool,
+    /// Once listening, write the bound port to FILE (for `--listen 127.0.0.1:0`
+    /// in tests: the test harnesses read it).
+    #[arg(long, value_name = "FILE")]
+    pub port_file: Option<PathBuf>,
 }
 
 /// Entry point of the binary: parses arguments, runs, returns the exit code.
@@ -164,6 +184,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             build::build_app(&manifest)
         }
         Command::Serve(args) => serve(args),
+        Command::New(args) => new::run(&args),
+        Command::Check { app, build } => check::run(&app, build),
         Command::Deploy {
             name,
             file,
@@ -236,10 +258,15 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     let app = App::with_manifest(manifest, config)?;
     let listen = app.config().listen;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve_until_signal(app, listen, args.watch))
+    runtime.block_on(serve_until_signal(app, listen, args.watch, args.port_file))
 }
 
-async fn serve_until_signal(app: Arc<App>, listen: SocketAddr, watch: bool) -> anyhow::Result<()> {
+async fn serve_until_signal(
+    app: Arc<App>,
+    listen: SocketAddr,
+    watch: bool,
+    port_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     // Watching starts before serving: a file changed after the first
     // response must be seen (the templates test raced this).
     let _watch = if watch {
@@ -248,6 +275,9 @@ async fn serve_until_signal(app: Arc<App>, listen: SocketAddr, watch: bool) -> a
         None
     };
     let server = crate::server::start(app.clone(), listen).await?;
+    if let Some(file) = port_file {
+        write_port_file(&file, server.local_addr().port())?;
+    }
     let admin = crate::admin::start(app.clone()).await?;
     let trigger = server.shutdown_trigger();
     tokio::spawn(async move {
@@ -260,6 +290,15 @@ async fn serve_until_signal(app: Arc<App>, listen: SocketAddr, watch: bool) -> a
         admin.shutdown().await;
     }
     Ok(())
+}
+
+/// Writes `PORT\n` to `file` whole (a temporary file renamed over it), so a
+/// reader polling for it never sees half a number.
+fn write_port_file(file: &std::path::Path, port: u16) -> anyhow::Result<()> {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, format!("{port}\n"))
+        .and_then(|()| std::fs::rename(&tmp, file))
+        .map_err(|e| anyhow::anyhow!("--port-file {}: {e}", file.display()))
 }
 
 async fn shutdown_signal() {
