@@ -89,7 +89,7 @@ impl App {
                     .into());
             }
         };
-        let services = Services::embedded(ServiceOptions {
+        let mut services = Services::embedded(ServiceOptions {
             kv_dir: kv_dir.as_deref(),
             queues: manifest
                 .queues
@@ -101,6 +101,9 @@ impl App {
                 })
                 .collect(),
         })?;
+        if let Some(cluster) = &manifest.cluster {
+            services = services.clustered(cluster)?;
+        }
         crate::metrics::install();
         let statics = match &config.static_path {
             Some(root) => Some(Arc::new(Statics::open(root, &config.static_url_prefix).map_err(
