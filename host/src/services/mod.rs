@@ -13,8 +13,6 @@ pub mod http_client;
 pub mod kv;
 mod kv_log;
 pub mod queues;
-// (Parts of its API wait for the backends and cluster-wide deploys.)
-#[allow(dead_code)]
 pub mod redis;
 pub mod web;
 
@@ -68,8 +66,18 @@ impl Services {
 impl Services {
     /// These services with the cluster's backends on Redis in place of the
     /// embedded ones (kv, broker, queues); the http client stays.
-    pub fn clustered(mut self, config: &crate::manifest::ClusterConfig) -> Result<Services, ServiceError> {
+    pub fn clustered(
+        mut self,
+        config: &crate::manifest::ClusterConfig,
+        queues: Vec<queues::QueueConfig>,
+    ) -> Result<Services, ServiceError> {
         let handle = redis::Redis::start(config).map_err(ServiceError::Redis)?;
+        self.kv = Arc::new(redis::kv::RedisKv::new(handle.clone()));
+        self.broker = Arc::new(redis::broker::RedisBroker::new(
+            handle.clone(),
+            broker::BrokerLimits::default(),
+        ));
+        self.queues = Arc::new(redis::queues::RedisQueues::new(handle.clone(), queues));
         self.cluster = Some(handle);
         Ok(self)
     }

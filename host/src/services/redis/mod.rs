@@ -25,6 +25,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod broker;
+pub mod kv;
+pub mod queues;
+
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 
@@ -58,6 +62,7 @@ pub enum Notice<'a> {
 }
 
 /// What a node knows of its Redis connection now (for `/metrics`, the admin API).
+#[allow(dead_code)] // read by cluster-wide deploys and the admin API (next)
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisStatus {
     pub node: String,
@@ -177,6 +182,7 @@ impl Redis {
     }
 
     /// The cluster's settings.
+    #[allow(dead_code)]
     pub fn config(&self) -> &ClusterConfig {
         &self.inner.config
     }
@@ -199,6 +205,7 @@ impl Redis {
         F: FnOnce(ConnectionManager) -> Fut + Send + 'static,
         Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
     {
+        let started = Instant::now();
         let connection = self.inner.manager.clone();
         let timeout = self.inner.config.timeout;
         let task = self
@@ -214,8 +221,13 @@ impl Redis {
             ))),
             Err(e) => Err(RedisError::Unavailable(format!("the redis thread stopped: {e}"))),
         };
-        self.observe(&result);
+        self.observe(&result, started);
         result
+    }
+
+    /// Runs a task on the Redis thread (a backend's background loop).
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.inner.runtime.spawn(task);
     }
 
     /// One command.
@@ -296,6 +308,7 @@ impl Redis {
     }
 
     /// What this node knows of Redis now.
+    #[allow(dead_code)]
     pub fn status(&self) -> RedisStatus {
         let rtt = self.inner.rtt_micros.load(Ordering::Relaxed);
         RedisStatus {
@@ -309,6 +322,7 @@ impl Redis {
     }
 
     /// The nodes whose heartbeat is fresh (names, sorted).
+    #[allow(dead_code)]
     pub async fn nodes(&self) -> Result<Vec<String>, RedisError> {
         let since = now_ms().saturating_sub(NODE_TTL.as_millis() as u64);
         self.query(
@@ -370,7 +384,7 @@ impl Redis {
 
     /// Counts an outcome; logs an outage once when it starts and once when
     /// it ends.
-    fn observe<T>(&self, result: &Result<T, RedisError>) {
+    fn observe<T>(&self, result: &Result<T, RedisError>, started: Instant) {
         let reached = !matches!(result, Err(RedisError::Unavailable(_)));
         if let Err(e) = result {
             self.inner.errors.fetch_add(1, Ordering::Relaxed);
@@ -387,6 +401,8 @@ impl Redis {
         let url = redact_url(&self.inner.config.redis);
         match *state {
             Some((was, _)) if was == reached => return,
+            // A call sent before Redis came back, failing late: not a new outage.
+            Some((true, since)) if started < since => return,
             None if reached => tracing::info!("connected to redis {url}"),
             Some((_, since)) if reached => {
                 self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
