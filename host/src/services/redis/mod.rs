@@ -380,6 +380,10 @@ impl Redis {
             metrics::gauge!("waterspout_redis_rtt_seconds").set(rtt.as_secs_f64());
             metrics::gauge!("waterspout_cluster_nodes").set(count as f64);
         }
+        // Set on every beat too: the first answer may come before the app
+        // installs its metrics recorder.
+        let up = self.inner.up.load(Ordering::Relaxed);
+        metrics::gauge!("waterspout_redis_up").set(if up { 1.0 } else { 0.0 });
     }
 
     /// Counts an outcome; logs an outage once when it starts and once when
