@@ -11,6 +11,7 @@ mod browser;
 mod measure;
 mod process;
 pub mod raw;
+mod redis;
 mod server;
 mod store;
 pub mod websocket;
@@ -21,6 +22,7 @@ pub use self::{
     browser::Browser,
     measure::{measure_alone, own_rss_kib},
     process::{ServerProcess, serve_command, server_binary},
+    redis::RedisServer,
     server::TestServer,
     store::{check_store, sha256_hex},
 };

@@ -137,6 +137,13 @@ pub struct ServeArgs {
     /// in tests: the test harnesses read it).
     #[arg(long, value_name = "FILE")]
     pub port_file: Option<PathBuf>,
+    /// Run the services (kv, pub/sub, queues, groups) on this Redis server,
+    /// shared with every node given the same URL (over `[cluster] redis`).
+    #[arg(long, env = "WATERSPOUT_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+    /// This node's name in the cluster [default: `[cluster] node`, else hostname-pid].
+    #[arg(long, env = "WATERSPOUT_NODE")]
+    pub node: Option<String>,
 }
 
 /// Entry point of the binary: parses arguments, runs, returns the exit code.
@@ -243,7 +250,23 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         config.max_upload_size = max;
     }
     // The manifest's `[app]` settings first, the command line's over them.
-    let manifest = Manifest::load(&args.app)?;
+    let mut manifest = Manifest::load(&args.app)?;
+    if let Some(url) = &args.redis {
+        // The flag wins over the manifest's URL; its other settings stay.
+        let mut cluster =
+            crate::manifest::ClusterConfig::new(url).map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
+        if let Some(from_manifest) = &manifest.cluster {
+            cluster = crate::manifest::ClusterConfig {
+                redis: cluster.redis,
+                ..from_manifest.clone()
+            };
+        }
+        manifest.cluster = Some(cluster);
+    }
+    if let (Some(node), Some(cluster)) = (&args.node, &mut manifest.cluster) {
+        cluster.node =
+            crate::manifest::ClusterConfig::checked_node(node).map_err(|e| anyhow::anyhow!("--node: {e}"))?;
+    }
     config.apply_manifest(&manifest)?;
     if let Some(max) = args.max_body_size {
         config.max_body_size = max;
