@@ -11,7 +11,7 @@
  */
 #ifndef WATERSPOUT_WEB_H
 #define WATERSPOUT_WEB_H
-#ifndef WATERSPOUT_WEBSOCKET
+#if !defined(WATERSPOUT_WEBSOCKET) && !defined(WATERSPOUT_WORKER)
 
 #ifdef __cplusplus
 extern "C" {
@@ -201,5 +201,5 @@ int ws_authenticated(ws_request_t req, const void *current_user) {
 }
 
 #endif /* WATERSPOUT_IMPLEMENTATION */
-#endif /* !WATERSPOUT_WEBSOCKET */
+#endif /* !WATERSPOUT_WEBSOCKET && !WATERSPOUT_WORKER */
 #endif /* WATERSPOUT_WEB_H */
