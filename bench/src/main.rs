@@ -12,7 +12,10 @@
 //! 10,000 idle WebSockets), d (hot swap; its upload-to-visible and restart
 //! timings alone: `--swap-bench`), e (the guest languages: Python,
 //! JavaScript and C hellos fresh and with instance reuse, the wasi:http 0.3
-//! hello vs `wasmtime serve`, all vs Tornado). A scenario is a function
+//! hello vs `wasmtime serve`, all vs Tornado), f (pub/sub on the chat
+//! example: 10,000 suspended long polls, a broadcast to 10,000 WebSocket
+//! group members), g (kv calls from a Rust and a Python guest vs their
+//! hellos). A scenario is a function
 //! returning markdown; new ones slot into `main`. A run replaces only the
 //! sections of the scenarios it ran (`--scenarios e` keeps a–d).
 
@@ -26,6 +29,7 @@ use clap::Parser;
 
 mod baseline;
 mod chart;
+mod kv;
 mod languages;
 mod peers;
 mod pubsub;
@@ -51,7 +55,7 @@ struct Args {
     /// Concurrency levels for scenario a.
     #[arg(long, value_delimiter = ',', default_value = "1,64,256")]
     connections: Vec<u32>,
-    /// Concurrency levels for scenario e (languages).
+    /// Concurrency levels for scenarios e (languages) and g (kv).
     #[arg(long, value_delimiter = ',', default_value = "1,64")]
     language_connections: Vec<u32>,
     /// Scenario e: requests an instance serves with reuse (the `reuse` rows).
@@ -60,12 +64,16 @@ struct Args {
     /// Idle WebSockets for scenario c.
     #[arg(long, default_value_t = 10_000)]
     idle_websockets: usize,
-    /// Suspended long polls for scenario e (pub/sub on the chat example).
+    /// Suspended long polls for scenario f (pub/sub on the chat example).
     #[arg(long, default_value_t = 10_000)]
     long_polls: usize,
-    /// WebSocket group members for scenario e.
+    /// WebSocket group members for scenario f.
     #[arg(long, default_value_t = 10_000)]
     group_members: usize,
+    /// Scenario f on the Python chat example: long polls, and group members
+    /// (each holds a CPython instance of several MiB: see BENCHMARKS.md).
+    #[arg(long, default_value_t = 200)]
+    python_waiters: usize,
     /// Skip the peers that must be installed (wasmtime serve, Tornado).
     #[arg(long)]
     no_peers: bool,
@@ -137,8 +145,9 @@ fn main() -> anyhow::Result<()> {
                 args.reuse,
                 args.no_peers,
             )?,
-            "f" => pubsub::scenario_f(&root, args.long_polls, args.group_members)?,
-            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e)"),
+            "f" => pubsub::scenario_f(&root, args.long_polls, args.group_members, args.python_waiters)?,
+            "g" => kv::scenario_g(&runtime, &root, args.duration, &args.language_connections)?,
+            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, f, g)"),
         };
         println!("{section}");
         sections.push((scenario.clone(), report::stamped(&section, &date, &commit)));

@@ -1,11 +1,16 @@
-//! Scenario e: pub/sub on the chat example (`examples/python/chat`, served
-//! by the `waterspout` binary in its own process so its RSS is its own):
-//! N suspended long polls (RSS, and the time from one post to the last of
+//! Scenario f: pub/sub long polls and WebSocket group broadcasts, served by
+//! the `waterspout` binary in its own process so its RSS is its own.
+//!
+//! Two guests: the chat example (`examples/python/chat`: each waiting poll
+//! and each WebSocket holds a CPython instance) and the Rust test guests
+//! (`tests/guests/pubsub`: `/wait` and `/publish`; `groups-ws`: a member of
+//! group `lobby`), which show what the host itself costs per waiter. For each:
+//! N suspended long polls (RSS, and the time from one publish to the last of
 //! them answered), and one message broadcast to M WebSocket group members
-//! (`/chatsocket`; the time until the last member has it).
+//! (the time until the last member has it).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,9 +29,93 @@ fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kib as f64 / 1024.0)
 }
 
+/// The soft open-files limit of process `pid` (`/proc/PID/limits`).
+fn open_files_limit(pid: u32) -> anyhow::Result<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))?;
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no \"Max open files\" in /proc/PID/limits")
+}
+
+/// Waits until the server's RSS has not grown for 2 s (every connection
+/// admitted and its instance suspended), at most `limit`; the RSS then.
+async fn settled_rss(pid: u32, limit: Duration) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + limit;
+    let mut last = rss_mib(pid)?;
+    let mut steady = 0;
+    while steady < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rss_mib(pid)?;
+        steady = if now - last < 1.0 { steady + 1 } else { 0 };
+        last = now;
+    }
+    Ok(last)
+}
+
+/// Which guest serves the polls and the sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guest {
+    /// `examples/python/chat`: `/a/message/updates`, `/a/message/new`, `/chatsocket`.
+    PythonChat,
+    /// `tests/guests/pubsub` and `groups-ws`: `/wait`, `/publish`, `/broadcast`, `/ws`.
+    Rust,
+}
+
+impl Guest {
+    fn label(self) -> &'static str {
+        match self {
+            Guest::PythonChat => "Python chat example",
+            Guest::Rust => "Rust test guests",
+        }
+    }
+
+    /// Pool slots per instance: a componentize-py component has many core
+    /// instances (CPython and its libraries), and the pool's totals are
+    /// counted from `--max-instances` for a few per component.
+    fn slots_per_instance(self) -> usize {
+        match self {
+            Guest::PythonChat => 4,
+            Guest::Rust => 1,
+        }
+    }
+
+    /// The app directory to serve (a generated one for the Rust guests).
+    fn app(self, root: &Path) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+        match self {
+            Guest::PythonChat => Ok((root.join("examples/python/chat"), None)),
+            Guest::Rust => {
+                let built = root.join("tests/guests/target/wasm32-wasip2/release");
+                let (pubsub, members) = (built.join("pubsub.wasm"), built.join("groups_ws.wasm"));
+                for wasm in [&pubsub, &members] {
+                    anyhow::ensure!(
+                        wasm.is_file(),
+                        "{} is missing (`cargo test --workspace --test integration pubsub::` builds it)",
+                        wasm.display()
+                    );
+                }
+                let dir = tempfile::tempdir()?;
+                std::fs::write(
+                    dir.path().join("waterspout.toml"),
+                    format!(
+                        "[[route]]\npattern = \"/ws\"\nhandler = \"members\"\n\n\
+                         [[route]]\npattern = \"/.*\"\nhandler = \"pubsub\"\n\n\
+                         [handler.pubsub]\nwasm = {pubsub:?}\nwait_timeout_ms = 300000\n\
+                         pubsub_topics = [\"news\"]\ngroups = [\"lobby\"]\nmax_instances = 20000\n\n\
+                         [handler.members]\nwasm = {members:?}\ngroups = [\"lobby\"]\nmax_instances = 20000\n"
+                    ),
+                )?;
+                Ok((dir.path().to_owned(), Some(dir)))
+            }
+        }
+    }
+}
+
 struct Server {
     child: Child,
     addr: SocketAddr,
+    _app: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -36,13 +125,15 @@ impl Drop for Server {
     }
 }
 
-fn serve_chat(root: &Path, instances: usize) -> anyhow::Result<Server> {
+fn serve(root: &Path, guest: Guest, connections: usize) -> anyhow::Result<Server> {
+    let (dir, app) = guest.app(root)?;
     let bin = crate::profile_dir()?.join("waterspout");
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let instances = (connections + 200) * guest.slots_per_instance();
     let child = Command::new(&bin)
         .arg("serve")
-        .arg(root.join("examples/python/chat"))
+        .arg(&dir)
         .args([
             "--listen",
             &addr.to_string(),
@@ -54,28 +145,91 @@ fn serve_chat(root: &Path, instances: usize) -> anyhow::Result<Server> {
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting {} (`make bench` builds it)", bin.display()))?;
-    let mut server = Server { child, addr };
+    let mut server = Server {
+        child,
+        addr,
+        _app: app,
+    };
     let deadline = Instant::now() + Duration::from_secs(120);
     while std::net::TcpStream::connect(addr).is_err() {
         if Instant::now() > deadline || server.child.try_wait()?.is_some() {
             bail!(
-                "waterspout serve examples/python/chat did not start (is examples/target/python/chat.wasm built? `cargo test --workspace --test integration pubsub::` builds it)"
+                "waterspout serve {} did not start (is its wasm built? `cargo test --workspace --test integration pubsub::` builds it)",
+                dir.display()
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The server inherits this process's raised limit: check that it may
+    // hold every connection (and its own files) before measuring.
+    let files = open_files_limit(server.child.id())?;
+    anyhow::ensure!(
+        files >= connections as u64 + 100,
+        "the server may open only {files} files, too few for {connections} connections: raise the hard limit (`ulimit -Hn`)"
+    );
     Ok(server)
 }
 
-async fn post_message(addr: SocketAddr, body: &str) -> anyhow::Result<String> {
+/// Publishes one message: a chat post, or a publish on topic `news`.
+async fn publish(guest: Guest, addr: SocketAddr, body: &str) -> anyhow::Result<String> {
     let client = reqwest::Client::new();
-    let response = client
-        .post(format!("http://{addr}/a/message/new"))
-        .form(&[("body", body)])
-        .send()
-        .await?;
-    let value: serde_json::Value = response.json().await?;
-    Ok(value["id"].as_str().context("no id")?.to_owned())
+    match guest {
+        Guest::PythonChat => {
+            let response = client
+                .post(format!("http://{addr}/a/message/new"))
+                .form(&[("body", body)])
+                .send()
+                .await?;
+            let status = response.status();
+            let text = response.text().await?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("the post answered {status}: {text:?}"))?;
+            Ok(value["id"].as_str().context("no id")?.to_owned())
+        }
+        Guest::Rust => {
+            let response = client
+                .post(format!("http://{addr}/publish?topic=news"))
+                .form(&[("data", body)])
+                .send()
+                .await?;
+            anyhow::ensure!(response.status().is_success(), "publish: {}", response.status());
+            Ok(response.text().await?)
+        }
+    }
+}
+
+/// Broadcasts one message to the members: a chat post (it broadcasts to
+/// group `chat`), or `/broadcast` to group `lobby`.
+async fn broadcast_one(guest: Guest, addr: SocketAddr) -> anyhow::Result<()> {
+    match guest {
+        Guest::PythonChat => publish(guest, addr, "to everyone").await.map(|_| ()),
+        Guest::Rust => {
+            let response = reqwest::Client::new()
+                .post(format!("http://{addr}/broadcast?group=lobby"))
+                .form(&[("data", "to everyone")])
+                .send()
+                .await?;
+            anyhow::ensure!(response.status().is_success(), "broadcast: {}", response.status());
+            Ok(())
+        }
+    }
+}
+
+/// The raw request of one long poll waiting after the newest message.
+async fn poll_request(guest: Guest, addr: SocketAddr) -> anyhow::Result<String> {
+    let cursor = publish(guest, addr, "start").await?;
+    Ok(match guest {
+        Guest::PythonChat => {
+            let body = format!("cursor={cursor}");
+            format!(
+                "POST /a/message/updates HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        Guest::Rust => {
+            format!("GET /wait?topic=news&after={cursor}&timeout_ms=300000 HTTP/1.1\r\nHost: bench\r\n\r\n")
+        }
+    })
 }
 
 /// Reads until the response's body has its `messages` (the poll answered).
@@ -85,7 +239,10 @@ async fn answered(socket: &mut TcpStream) -> anyhow::Result<()> {
     while !buf.windows(8).any(|w| w == b"messages") {
         let n = socket.read(&mut chunk).await?;
         if n == 0 {
-            bail!("the poll closed without an answer");
+            bail!(
+                "the poll closed without an answer: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
         }
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -99,37 +256,35 @@ pub struct LongPolls {
     pub answer_all: Duration,
 }
 
-/// `n` long polls waiting on the chat, then one post answers them all.
-pub fn long_polls(root: &Path, n: usize) -> anyhow::Result<LongPolls> {
+/// `n` long polls waiting, then one publish answers them all.
+pub fn long_polls(root: &Path, guest: Guest, n: usize) -> anyhow::Result<LongPolls> {
     rlimit::increase_nofile_limit(u64::MAX).context("raising the open-files limit")?;
-    let server = serve_chat(root, n + 200)?;
+    let server = serve(root, guest, n)?;
     let (addr, pid) = (server.addr, server.child.id());
-    let rss_before = rss_mib(pid)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
-        let cursor = post_message(addr, "start").await?;
-        let body = format!("cursor={cursor}");
-        let request = format!(
-            "POST /a/message/updates HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
+        let request = poll_request(guest, addr).await?;
+        let rss_before = settled_rss(pid, Duration::from_secs(10)).await?;
         let mut sockets = Vec::with_capacity(n);
         for i in 0..n {
-            let mut socket = TcpStream::connect(addr).await.with_context(|| format!("poll {i}"))?;
+            let mut socket = TcpStream::connect(addr)
+                .await
+                .with_context(|| format!("poll {i}"))?;
             socket.write_all(request.as_bytes()).await?;
             sockets.push(socket);
         }
-        // Every poll admitted and suspended in `wait` (a Python instance each).
-        tokio::time::sleep(Duration::from_secs(5) + Duration::from_millis(n as u64)).await;
-        let rss_waiting = rss_mib(pid)?;
-        let start = Instant::now();
-        post_message(addr, "wake up").await?;
+        // Every poll admitted and suspended in `wait`.
+        let rss_waiting = settled_rss(pid, Duration::from_secs(300)).await?;
         let tasks: Vec<_> = sockets
             .into_iter()
             .map(|mut s| tokio::spawn(async move { answered(&mut s).await }))
             .collect();
+        let start = Instant::now();
+        publish(guest, addr, "wake up").await?;
         for task in tasks {
-            tokio::time::timeout(Duration::from_secs(120), task).await.context("a poll never answered")???;
+            tokio::time::timeout(Duration::from_secs(120), task)
+                .await
+                .context("a poll never answered")???;
         }
         let answer_all = start.elapsed();
         drop(server);
@@ -144,19 +299,23 @@ pub fn long_polls(root: &Path, n: usize) -> anyhow::Result<LongPolls> {
 
 pub struct Broadcast {
     pub members: usize,
+    pub rss_before: f64,
     pub rss: f64,
     pub reach_all: Duration,
 }
 
-/// `n` WebSockets on /chatsocket (members of group "chat"), then one post
-/// reaches them all through the group.
-pub fn broadcast(root: &Path, n: usize) -> anyhow::Result<Broadcast> {
+/// `n` WebSockets, members of one group, then one broadcast reaches them all.
+pub fn broadcast(root: &Path, guest: Guest, n: usize) -> anyhow::Result<Broadcast> {
     rlimit::increase_nofile_limit(u64::MAX).context("raising the open-files limit")?;
-    let server = serve_chat(root, n + 200)?;
+    let server = serve(root, guest, n)?;
     let (addr, pid) = (server.addr, server.child.id());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
-        let url = format!("ws://{addr}/chatsocket");
+        let rss_before = settled_rss(pid, Duration::from_secs(10)).await?;
+        let url = match guest {
+            Guest::PythonChat => format!("ws://{addr}/chatsocket"),
+            Guest::Rust => format!("ws://{addr}/ws?group=lobby"),
+        };
         let mut members = Vec::with_capacity(n);
         for i in 0..n {
             let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
@@ -164,10 +323,7 @@ pub fn broadcast(root: &Path, n: usize) -> anyhow::Result<Broadcast> {
                 .with_context(|| format!("member {i}"))?;
             members.push(ws);
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let rss = rss_mib(pid)?;
-        let start = Instant::now();
-        post_message(addr, "to everyone").await?;
+        let rss = settled_rss(pid, Duration::from_secs(300)).await?;
         let tasks: Vec<_> = members
             .into_iter()
             .map(|mut ws| {
@@ -180,6 +336,8 @@ pub fn broadcast(root: &Path, n: usize) -> anyhow::Result<Broadcast> {
                 })
             })
             .collect();
+        let start = Instant::now();
+        broadcast_one(guest, addr).await?;
         for task in tasks {
             tokio::time::timeout(Duration::from_secs(120), task)
                 .await
@@ -189,41 +347,83 @@ pub fn broadcast(root: &Path, n: usize) -> anyhow::Result<Broadcast> {
         drop(server);
         Ok(Broadcast {
             members: n,
+            rss_before,
             rss,
             reach_all,
         })
     })
 }
 
-/// The markdown section.
-pub fn scenario_f(root: &Path, polls: usize, members: usize) -> anyhow::Result<String> {
+/// The markdown section: the Rust guests at `polls` / `members`, the Python
+/// chat at `python` of each (a CPython instance per waiter: see the notes).
+pub fn scenario_f(root: &Path, polls: usize, members: usize, python: usize) -> anyhow::Result<String> {
     use std::fmt::Write as _;
-    let mut out = String::from("## f. Pub/sub: long polls and group broadcast (chat example)\n\n");
+    let mut out = String::from("## f. Pub/sub: long polls and group broadcast\n\n");
     writeln!(
         out,
-        "`examples/python/chat` served by `waterspout serve` in its own process; each waiting poll and each WebSocket holds a Python instance (componentize-py).\n"
+        "`waterspout serve` in its own process (2 worker threads), the clients in this one. Each waiting poll and each WebSocket holds a guest instance: a CPython one for the chat example (`examples/python/chat`), a Rust one for the test guests (`tests/guests/pubsub` `/wait`, `groups-ws` in group `lobby`), which show what the host itself costs. RSS is the server's after it stopped growing; \"answer all\" is from sending the one publish (a chat post: kv update + publish) to the last poll's answer read; \"reach all\" likewise for the broadcast. Targets (issue #11): 10,000 polls under 1 GiB (aim 300 MiB), answered within 250 ms (aim); a broadcast to 10,000 members within 250 ms (aim).\n"
     )?;
-    match long_polls(root, polls) {
-        Ok(r) => writeln!(
-            out,
-            "- {} suspended long polls (`POST /a/message/updates`): RSS {:.0} MiB before, {:.0} MiB while all wait ({:.0} KiB per poll); one `POST /a/message/new` answered all of them in {:.0} ms.",
-            r.polls,
-            r.rss_before,
-            r.rss_waiting,
-            (r.rss_waiting - r.rss_before) * 1024.0 / r.polls as f64,
-            r.answer_all.as_secs_f64() * 1000.0
-        )?,
-        Err(e) => writeln!(out, "- {polls} long polls: failed: {e:#}")?,
+    writeln!(
+        out,
+        "| guest | what | clients | RSS before MiB | RSS with all waiting MiB | KiB per client | answer all / reach all ms |"
+    )?;
+    writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |")?;
+    for (guest, polls, members) in [(Guest::Rust, polls, members), (Guest::PythonChat, python, python)] {
+        match long_polls(root, guest, polls) {
+            Ok(r) => {
+                eprintln!(
+                    "{}: {} polls, RSS {:.0} → {:.0} MiB, answered in {:.0} ms",
+                    guest.label(),
+                    r.polls,
+                    r.rss_before,
+                    r.rss_waiting,
+                    r.answer_all.as_secs_f64() * 1000.0
+                );
+                writeln!(
+                    out,
+                    "| {} | long polls | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                    guest.label(),
+                    r.polls,
+                    r.rss_before,
+                    r.rss_waiting,
+                    (r.rss_waiting - r.rss_before) * 1024.0 / r.polls as f64,
+                    r.answer_all.as_secs_f64() * 1000.0
+                )?
+            }
+            Err(e) => writeln!(
+                out,
+                "| {} | long polls | {polls} | failed: {e:#} | | | |",
+                guest.label()
+            )?,
+        }
+        match broadcast(root, guest, members) {
+            Ok(r) => {
+                eprintln!(
+                    "{}: {} members, RSS {:.0} → {:.0} MiB, reached in {:.0} ms",
+                    guest.label(),
+                    r.members,
+                    r.rss_before,
+                    r.rss,
+                    r.reach_all.as_secs_f64() * 1000.0
+                );
+                writeln!(
+                    out,
+                    "| {} | group members | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                    guest.label(),
+                    r.members,
+                    r.rss_before,
+                    r.rss,
+                    (r.rss - r.rss_before) * 1024.0 / r.members as f64,
+                    r.reach_all.as_secs_f64() * 1000.0
+                )?
+            }
+            Err(e) => writeln!(
+                out,
+                "| {} | group members | {members} | failed: {e:#} | | | |",
+                guest.label()
+            )?,
+        }
     }
-    match broadcast(root, members) {
-        Ok(r) => writeln!(
-            out,
-            "- {} WebSocket members of group `chat` (RSS {:.0} MiB): one post reached all of them in {:.0} ms (the members' guests are not called).\n",
-            r.members,
-            r.rss,
-            r.reach_all.as_secs_f64() * 1000.0
-        )?,
-        Err(e) => writeln!(out, "- {members} group members: failed: {e:#}\n")?,
-    }
+    out.push('\n');
     Ok(out)
 }

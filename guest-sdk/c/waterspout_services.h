@@ -25,6 +25,12 @@
 #define handler_option_u32_t websocket_option_u32_t
 #define handler_option_bool_t websocket_option_bool_t
 #define handler_tuple2_string_string_t websocket_tuple2_string_string_t
+#elif defined(WATERSPOUT_WORKER)
+#define handler_option_list_u8_t worker_option_list_u8_t
+#define handler_option_u64_t worker_option_u64_t
+#define handler_option_u32_t worker_option_u32_t
+#define handler_option_bool_t worker_option_bool_t
+#define handler_tuple2_string_string_t worker_tuple2_string_string_t
 #endif
 
 #ifdef __cplusplus

@@ -13,6 +13,7 @@
  */
 #ifndef WATERSPOUT_WEB_H
 #define WATERSPOUT_WEB_H
+#ifndef WATERSPOUT_WORKER
 
 #if defined(WATERSPOUT_WEBSOCKET) && !defined(handler_option_list_u8_t)
 #define handler_option_list_u8_t websocket_option_list_u8_t
@@ -235,4 +236,5 @@ int ws_authenticated(ws_request_t req, const void *current_user) {
 
 #endif /* !WATERSPOUT_WEBSOCKET */
 #endif /* WATERSPOUT_IMPLEMENTATION */
+#endif /* !WATERSPOUT_WORKER */
 #endif /* WATERSPOUT_WEB_H */

@@ -12,6 +12,7 @@ use crate::config::ServerConfig;
 use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore};
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
+use crate::services::http_client::RootCertificates;
 use crate::services::web::Web;
 use crate::services::{ServiceError, ServiceOptions, Services};
 use crate::statics::Statics;
@@ -98,8 +99,22 @@ impl App {
                 max_item_size: q.max_item_size,
             })
             .collect();
+        let http_client_roots = match &manifest.app.http_client_ca {
+            Some(file) => {
+                let line = manifest.line_of(file.span().start);
+                let path = manifest.dir.join(file.get_ref());
+                let pem = std::fs::read(&path).map_err(|e| {
+                    manifest.error(line, format!("[app] http_client_ca {}: {e}", path.display()))
+                })?;
+                RootCertificates::from_pem(&pem).map_err(|e| {
+                    manifest.error(line, format!("[app] http_client_ca {}: {e}", path.display()))
+                })?
+            }
+            None => RootCertificates::default(),
+        };
         let mut services = Services::embedded(ServiceOptions {
             kv_dir: kv_dir.as_deref(),
+            http_client_roots,
             queues: queues.clone(),
         })?;
         if let Some(cluster) = &manifest.cluster {

@@ -71,6 +71,10 @@ pub struct AppSettings {
     /// restart; default false (in memory only).
     #[serde(default)]
     pub kv_persist: bool,
+    /// A PEM file (relative to the manifest) of root certificates the http
+    /// client trusts besides the public ones (a private CA for `https://`
+    /// fetches); the certificates of standard wasi:http components are not changed.
+    pub http_client_ca: Option<Spanned<String>>,
     // Tornado's web settings (signed cookies, XSRF, templates, login): docs/web.md.
     /// A string, or a table of versioned keys (`{ 1 = "old", 2 = "new" }`) with `key_version`.
     pub cookie_secret: Option<Spanned<CookieSecret>>,

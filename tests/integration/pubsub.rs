@@ -583,3 +583,47 @@ async fn the_chat_history_keeps_200_in_kv_across_concurrent_posts_and_a_restart(
     assert_eq!(cached_bodies(&server).await.last().unwrap(), "after the restart");
     server.shutdown().await;
 }
+
+/// A JS or C WebSocket guest (`/socket` of examples/{js,c}/news) joins the
+/// group `news`; a message one member sends is broadcast to every member
+/// (itself too), the broadcast's count says how many took it, and a closed
+/// connection has left the group.
+async fn group_case(app: &str) {
+    let server = TestServer::start(app).await;
+    let mut a = connect(&server, "/socket").await;
+    let mut b = connect(&server, "/socket").await;
+    send_text(&mut a, "hello from a").await;
+    // The broadcast is queued on a's own connection before its guest writes the count.
+    assert_eq!(text(&mut a).await, "hello from a");
+    assert_eq!(text(&mut a).await, "reached 2");
+    assert_eq!(text(&mut b).await, "hello from a");
+
+    drop(b);
+    // The host drops b's membership when its connection closes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        send_text(&mut a, "again").await;
+        assert_eq!(text(&mut a).await, "again");
+        let count = text(&mut a).await;
+        if count == "reached 1" {
+            break;
+        }
+        assert_eq!(count, "reached 2");
+        assert!(
+            Instant::now() < deadline,
+            "the closed member never left the group"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_js_websocket_guest_joins_a_group_and_receives_its_broadcast() {
+    group_case(waterspout_tests::guests::JS_NEWS_APP).await;
+}
+
+#[tokio::test]
+async fn a_c_websocket_guest_joins_a_group_and_receives_its_broadcast() {
+    group_case(waterspout_tests::guests::C_NEWS_APP).await;
+}

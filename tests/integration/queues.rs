@@ -264,6 +264,11 @@ async fn js_workers_take_jobs_from_a_queue() {
 }
 
 #[tokio::test]
+async fn c_workers_take_jobs_from_a_queue() {
+    workers_echo(waterspout_tests::guests::C_QUEUES_APP, "c").await;
+}
+
+#[tokio::test]
 async fn js_queues() {
     let server = TestServer::start(waterspout_tests::guests::JS_QUEUES_APP).await;
     sdk_semantics(&server).await;

@@ -716,3 +716,120 @@ pub(crate) async fn check_services_example(app: &str, sleep: &str) {
     assert!(text.contains("hello") && text.contains("GET none"), "{text}");
     server.shutdown().await;
 }
+
+/// An HTTPS origin on 127.0.0.1:0 (tokio-rustls + hyper) with a certificate
+/// for 127.0.0.1 signed by a test CA it makes: answers every request with
+/// "hello over tls". Returns its address, the CA's PEM and its task.
+async fn https_origin() -> (std::net::SocketAddr, String, tokio::task::JoinHandle<()>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use tokio_rustls::rustls;
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name = rcgen::DistinguishedName::new();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Waterspout http-client test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "127.0.0.1");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that does not trust the CA gives up in the handshake.
+                let Ok(tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(b"hello over tls"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, ca.pem(), task)
+}
+
+/// The services guest's "fetcher" handler, with `[app] tables` before it.
+fn fetcher_app(app: &str) -> tempfile::TempDir {
+    app_with_manifest(&format!(
+        "{app}\n[[route]]\npattern = \"/fetcher(/.*)\"\nhandler = \"fetcher\"\n\n\
+         [handler.fetcher]\nwasm = {SERVICES_WASM:?}\nallowed_outbound_hosts = [\"127.0.0.1:*\"]\n"
+    ))
+}
+
+#[tokio::test]
+async fn an_https_fetch_trusts_the_apps_http_client_ca() {
+    let (addr, ca, origin) = https_origin().await;
+    let url = format!("https://127.0.0.1:{}/hello", addr.port());
+
+    // Without the CA: the certificate is refused, an error value (not a trap).
+    let plain = fetcher_app("");
+    let server = TestServer::start(plain.path().to_str().unwrap()).await;
+    let (status, text) = server.get_text(&format!("/fetcher/fetch?url={}", q(&url))).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.starts_with("ERR "),
+        "an untrusted certificate must fail: {text}"
+    );
+    server.shutdown().await;
+
+    // With `[app] http_client_ca`: the fetch goes through, over TLS.
+    let app = fetcher_app("[app]\nhttp_client_ca = \"ca.pem\"\n");
+    std::fs::write(app.path().join("ca.pem"), &ca).unwrap();
+    let server = TestServer::start(app.path().to_str().unwrap()).await;
+    let r = fetched(&server, &format!("url={}", q(&url))).await;
+    assert_eq!(r["status"], 200);
+    assert_eq!(r["body"], "hello over tls");
+    assert_eq!(r["effective_url"], url);
+    server.shutdown().await;
+    origin.abort();
+
+    // A CA file that is missing or not PEM refuses the manifest, naming the setting.
+    for content in [None, Some("not a certificate")] {
+        let app = fetcher_app("[app]\nhttp_client_ca = \"ca.pem\"\n");
+        if let Some(content) = content {
+            std::fs::write(app.path().join("ca.pem"), content).unwrap();
+        }
+        let dir = app.path().to_owned();
+        let error = tokio::task::spawn_blocking(move || waterspout::App::load(&dir, ServerConfig::default()))
+            .await
+            .unwrap()
+            .err()
+            .expect("a bad http_client_ca must not load");
+        let text = error.to_string();
+        assert!(
+            text.contains("http_client_ca") && text.contains("ca.pem") && text.contains("waterspout.toml:2"),
+            "{text}"
+        );
+    }
+}

@@ -18,11 +18,17 @@ class KvHandler(web.RequestHandler):
         key = self.get_argument("key", "")
         ns = kv.namespace(self.get_argument("ns", ""))
         try:
+            # `n`: get or set repeated n times (the benchmark's kv calls per second).
+            repeat = max(1, int(self.get_argument("n", "1")))
             if op == "get":
-                self.write(ns.get_str(key, "NONE"))
+                for _ in range(repeat):
+                    value = ns.get_str(key, "NONE")
+                self.write(value)
             elif op == "set":
                 ttl = self.get_argument("ttl", None)
-                ns.set(key, self.get_argument("value"), ttl=float(ttl) if ttl else None)
+                value = self.get_argument("value")
+                for _ in range(repeat):
+                    ns.set(key, value, ttl=float(ttl) if ttl else None)
                 self.write("OK")
             elif op == "incr":
                 self.write(str(ns.increment(key, int(self.get_argument("delta", "1")))))

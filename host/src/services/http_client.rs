@@ -156,24 +156,55 @@ pub trait HttpClient: Send + Sync {
 #[derive(Default)]
 pub struct ReqwestClient {
     clients: Mutex<HashMap<(ThreadId, Duration), reqwest::Client>>,
+    roots: RootCertificates,
+}
+
+/// Root certificates trusted besides the public ones (webpki-roots), e.g.
+/// a private CA (`[app] http_client_ca`).
+#[derive(Debug, Clone, Default)]
+pub struct RootCertificates(Vec<reqwest::Certificate>);
+
+impl RootCertificates {
+    /// Every certificate of a PEM bundle; an error when there is none or
+    /// one does not parse.
+    pub fn from_pem(pem: &[u8]) -> Result<RootCertificates, String> {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
+        if certificates.is_empty() {
+            return Err("no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)".to_owned());
+        }
+        Ok(RootCertificates(certificates))
+    }
 }
 
 /// Distinct connect timeouts kept per thread; beyond, a client is built per fetch.
 const MAX_CLIENTS: usize = 64;
 
 impl ReqwestClient {
+    /// A client that also trusts `roots`.
+    pub fn with_roots(roots: RootCertificates) -> ReqwestClient {
+        ReqwestClient {
+            clients: Mutex::default(),
+            roots,
+        }
+    }
+
     fn client(&self, connect_timeout: Duration) -> Result<reqwest::Client, FetchError> {
         let key = (std::thread::current().id(), connect_timeout);
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .connect_timeout(connect_timeout)
             .user_agent(concat!("Waterspout/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(Resolver))
+            .dns_resolver(Arc::new(Resolver));
+        for root in &self.roots.0 {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        let client = builder
             .build()
             .map_err(|e| FetchError::Other(format!("cannot build the HTTP client: {e}")))?;
         if clients.len() < MAX_CLIENTS {

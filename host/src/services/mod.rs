@@ -42,6 +42,9 @@ pub struct ServiceOptions<'a> {
     pub queues: Vec<queues::QueueConfig>,
     /// Where the kv log lives; `None` keeps kv data in memory only.
     pub kv_dir: Option<&'a Path>,
+    /// Root certificates the http client trusts besides the public ones
+    /// (`[app] http_client_ca`).
+    pub http_client_roots: http_client::RootCertificates,
 }
 
 impl Services {
@@ -57,7 +60,7 @@ impl Services {
             kv,
             broker: Arc::new(broker::MemoryBroker::default()),
             queues: Arc::new(queues::EmbeddedQueues::new(options.queues)),
-            http_client: Arc::new(ReqwestClient::default()),
+            http_client: Arc::new(ReqwestClient::with_roots(options.http_client_roots)),
             cluster: None,
         })
     }

@@ -3,8 +3,9 @@
 //! `ERR KIND: message` (status 200) so tests can tell error values from
 //! faults (500/503).
 //!
-//! - `/kv/get?key=K[&ns=N]` → the value, or `NONE`
-//! - `/kv/set?key=K&value=V[&ttl_ms=T][&ns=N]` → `OK`
+//! - `/kv/get?key=K[&ns=N][&n=R]` → the value, or `NONE` (`n`: the call
+//!   made R times, for the benchmark)
+//! - `/kv/set?key=K&value=V[&ttl_ms=T][&ns=N][&n=R]` → `OK`
 //! - `/kv/delete?key=K` → `true` / `false`
 //! - `/kv/incr?key=K&delta=D` → the new value
 //! - `/kv/cas?key=K[&expected=E]&value=V` → `won` / `lost`
@@ -85,19 +86,32 @@ impl RequestHandler for Services {
         let ns = ctx.get_argument_or("ns", "");
         let space = kv::namespace(&ns);
         let key = ctx.get_argument_or("key", "");
+        let repeat = number::<u32>(ctx, "n").unwrap_or(1).max(1);
         let answer: String = match path.as_str() {
-            "/kv/get" => match space.get_string(&key) {
-                Ok(Some(v)) => v,
-                Ok(None) => "NONE".into(),
-                Err(e) => kv_error(e),
-            },
+            // `n`: the call repeated n times (the benchmark's kv calls per second).
+            "/kv/get" => {
+                let mut answer = String::new();
+                for _ in 0..repeat {
+                    answer = match space.get_string(&key) {
+                        Ok(Some(v)) => v,
+                        Ok(None) => "NONE".into(),
+                        Err(e) => kv_error(e),
+                    };
+                }
+                answer
+            }
             "/kv/set" => {
                 let value = ctx.get_argument_or("value", "");
-                let result = match number::<u64>(ctx, "ttl_ms") {
-                    Some(ms) => space.set_with_ttl(&key, value, Duration::from_millis(ms)),
-                    None => space.set(&key, value),
-                };
-                result.map(|()| "OK".to_owned()).unwrap_or_else(kv_error)
+                let ttl = number::<u64>(ctx, "ttl_ms");
+                let mut answer = String::new();
+                for _ in 0..repeat {
+                    let result = match ttl {
+                        Some(ms) => space.set_with_ttl(&key, value.as_str(), Duration::from_millis(ms)),
+                        None => space.set(&key, value.as_str()),
+                    };
+                    answer = result.map(|()| "OK".to_owned()).unwrap_or_else(kv_error);
+                }
+                answer
             }
             "/kv/delete" => space.delete(&key).map(|b| b.to_string()).unwrap_or_else(kv_error),
             "/kv/incr" => space
