@@ -19,7 +19,7 @@ CARGO ?= cargo
 # Where cargo builds: $CARGO_TARGET_DIR if set, as cargo does.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: setup tools tools-c tools-js tools-python tools-browser serve test bench bench-quick bench-deps lint layers load fuzz
+.PHONY: setup tools tools-c tools-js tools-python tools-browser tools-nginx serve test bench bench-quick bench-deps lint layers load fuzz
 
 setup:
 	rustup target add wasm32-wasip2
@@ -147,3 +147,11 @@ tools: tools-browser
 BROWSER_APT = chromium chromium-driver curl
 tools-browser:
 	@dpkg -s $(BROWSER_APT) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_APT); }
+
+tools: tools-nginx
+
+# nginx from Debian (nginx-light: the proxy modules, no extras): the cluster
+# tests put it in front of three nodes as the load balancer (docs/cluster.md).
+NGINX_APT = nginx-light
+tools-nginx:
+	@dpkg -s $(NGINX_APT) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NGINX_APT); }

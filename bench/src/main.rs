@@ -10,7 +10,8 @@
 //! Scenarios: a (HTTP hello vs hyper, wasmtime serve, Tornado), b (request
 //! path µs, criterion), c (WebSocket echo vs tokio-tungstenite; RSS with
 //! 10,000 idle WebSockets), d (hot swap; its upload-to-visible and restart
-//! timings alone: `--swap-bench`), e (the guest languages: Python,
+//! timings alone: `--swap-bench`), h (three nodes on Redis vs one node:
+//! publish-to-wake across nodes, deploy to all nodes), e (the guest languages: Python,
 //! JavaScript and C hellos fresh and with instance reuse, the wasi:http 0.3
 //! hello vs `wasmtime serve`, all vs Tornado). A scenario is a function
 //! returning markdown; new ones slot into `main`. A run replaces only the
@@ -26,6 +27,7 @@ use clap::Parser;
 
 mod baseline;
 mod chart;
+mod cluster;
 mod languages;
 mod peers;
 mod pubsub;
@@ -138,6 +140,7 @@ fn main() -> anyhow::Result<()> {
                 args.no_peers,
             )?,
             "f" => pubsub::scenario_f(&root, args.long_polls, args.group_members)?,
+            "h" => cluster::scenario_h(&runtime, &root)?,
             other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e)"),
         };
         println!("{section}");
