@@ -111,7 +111,12 @@ fn node(app: &Path) -> anyhow::Result<Node> {
     let mut child = Command::new(&bin)
         .arg("serve")
         .arg(app)
-        .args(["--listen", &addr.to_string(), "--admin-listen", &admin.to_string()])
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--admin-listen",
+            &admin.to_string(),
+        ])
         .args(["--workers", "1", "--store"])
         .arg(store.path())
         .arg("--cache-dir")
@@ -145,8 +150,14 @@ fn ms(d: Duration) -> f64 {
 
 /// `rounds` times: a long poll on `waiter`, then a publish on `publisher`;
 /// the time from sending the publish to the poll's answer.
-async fn publish_to_wake(waiter: SocketAddr, publisher: SocketAddr, rounds: usize) -> anyhow::Result<Vec<Duration>> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?;
+async fn publish_to_wake(
+    waiter: SocketAddr,
+    publisher: SocketAddr,
+    rounds: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()?;
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..rounds {
         let latest: u64 = client
@@ -187,7 +198,9 @@ async fn publish_to_wake(waiter: SocketAddr, publisher: SocketAddr, rounds: usiz
 
 /// `rounds` uploads on `admin` with `?wait=all`, alternating versions b and a.
 async fn deploys(root: &Path, admin: SocketAddr, rounds: usize) -> anyhow::Result<Vec<Duration>> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
     let wasm = [
         std::fs::read(guest(root, "version_b"))?,
         std::fs::read(guest(root, "version_a"))?,
@@ -196,7 +209,9 @@ async fn deploys(root: &Path, admin: SocketAddr, rounds: usize) -> anyhow::Resul
     for i in 0..rounds {
         let start = Instant::now();
         let r = client
-            .post(format!("http://{admin}/handlers/version/versions?wait=all&timeout=30"))
+            .post(format!(
+                "http://{admin}/handlers/version/versions?wait=all&timeout=30"
+            ))
             .bearer_auth(TOKEN)
             .body(wasm[i % 2].clone())
             .send()
@@ -206,7 +221,10 @@ async fn deploys(root: &Path, admin: SocketAddr, rounds: usize) -> anyhow::Resul
         samples.push(start.elapsed());
         anyhow::ensure!(status == 201, "upload: {status} {answer}");
         if let Some(seen) = answer.get("nodes_seen") {
-            anyhow::ensure!(answer["nodes_applied"] == *seen, "not every node applied it: {answer}");
+            anyhow::ensure!(
+                answer["nodes_applied"] == *seen,
+                "not every node applied it: {answer}"
+            );
         }
     }
     samples.sort();
@@ -261,7 +279,10 @@ pub fn scenario_h(runtime: &tokio::runtime::Runtime, root: &Path) -> anyhow::Res
             ms(x) / ms(y)
         )?;
     }
-    for (name, p) in [("deploy to all nodes p50 (upload `?wait=all`)", 0.5), ("deploy to all nodes max", 1.0)] {
+    for (name, p) in [
+        ("deploy to all nodes p50 (upload `?wait=all`)", 0.5),
+        ("deploy to all nodes max", 1.0),
+    ] {
         let (x, y) = (percentile(&cluster_deploys, p), percentile(&single_deploys, p));
         writeln!(
             out,

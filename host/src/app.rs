@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 
 use crate::config::ServerConfig;
-use crate::deploy::{ClusterLink, Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore};
+use crate::deploy::{
+    ClusterLink, Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore,
+};
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
 use crate::services::web::Web;

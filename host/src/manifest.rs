@@ -147,6 +147,8 @@ struct RawManifest {
     queues: BTreeMap<String, Spanned<RawQueue>>,
     #[serde(default, rename = "worker")]
     workers: BTreeMap<String, Spanned<RawWorker>>,
+    #[serde(default)]
+    cluster: Option<Spanned<RawCluster>>,
 }
 
 /// `[queue.NAME]`: an app-wide named queue (Tornado's `Queue(maxsize=…)`).
@@ -368,6 +370,8 @@ pub struct Manifest {
     pub handlers: Vec<HandlerSpec>,
     pub queues: Vec<QueueSpec>,
     pub workers: Vec<WorkerSpec>,
+    /// `[cluster]` (or `waterspout serve --redis URL`): the services on Redis.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Manifest {
@@ -538,6 +542,14 @@ impl Manifest {
             });
         }
 
+        let cluster = match &raw.cluster {
+            None => None,
+            Some(section) => Some(
+                ClusterConfig::from_raw(section.get_ref())
+                    .map_err(|message| err(line_of(section.span().start), message))?,
+            ),
+        };
+
         let mut routes = Vec::new();
         for route in &raw.routes {
             let pattern = route.pattern.get_ref();
@@ -577,6 +589,7 @@ impl Manifest {
             handlers,
             queues,
             workers,
+            cluster,
         })
     }
 
@@ -722,6 +735,129 @@ fn line_at(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// `[cluster]`: the app's services (kv, pub/sub, queues, WebSocket groups)
+/// on Redis, shared by every node that names the same server and prefix.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    redis: String,
+    node: Option<String>,
+    prefix: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+/// Where the cluster's services live (`[cluster]` or `serve --redis URL`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
+    pub redis: String,
+    /// This node's name, unique in the cluster (default: hostname-pid).
+    pub node: String,
+    /// Prefix of every Redis key and channel (default "waterspout"): apps
+    /// sharing one Redis server use different prefixes.
+    pub prefix: String,
+    /// The longest one Redis call may take before the guest gets an error
+    /// value (default 1000 ms).
+    pub timeout: std::time::Duration,
+}
+
+impl fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("redis", &redact_url(&self.redis))
+            .field("node", &self.node)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `url` with its password replaced by `***` (for logs and errors).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let user = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_owned()
+            };
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl ClusterConfig {
+    /// A cluster on `redis` with the defaults (what `--redis URL` gives).
+    pub fn new(redis: &str) -> Result<ClusterConfig, String> {
+        ClusterConfig::from_raw(&RawCluster {
+            redis: redis.to_owned(),
+            node: None,
+            prefix: None,
+            timeout_ms: None,
+        })
+    }
+
+    fn from_raw(raw: &RawCluster) -> Result<ClusterConfig, String> {
+        let redis = raw.redis.trim();
+        if !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+            return Err(format!(
+                "[cluster] redis = {:?} must be a redis:// or rediss:// URL",
+                redact_url(redis)
+            ));
+        }
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        };
+        let node = match &raw.node {
+            Some(node) if name_ok(node) => node.clone(),
+            Some(node) => {
+                return Err(format!(
+                    "[cluster] node = {node:?} must be 1 to 64 letters, digits, '_', '-' or '.'"
+                ));
+            }
+            None => default_node_name(),
+        };
+        let prefix = raw.prefix.clone().unwrap_or_else(|| "waterspout".to_owned());
+        if !name_ok(&prefix) {
+            return Err(format!(
+                "[cluster] prefix = {prefix:?} must be 1 to 64 letters, digits, '_', '-' or '.'"
+            ));
+        }
+        let timeout_ms = raw.timeout_ms.unwrap_or(1000);
+        if timeout_ms == 0 {
+            return Err("[cluster] timeout_ms must be positive".into());
+        }
+        Ok(ClusterConfig {
+            redis: redis.to_owned(),
+            node,
+            prefix,
+            timeout: std::time::Duration::from_millis(timeout_ms),
+        })
+    }
+}
+
+/// hostname-pid: unique per process on a host, new after a restart (a
+/// restarted node's unfinished queue items are redelivered like a dead one's).
+fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "_-.".contains(*c))
+                .take(40)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -834,5 +970,34 @@ timeout_ms = 500
         .unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
         assert!(e.line.is_some());
+    }
+
+    #[test]
+    fn cluster_section_parses_checks_and_hides_the_password() {
+        let app = "[[route]]\npattern = \"/\"\nhandler = \"h\"\n[handler.h]\nwasm = \"h.wasm\"\n";
+        let parse = |text: &str| parse(&format!("{text}{app}"));
+        let m = parse("[cluster]\nredis = \"redis://:s3cret@127.0.0.1:6379/0\"\nnode = \"a-1\"\n").unwrap();
+        let cluster = m.cluster.expect("cluster");
+        assert_eq!(cluster.node, "a-1");
+        assert_eq!(cluster.prefix, "waterspout");
+        assert_eq!(cluster.timeout, std::time::Duration::from_millis(1000));
+        let shown = format!("{cluster:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains(":***@127.0.0.1"),
+            "{shown}"
+        );
+        assert!(parse("").unwrap().cluster.is_none());
+        let e = parse("[cluster]\nredis = \"http://x\"\n").unwrap_err();
+        assert!(
+            e.message.contains("redis:// or rediss://") && e.line == Some(1),
+            "{e}"
+        );
+        let e = parse("[cluster]\nredis = \"redis://x\"\nnode = \"a b\"\n").unwrap_err();
+        assert!(e.message.contains("node"), "{e}");
+        let node = ClusterConfig::new("rediss://u:p@h:1").unwrap().node;
+        assert!(node.ends_with(&format!("-{}", std::process::id())), "{node}");
+        assert_eq!(redact_url("redis://u:p@h"), "redis://u:***@h");
+        assert_eq!(redact_url("redis://p@h"), "redis://***@h");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
     }
 }

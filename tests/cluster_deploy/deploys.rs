@@ -49,8 +49,16 @@ async fn a_deploy_on_one_node_is_served_by_every_node_and_a_late_node_catches_up
     assert_eq!(status, 201, "{answer}");
     assert_eq!(answer["nodes_seen"], 3, "{answer}");
     assert!(answer["deploy_id"].as_u64().unwrap() >= 2, "{answer}");
-    assert_eq!(a.get("/").await, (200, "b".to_owned()), "the deploying node serves it at once");
-    let took = within(Duration::from_secs(2), || all_serve(&[&b, &c], "/", "b")).await;
+    assert_eq!(
+        a.get("/").await,
+        (200, "b".to_owned()),
+        "the deploying node serves it at once"
+    );
+    let (b_ref, c_ref) = (&b, &c);
+    let took = within(Duration::from_secs(2), || async move {
+        all_serve(&[b_ref, c_ref], "/", "b").await
+    })
+    .await;
     assert!(took.is_some(), "B and C did not serve version b within 2 s");
     let sha_b = sha256_hex(&read_wasm(guests::VERSION_B_WASM));
     for node in [&a, &b, &c] {
@@ -60,17 +68,27 @@ async fn a_deploy_on_one_node_is_served_by_every_node_and_a_late_node_catches_up
     let version_on = |info: serde_json::Value| info["active_version"].as_u64().unwrap();
     let on_a = version_on(a.admin(Method::GET, "/handlers/version", None).await.1);
     for node in [&b, &c] {
-        assert_eq!(version_on(node.admin(Method::GET, "/handlers/version", None).await.1), on_a);
+        assert_eq!(
+            version_on(node.admin(Method::GET, "/handlers/version", None).await.1),
+            on_a
+        );
     }
 
     // A rollback on C with ?wait=all: answered once every node applied it.
     let (status, answer) = c
-        .admin(Method::POST, "/handlers/version/rollback?wait=all&timeout=10", None)
+        .admin(
+            Method::POST,
+            "/handlers/version/rollback?wait=all&timeout=10",
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["nodes_seen"], 3, "{answer}");
     assert_eq!(answer["nodes_applied"], 3, "{answer}");
-    assert!(all_serve(&[&a, &b, &c], "/", "a").await, "after wait=all every node serves a");
+    assert!(
+        all_serve(&[&a, &b, &c], "/", "a").await,
+        "after wait=all every node serves a"
+    );
 
     // A route change on B reaches A and C.
     let routes = serde_json::json!({ "routes": [
@@ -91,7 +109,11 @@ async fn a_deploy_on_one_node_is_served_by_every_node_and_a_late_node_catches_up
     // Activate version b again on A, then start D: D catches up before it
     // serves, so its very first answer is b, and it has the routes.
     let (status, answer) = a
-        .admin(Method::POST, &format!("/handlers/version/versions/{on_a}/activate?wait=all"), None)
+        .admin(
+            Method::POST,
+            &format!("/handlers/version/versions/{on_a}/activate?wait=all"),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{answer}");
     let d = Node::start(app.path());
@@ -134,7 +156,11 @@ async fn a_refused_upload_changes_no_node_and_a_deleted_handler_leaves_every_nod
 
     // Not a component: refused on A, recorded nowhere.
     let (status, answer) = a
-        .admin(Method::POST, "/handlers/version/versions", Some(b"not wasm".to_vec()))
+        .admin(
+            Method::POST,
+            "/handlers/version/versions",
+            Some(b"not wasm".to_vec()),
+        )
         .await;
     assert_eq!(status, 422, "{answer}");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -169,7 +195,10 @@ async fn nodes_killed_mid_deploy_leave_every_node_on_one_version() {
     let mut a = Node::start(app.path());
     let mut b = Node::start(app.path());
     let c = Node::start(app.path());
-    let wasm = [read_wasm(guests::VERSION_A_WASM), read_wasm(guests::VERSION_B_WASM)];
+    let wasm = [
+        read_wasm(guests::VERSION_A_WASM),
+        read_wasm(guests::VERSION_B_WASM),
+    ];
     let body_of = |sha: &str| {
         if sha == sha256_hex(&wasm[0]) {
             "a"
@@ -179,9 +208,16 @@ async fn nodes_killed_mid_deploy_leave_every_node_on_one_version() {
         }
     };
     let mut outcomes = Vec::new();
-    for (round, delay_ms) in [0u64, 10, 30, 60, 100, 200, 300].into_iter().enumerate() {
+    for (round, delay_ms) in [0u64, 10, 30, 60, 70, 80, 90, 100, 200, 300]
+        .into_iter()
+        .enumerate()
+    {
         let current = c.active_sha("version").await;
-        let next = if body_of(&current) == "a" { &wasm[1] } else { &wasm[0] };
+        let next = if body_of(&current) == "a" {
+            &wasm[1]
+        } else {
+            &wasm[0]
+        };
         let upload = a
             .process
             .admin(Method::POST, "/handlers/version/versions")
@@ -214,7 +250,10 @@ async fn nodes_killed_mid_deploy_leave_every_node_on_one_version() {
             b.active_sha("version").await,
             c.active_sha("version").await,
         ];
-        assert!(agreed.is_some(), "round {round} (kill after {delay_ms} ms): nodes disagree: {shas:?}");
+        assert!(
+            agreed.is_some(),
+            "round {round} (kill after {delay_ms} ms): nodes disagree: {shas:?}"
+        );
         let body = body_of(&shas[0]);
         for node in [&a, &b, &c] {
             assert_eq!(node.get("/").await, (200, body.to_owned()), "round {round}");

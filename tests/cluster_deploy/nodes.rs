@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use waterspout_tests::harness::{ServerProcess, app_with_manifest, serve_command, ADMIN_TOKEN};
+use waterspout_tests::harness::{ADMIN_TOKEN, ServerProcess, app_with_manifest, serve_command};
 
 /// `redis-server` (Debian's package, `make tools-redis`) on a free port,
 /// nothing saved to disk, killed on drop.
@@ -36,7 +36,11 @@ impl Redis {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Redis { child, port, _dir: dir }
+        Redis {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -74,17 +78,17 @@ impl Node {
         let store = tempfile::tempdir().unwrap();
         let cache = tempfile::tempdir().unwrap();
         let process = spawn(app, store.path(), cache.path());
-        Node { process, store, cache }
+        Node {
+            process,
+            store,
+            cache,
+        }
     }
 
     /// Kills the process (SIGKILL) and starts it again on the same store.
     pub fn restart(&mut self, app: &Path) {
         self.process.kill_9();
         self.process = spawn(app, self.store.path(), self.cache.path());
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        self.process.url(path)
     }
 
     /// GET `path`: (status, body).
@@ -107,7 +111,9 @@ impl Node {
 
     /// The active version's SHA-256 of `handler`, as the admin API lists it.
     pub async fn active_sha(&self, handler: &str) -> String {
-        let (status, info) = self.admin(Method::GET, &format!("/handlers/{handler}"), None).await;
+        let (status, info) = self
+            .admin(Method::GET, &format!("/handlers/{handler}"), None)
+            .await;
         assert_eq!(status, 200, "{info}");
         info["sha256"].as_str().unwrap().to_owned()
     }

@@ -57,7 +57,10 @@ impl Nginx {
                 conf.push('\n');
             }
         }
-        assert!(replaced_servers, "docs/cluster/nginx.conf lost its upstream servers");
+        assert!(
+            replaced_servers,
+            "docs/cluster/nginx.conf lost its upstream servers"
+        );
         std::fs::create_dir_all(dir.path().join("logs")).unwrap();
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();

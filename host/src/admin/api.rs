@@ -313,7 +313,10 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
                 app.activate(&name, version).await
             })
             .await?;
-            Ok(json(StatusCode::OK, &with_cluster(&app, to_value(&info), wait).await))
+            Ok(json(
+                StatusCode::OK,
+                &with_cluster(&app, to_value(&info), wait).await,
+            ))
         }
         ["handlers", name, "rollback"] => {
             if method != Method::POST {
@@ -324,7 +327,10 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
                 app.rollback(&name).await
             })
             .await?;
-            Ok(json(StatusCode::OK, &with_cluster(&app, to_value(&info), wait).await))
+            Ok(json(
+                StatusCode::OK,
+                &with_cluster(&app, to_value(&info), wait).await,
+            ))
         }
         ["routes"] => match method {
             Method::GET => Ok(json(
@@ -467,12 +473,16 @@ fn cluster_wait(query: Option<&str>) -> Result<Option<Duration>, ApiError> {
                 ));
             }
             "timeout" => {
-                let secs = value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("timeout={value} is not a number of seconds"),
-                    )
-                })?;
+                let secs = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            format!("timeout={value} is not a number of seconds"),
+                        )
+                    })?;
                 timeout = Some(Duration::from_secs_f64(secs).min(MAX_CLUSTER_WAIT));
             }
             _ => {}

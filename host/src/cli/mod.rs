@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// Swap a handler in process when its wasm file changes on disk.
     #[arg(long)]
     pub watch: bool,
+    /// Run the services (kv, pub/sub, queues, groups) on this Redis server,
+    /// shared with every node given the same URL (over `[cluster] redis`).
+    #[arg(long, env = "WATERSPOUT_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
 }
 
 /// Entry point of the binary: parses arguments, runs, returns the exit code.
@@ -221,7 +225,19 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         config.max_upload_size = max;
     }
     // The manifest's `[app]` settings first, the command line's over them.
-    let manifest = Manifest::load(&args.app)?;
+    let mut manifest = Manifest::load(&args.app)?;
+    if let Some(url) = &args.redis {
+        // The flag wins over the manifest's URL; its other settings stay.
+        let mut cluster =
+            crate::manifest::ClusterConfig::new(url).map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
+        if let Some(from_manifest) = &manifest.cluster {
+            cluster = crate::manifest::ClusterConfig {
+                redis: cluster.redis,
+                ..from_manifest.clone()
+            };
+        }
+        manifest.cluster = Some(cluster);
+    }
     config.apply_manifest(&manifest)?;
     if let Some(max) = args.max_body_size {
         config.max_body_size = max;
@@ -233,10 +249,22 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    // Cluster-wide deploys (docs/cluster.md): keys under "PREFIX:".
+    let link = manifest.cluster.as_ref().map(|c| crate::deploy::ClusterLink {
+        url: c.redis.clone(),
+        node: c.node.clone(),
+        prefix: format!("{}:", c.prefix),
+    });
     let app = App::with_manifest(manifest, config)?;
     let listen = app.config().listen;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve_until_signal(app, listen, args.watch))
+    runtime.block_on(async {
+        // Catch up with the cluster's active set before serving anything.
+        app.join_cluster(link)
+            .await
+            .map_err(|e| anyhow::anyhow!("joining the cluster: {}", crate::text::report(&e)))?;
+        serve_until_signal(app, listen, args.watch).await
+    })
 }
 
 async fn serve_until_signal(app: Arc<App>, listen: SocketAddr, watch: bool) -> anyhow::Result<()> {

@@ -27,7 +27,6 @@
 //! Redis is unreachable at start).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -222,7 +221,10 @@ impl Cluster {
     /// The cluster's newest deploy id (0: none yet).
     pub async fn seq(&self) -> Result<u64, ClusterError> {
         let mut conn = self.conn.clone();
-        let seq: Option<u64> = conn.get(&self.keys.seq).await.map_err(redis_error("reading the deploy id"))?;
+        let seq: Option<u64> = conn
+            .get(&self.keys.seq)
+            .await
+            .map_err(redis_error("reading the deploy id"))?;
         Ok(seq.unwrap_or(0))
     }
 
@@ -309,7 +311,11 @@ impl Cluster {
                 serde_json::to_string(&entry).expect("entries serialize"),
             ),
             Change::Delete { handler } => ("delete", handler, String::new()),
-            Change::Routes(docs) => ("routes", "", serde_json::to_string(docs).expect("routes serialize")),
+            Change::Routes(docs) => (
+                "routes",
+                "",
+                serde_json::to_string(docs).expect("routes serialize"),
+            ),
         };
         let mut conn = self.conn.clone();
         redis::Script::new(PUBLISH)
@@ -343,7 +349,11 @@ impl Cluster {
             .key(&self.keys.log)
             .arg(&self.node)
             .arg(LOG_LENGTH)
-            .arg(routes.map(|r| serde_json::to_string(r).expect("routes serialize")).unwrap_or_default());
+            .arg(
+                routes
+                    .map(|r| serde_json::to_string(r).expect("routes serialize"))
+                    .unwrap_or_default(),
+            );
         for (name, entry) in handlers {
             invocation
                 .arg(name)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cluster::{ActiveEntry, Change, Cluster, ClusterError, ClusterLink, ClusterStatus, Snapshot};
+use super::cluster::{ActiveEntry, Change, Cluster, ClusterError, ClusterLink, ClusterStatus};
 use super::{Deployer, Source, SwapError, blocking};
 use crate::runtime::HandlerVersion;
 
@@ -39,11 +39,13 @@ impl Deployer {
                     .await?;
             }
             if cluster.seed(&handlers, routes.as_deref()).await? {
-                tracing::info!(node = cluster.node(), "cluster: the first node; its active set is deploy 1");
+                tracing::info!(
+                    node = cluster.node(),
+                    "cluster: the first node; its active set is deploy 1"
+                );
                 cluster.mark_applied(1).await?;
             } else {
-                let snapshot = cluster.snapshot().await?;
-                self.apply_snapshot(&cluster, snapshot).await?;
+                self.apply_cluster_set(&cluster).await?;
             }
         } else {
             tracing::info!(
@@ -51,7 +53,7 @@ impl Deployer {
                 deploy = snapshot.seq,
                 "cluster: catching up with the active set before serving"
             );
-            self.apply_snapshot(&cluster, snapshot).await?;
+            self.apply_cluster_set(&cluster).await?;
         }
         cluster.heartbeat().await?;
         let _ = self.cluster.set(cluster.clone());
@@ -62,7 +64,10 @@ impl Deployer {
 
     /// Where the newest deploy has reached, in a cluster; with `wait`, after
     /// waiting (at most that long) until every live node has applied it.
-    pub async fn cluster_status(&self, wait: Option<Duration>) -> Option<Result<ClusterStatus, ClusterError>> {
+    pub async fn cluster_status(
+        &self,
+        wait: Option<Duration>,
+    ) -> Option<Result<ClusterStatus, ClusterError>> {
         let cluster = self.cluster.get()?;
         Some(match wait {
             Some(wait) => cluster.wait_all(wait).await,
@@ -162,12 +167,15 @@ impl Deployer {
         }
     }
 
-    /// Makes this node serve `snapshot`: every handler on its recorded
-    /// version (from the local store when it has the bytes, else fetched
-    /// from Redis, validated and compiled), the route table, handlers
-    /// deleted in the cluster removed; then records the deploy id as applied.
-    async fn apply_snapshot(self: &Arc<Self>, cluster: &Cluster, snapshot: Snapshot) -> Result<(), SwapError> {
+    /// Makes this node serve the cluster's newest active set: every handler
+    /// on its recorded version (from the local store when it has the bytes,
+    /// else fetched from Redis, validated and compiled), the route table,
+    /// handlers deleted in the cluster removed; then records the deploy id
+    /// as applied. The set is read with the ops lock held, so a change this
+    /// node records meanwhile is in it.
+    async fn apply_cluster_set(self: &Arc<Self>, cluster: &Cluster) -> Result<(), SwapError> {
         let _ops = self.control.ops.lock().await;
+        let snapshot = cluster.snapshot().await?;
         if snapshot.seq <= cluster.applied() {
             return Ok(());
         }
@@ -191,11 +199,22 @@ impl Deployer {
                     let bytes = Arc::new(cluster.fetch_bytes(name, &entry.sha256).await?);
                     let (world, prepared, _) = self.compile(name, bytes.clone()).await?;
                     let meta = {
-                        let (app, bytes, name, sha, number) =
-                            (self.clone(), bytes.clone(), name.clone(), entry.sha256.clone(), entry.version);
+                        let (app, bytes, name, sha, number) = (
+                            self.clone(),
+                            bytes.clone(),
+                            name.clone(),
+                            entry.sha256.clone(),
+                            entry.version,
+                        );
                         blocking(move || {
-                            app.versions
-                                .record_version_as(&name, &bytes, &sha, world, Source::Cluster, Some(number))
+                            app.versions.record_version_as(
+                                &name,
+                                &bytes,
+                                &sha,
+                                world,
+                                Source::Cluster,
+                                Some(number),
+                            )
                         })
                         .await??
                     };
@@ -227,7 +246,11 @@ impl Deployer {
             }
         }
         cluster.mark_applied(snapshot.seq).await?;
-        tracing::info!(node = cluster.node(), deploy = snapshot.seq, "cluster: applied the active set");
+        tracing::info!(
+            node = cluster.node(),
+            deploy = snapshot.seq,
+            "cluster: applied the active set"
+        );
         Ok(())
     }
 }
@@ -256,28 +279,24 @@ async fn follow(deployer: Arc<Deployer>, cluster: Arc<Cluster>) {
             last = Some(cluster.wait_log(c, l).await?);
             Ok::<_, ClusterError>(())
         };
-        let result = tokio::select! {
-            r = waited => r,
-            _ = cluster.wake.notified() => {
-                // The blocked XREAD is abandoned with its connection.
-                conn = None;
-                Ok(())
-            }
+        let (result, woken) = tokio::select! {
+            r = waited => (r, false),
+            _ = cluster.wake.notified() => (Ok(()), true),
         };
-        let applied = async {
+        if woken {
+            // The blocked XREAD is abandoned with its connection.
+            conn = None;
+        }
+        let behind = async {
             result?;
             let seq = cluster.seq().await?;
-            if seq <= cluster.applied() {
-                return Ok(None);
-            }
-            Ok::<_, ClusterError>(Some(cluster.snapshot().await?))
+            Ok::<_, ClusterError>((seq > cluster.applied()).then_some(seq))
         };
-        match applied.await {
+        match behind.await {
             Ok(None) => outage = false,
-            Ok(Some(snapshot)) => {
+            Ok(Some(seq)) => {
                 outage = false;
-                let seq = snapshot.seq;
-                match deployer.apply_snapshot(&cluster, snapshot).await {
+                match deployer.apply_cluster_set(&cluster).await {
                     Ok(()) => failed = None,
                     Err(e) => {
                         if failed != Some(seq) {
@@ -295,7 +314,10 @@ async fn follow(deployer: Arc<Deployer>, cluster: Arc<Cluster>) {
             }
             Err(e) => {
                 if !outage {
-                    tracing::error!(node = cluster.node(), "{e}; deploys from other nodes wait until it is back");
+                    tracing::error!(
+                        node = cluster.node(),
+                        "{e}; deploys from other nodes wait until it is back"
+                    );
                     outage = true;
                 }
                 conn = None;

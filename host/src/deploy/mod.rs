@@ -33,7 +33,7 @@ mod follow;
 mod restore;
 mod versions;
 
-pub use self::cluster::{ClusterError, ClusterLink, ClusterStatus};
+pub use self::cluster::{ClusterError, ClusterLink};
 pub use self::restore::RestoreError;
 pub use self::versions::{
     HandlerRecord, RouteDoc, STATE_FILE, Source, StoreError, VersionMeta, VersionStore, rfc3339,
@@ -367,9 +367,7 @@ impl Deployer {
                 version: target,
             })?;
         let version = self.load_version(&meta).await?;
-        let published = self
-            .publish_activate(handler, &meta.sha256, target, None)
-            .await?;
+        let published = self.publish_activate(handler, &meta.sha256, target, None).await?;
         let (app, name) = (self.clone(), handler.to_owned());
         blocking(move || {
             app.versions.update(|s| {
@@ -444,9 +442,7 @@ impl Deployer {
                 routes: routed,
             });
         }
-        let published = self
-            .publish(cluster::Change::Delete { handler })
-            .await?;
+        let published = self.publish(cluster::Change::Delete { handler }).await?;
         self.delete_handler_locked(handler).await?;
         self.note_published(published).await;
         Ok(())
