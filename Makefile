@@ -19,7 +19,7 @@ CARGO ?= cargo
 # Where cargo builds: $CARGO_TARGET_DIR if set, as cargo does.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: setup tools tools-c tools-js tools-python tools-browser tools-nginx serve test bench bench-quick bench-deps lint layers load fuzz
+.PHONY: setup tools tools-c tools-js tools-python tools-browser tools-redis tools-nginx serve test bench bench-quick bench-deps lint layers load fuzz
 
 setup:
 	rustup target add wasm32-wasip2
@@ -139,7 +139,7 @@ tools-python: .tools/python/.installed-$(COMPONENTIZE_PY_VERSION) .tools/python/
 	.tools/python/bin/pip install --quiet --disable-pip-version-check componentize-py==$(COMPONENTIZE_PY_VERSION)
 	touch $@
 
-tools: tools-browser
+tools: tools-browser tools-redis
 
 # Headless Chromium and its WebDriver, from Debian: the page tests (chat,
 # blog) drive two real browser windows through chromedriver. curl: the
@@ -147,6 +147,12 @@ tools: tools-browser
 BROWSER_APT = chromium chromium-driver curl
 tools-browser:
 	@dpkg -s $(BROWSER_APT) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_APT); }
+
+# redis-server from Debian: the cluster tests start their own on a free port
+# (tests/harness/redis.rs); nothing is left running.
+REDIS_APT = redis-server
+tools-redis:
+	@dpkg -s $(REDIS_APT) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(REDIS_APT); }
 
 tools: tools-nginx
 

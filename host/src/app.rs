@@ -91,18 +91,22 @@ impl App {
                     .into());
             }
         };
-        let services = Services::embedded(ServiceOptions {
+        let queues: Vec<_> = manifest
+            .queues
+            .iter()
+            .map(|q| crate::services::queues::QueueConfig {
+                name: q.name.clone(),
+                max_size: q.max_size,
+                max_item_size: q.max_item_size,
+            })
+            .collect();
+        let mut services = Services::embedded(ServiceOptions {
             kv_dir: kv_dir.as_deref(),
-            queues: manifest
-                .queues
-                .iter()
-                .map(|q| crate::services::queues::QueueConfig {
-                    name: q.name.clone(),
-                    max_size: q.max_size,
-                    max_item_size: q.max_item_size,
-                })
-                .collect(),
+            queues: queues.clone(),
         })?;
+        if let Some(cluster) = &manifest.cluster {
+            services = services.clustered(cluster, queues)?;
+        }
         crate::metrics::install();
         let statics = match &config.static_path {
             Some(root) => Some(Arc::new(Statics::open(root, &config.static_url_prefix).map_err(

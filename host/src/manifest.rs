@@ -808,22 +808,12 @@ impl ClusterConfig {
                 redact_url(redis)
             ));
         }
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        };
         let node = match &raw.node {
-            Some(node) if name_ok(node) => node.clone(),
-            Some(node) => {
-                return Err(format!(
-                    "[cluster] node = {node:?} must be 1 to 64 letters, digits, '_', '-' or '.'"
-                ));
-            }
+            Some(node) => ClusterConfig::checked_node(node).map_err(|e| format!("[cluster] {e}"))?,
             None => default_node_name(),
         };
         let prefix = raw.prefix.clone().unwrap_or_else(|| "waterspout".to_owned());
-        if !name_ok(&prefix) {
+        if !cluster_name_ok(&prefix) {
             return Err(format!(
                 "[cluster] prefix = {prefix:?} must be 1 to 64 letters, digits, '_', '-' or '.'"
             ));
@@ -839,6 +829,23 @@ impl ClusterConfig {
             timeout: std::time::Duration::from_millis(timeout_ms),
         })
     }
+}
+
+impl ClusterConfig {
+    /// `node` if it is a valid node name.
+    pub fn checked_node(node: &str) -> Result<String, String> {
+        if cluster_name_ok(node) {
+            Ok(node.to_owned())
+        } else {
+            Err(format!(
+                "node = {node:?} must be 1 to 64 letters, digits, '_', '-' or '.'"
+            ))
+        }
+    }
+}
+
+fn cluster_name_ok(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 /// hostname-pid: unique per process on a host, new after a restart (a

@@ -12,6 +12,7 @@ mod measure;
 mod nginx;
 mod process;
 pub mod raw;
+mod redis;
 mod server;
 mod store;
 pub mod websocket;
@@ -23,6 +24,7 @@ pub use self::{
     measure::{measure_alone, own_rss_kib},
     nginx::Nginx,
     process::{ServerProcess, serve_command},
+    redis::RedisServer,
     server::TestServer,
     store::{check_store, sha256_hex},
 };

@@ -9,6 +9,7 @@
 //! of a worker applies per item: it runs from the moment `get` returns
 //! until the next `get`, and the wait inside `get` is free.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,14 @@ pub struct QueueCtx {
     backend: Option<Arc<dyn Queues>>,
     granted: Arc<[String]>,
     worker: Option<WorkerControl>,
+    /// Items this instance took and has not marked done, oldest first (only
+    /// for a backend that redelivers them: `Queues::tracks_items`).
+    taken: VecDeque<(String, Vec<u8>)>,
 }
+
+/// Items an instance remembers at most for `task_done` (a handler that
+/// never calls it forgets the oldest).
+const TAKEN_KEPT: usize = 64;
 
 /// What makes a queue context a worker's.
 pub struct WorkerControl {
@@ -78,6 +86,7 @@ impl QueueCtx {
             backend: Some(backend),
             granted: granted.into(),
             worker: None,
+            taken: VecDeque::new(),
         }
     }
 
@@ -103,6 +112,19 @@ impl QueueCtx {
     }
 }
 
+impl QueueCtx {
+    fn remember(&mut self, backend: &Arc<dyn Queues>, name: &str, got: &Result<Vec<u8>, WitError>) {
+        if let Ok(item) = got
+            && backend.tracks_items()
+        {
+            if self.taken.len() >= TAKEN_KEPT {
+                self.taken.pop_front();
+            }
+            self.taken.push_back((name.to_owned(), item.clone()));
+        }
+    }
+}
+
 fn wit_error(error: QueueError) -> WitError {
     match error {
         QueueError::Unknown(name) => WitError::NotGranted(name),
@@ -111,6 +133,10 @@ fn wit_error(error: QueueError) -> WitError {
         QueueError::Empty => WitError::Empty,
         QueueError::TooManyTaskDone => WitError::TooManyTaskDone,
         QueueError::TooLarge(max) => WitError::TooLarge(max),
+        // The interface has no `unavailable` case: a backend that cannot be
+        // reached reads as a wait that ran out (logged and counted by the
+        // backend).
+        QueueError::Unavailable(_) => WitError::Timeout,
     }
 }
 
@@ -149,7 +175,9 @@ impl queue::Host for QueueCtx {
         };
         let wait = Wait::from_millis(timeout_ms);
         let Some(worker) = &mut self.worker else {
-            return Ok(backend.get(&name, wait).await.map_err(wit_error));
+            let got = backend.get(&name, wait).await.map_err(wit_error);
+            self.remember(&backend, &name, &got);
+            return Ok(got);
         };
         // Between items: a worker told to stop takes nothing more.
         if *worker.stop.borrow() {
@@ -162,13 +190,28 @@ impl queue::Host for QueueCtx {
             got = backend.get(&name, wait) => got.map_err(wit_error),
         };
         worker.clock.start_item();
+        self.remember(&backend, &name, &got);
         Ok(got)
     }
 
     async fn task_done(&mut self, name: String) -> Answer<()> {
-        Ok(self
-            .granted(&name)
-            .and_then(|backend| backend.task_done(&name).map_err(wit_error)))
+        let backend = match self.granted(&name) {
+            Ok(backend) => backend,
+            Err(e) => return Ok(Err(e)),
+        };
+        // The item this instance took first and has not marked done yet.
+        let item = self
+            .taken
+            .iter()
+            .position(|(queue, _)| *queue == name)
+            .map(|i| self.taken.remove(i).map(|(_, item)| item))
+            .unwrap_or_default();
+        let done = backend.task_done(&name, item.as_deref()).await;
+        if let (Err(_), Some(item)) = (&done, item) {
+            // Not done after all: keep it for the next task_done.
+            self.taken.push_front((name, item));
+        }
+        Ok(done.map_err(wit_error))
     }
 
     async fn join(&mut self, name: String, timeout_ms: Option<u32>) -> Answer<()> {
@@ -183,12 +226,15 @@ impl queue::Host for QueueCtx {
     }
 
     async fn qsize(&mut self, name: String) -> Answer<u32> {
-        Ok(self.granted(&name).and_then(|backend| {
-            backend
-                .qsize(&name)
-                .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-                .map_err(wit_error)
-        }))
+        let backend = match self.granted(&name) {
+            Ok(backend) => backend,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(backend
+            .qsize(&name)
+            .await
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .map_err(wit_error))
     }
 
     async fn maxsize(&mut self, name: String) -> Answer<u32> {

@@ -121,6 +121,9 @@ pub struct ServeArgs {
     /// shared with every node given the same URL (over `[cluster] redis`).
     #[arg(long, env = "WATERSPOUT_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
+    /// This node's name in the cluster [default: `[cluster] node`, else hostname-pid].
+    #[arg(long, env = "WATERSPOUT_NODE")]
+    pub node: Option<String>,
 }
 
 /// Entry point of the binary: parses arguments, runs, returns the exit code.
@@ -237,6 +240,10 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             };
         }
         manifest.cluster = Some(cluster);
+    }
+    if let (Some(node), Some(cluster)) = (&args.node, &mut manifest.cluster) {
+        cluster.node =
+            crate::manifest::ClusterConfig::checked_node(node).map_err(|e| anyhow::anyhow!("--node: {e}"))?;
     }
     config.apply_manifest(&manifest)?;
     if let Some(max) = args.max_body_size {

@@ -384,10 +384,10 @@ impl Cluster {
         let now = unix_ms();
         let mut conn = self.conn.clone();
         let _: () = redis::pipe()
+            // The same sorted set (and member) as the services' heartbeat
+            // (services/redis): dead nodes are forgotten there, after their
+            // queue items were redelivered.
             .zadd(&self.keys.nodes, &self.node, now)
-            .ignore()
-            // Forget nodes gone for a minute.
-            .zrembyscore(&self.keys.nodes, 0, now.saturating_sub(60_000))
             .ignore()
             .hset(&self.keys.applied, &self.node, self.applied())
             .ignore()

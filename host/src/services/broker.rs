@@ -190,6 +190,25 @@ impl MemoryBroker {
         Ok(())
     }
 
+    /// Checks a topic name and a message size as [`Broker::publish`] does
+    /// (for a backend keeping its topics elsewhere).
+    pub fn check_topic(&self, topic: &str, len: usize) -> Result<(), BrokerError> {
+        self.check_name("topic", topic)?;
+        self.check_size(len)
+    }
+
+    /// Checks a group name and a message size as [`Broker::broadcast`] does.
+    pub fn check_group(&self, group: &str, len: usize) -> Result<(), BrokerError> {
+        self.check_name("group", group)?;
+        self.check_size(len)
+    }
+
+    /// Members of `group` now.
+    pub fn members(&self, group: &str) -> usize {
+        let groups = self.groups.lock().expect("broker lock");
+        groups.get(group).map_or(0, HashMap::len)
+    }
+
     /// Runs `f` on `topic`, creating it (within `max_topics`) if needed.
     fn with_topic<R>(&self, topic: &str, f: impl FnOnce(&mut Topic) -> R) -> Result<R, BrokerError> {
         self.check_name("topic", topic)?;

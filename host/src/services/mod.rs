@@ -13,6 +13,7 @@ pub mod http_client;
 pub mod kv;
 mod kv_log;
 pub mod queues;
+pub mod redis;
 pub mod web;
 
 use std::path::Path;
@@ -30,6 +31,8 @@ pub struct Services {
     /// Named queues (`[queue.NAME]`).
     pub queues: Arc<dyn queues::Queues>,
     pub http_client: Arc<dyn HttpClient>,
+    /// The node's Redis handle when the app runs as a cluster (`[cluster]`).
+    pub cluster: Option<redis::Redis>,
 }
 
 /// Options of the embedded backends (from the manifest's `[app]`).
@@ -55,13 +58,36 @@ impl Services {
             broker: Arc::new(broker::MemoryBroker::default()),
             queues: Arc::new(queues::EmbeddedQueues::new(options.queues)),
             http_client: Arc::new(ReqwestClient::default()),
+            cluster: None,
         })
+    }
+}
+
+impl Services {
+    /// These services with the cluster's backends on Redis in place of the
+    /// embedded ones (kv, broker, queues); the http client stays.
+    pub fn clustered(
+        mut self,
+        config: &crate::manifest::ClusterConfig,
+        queues: Vec<queues::QueueConfig>,
+    ) -> Result<Services, ServiceError> {
+        let handle = redis::Redis::start(config).map_err(ServiceError::Redis)?;
+        self.kv = Arc::new(redis::kv::RedisKv::new(handle.clone()));
+        self.broker = Arc::new(redis::broker::RedisBroker::new(
+            handle.clone(),
+            broker::BrokerLimits::default(),
+        ));
+        self.queues = Arc::new(redis::queues::RedisQueues::new(handle.clone(), queues));
+        self.cluster = Some(handle);
+        Ok(self)
     }
 }
 
 /// Why a backend could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    #[error("cannot start the cluster's redis connection")]
+    Redis(#[source] redis::RedisError),
     #[error("cannot open the kv data in {}", .0.display())]
     Kv(std::path::PathBuf, #[source] std::io::Error),
 }

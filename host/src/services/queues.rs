@@ -63,6 +63,9 @@ pub enum QueueError {
     TooManyTaskDone,
     #[error("the item is larger than the queue's max_item_size of {0} bytes")]
     TooLarge(u64),
+    /// The backend cannot be reached (never for the embedded one).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The app's queues, by name.
@@ -71,14 +74,23 @@ pub trait Queues: Send + Sync {
     fn put<'a>(&'a self, name: &'a str, item: Vec<u8>, wait: Wait) -> BoxFuture<'a, Result<(), QueueError>>;
     /// Takes the first item, waiting (up to `wait`) while the queue is empty.
     fn get<'a>(&'a self, name: &'a str, wait: Wait) -> BoxFuture<'a, Result<Vec<u8>, QueueError>>;
-    /// One item taken earlier is done.
-    fn task_done(&self, name: &str) -> Result<(), QueueError>;
+    /// One item taken earlier is done: `item`, when the caller knows which
+    /// (a clustered backend forgets it; it would redeliver it if this node died).
+    fn task_done<'a>(
+        &'a self,
+        name: &'a str,
+        item: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, Result<(), QueueError>>;
     /// Waits (up to `wait`) until every item put has been marked done.
     fn join<'a>(&'a self, name: &'a str, wait: Wait) -> BoxFuture<'a, Result<(), QueueError>>;
     /// Items waiting now.
-    fn qsize(&self, name: &str) -> Result<usize, QueueError>;
+    fn qsize<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<usize, QueueError>>;
     /// The queue's bound (0: unbounded).
     fn maxsize(&self, name: &str) -> Result<usize, QueueError>;
+    /// Whether `task_done` wants the item (the caller keeps the items it took).
+    fn tracks_items(&self) -> bool {
+        false
+    }
 }
 
 /// One queue of the embedded backend.
@@ -214,16 +226,23 @@ impl Queues for EmbeddedQueues {
         Box::pin(async move { self.queue(name)?.get(wait).await })
     }
 
-    fn task_done(&self, name: &str) -> Result<(), QueueError> {
-        self.queue(name)?.task_done()
+    fn task_done<'a>(
+        &'a self,
+        name: &'a str,
+        _item: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, Result<(), QueueError>> {
+        Box::pin(std::future::ready(self.queue(name).and_then(Queue::task_done)))
     }
 
     fn join<'a>(&'a self, name: &'a str, wait: Wait) -> BoxFuture<'a, Result<(), QueueError>> {
         Box::pin(async move { self.queue(name)?.join(wait).await })
     }
 
-    fn qsize(&self, name: &str) -> Result<usize, QueueError> {
-        Ok(self.queue(name)?.items.lock().expect("queue lock").len())
+    fn qsize<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<usize, QueueError>> {
+        let size = self
+            .queue(name)
+            .map(|q| q.items.lock().expect("queue lock").len());
+        Box::pin(std::future::ready(size))
     }
 
     fn maxsize(&self, name: &str) -> Result<usize, QueueError> {
@@ -252,7 +271,7 @@ mod tests {
         q.put("q", b"b".to_vec(), Wait::No).await.unwrap();
         assert_eq!(q.put("q", b"c".to_vec(), Wait::No).await, Err(QueueError::Full));
         assert_eq!(q.put("q", b"c".to_vec(), SHORT).await, Err(QueueError::Timeout));
-        assert_eq!(q.qsize("q"), Ok(2));
+        assert_eq!(q.qsize("q").await, Ok(2));
         assert_eq!(q.get("q", Wait::No).await.unwrap(), b"a");
         assert_eq!(q.get("q", Wait::No).await.unwrap(), b"b");
         assert_eq!(q.get("q", Wait::No).await, Err(QueueError::Empty));
@@ -283,11 +302,11 @@ mod tests {
         q.put("q", b"2".to_vec(), Wait::No).await.unwrap();
         assert_eq!(q.join("q", SHORT).await, Err(QueueError::Timeout));
         q.get("q", Wait::No).await.unwrap();
-        q.task_done("q").unwrap();
+        q.task_done("q", None).await.unwrap();
         assert_eq!(q.join("q", Wait::No).await, Err(QueueError::Timeout));
         q.get("q", Wait::No).await.unwrap();
-        q.task_done("q").unwrap();
+        q.task_done("q", None).await.unwrap();
         q.join("q", Wait::No).await.unwrap();
-        assert_eq!(q.task_done("q"), Err(QueueError::TooManyTaskDone));
+        assert_eq!(q.task_done("q", None).await, Err(QueueError::TooManyTaskDone));
     }
 }
