@@ -19,7 +19,7 @@ CARGO ?= cargo
 # Where cargo builds: $CARGO_TARGET_DIR if set, as cargo does.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: setup tools tools-c tools-js tools-python tools-browser tools-redis serve test bench bench-quick bench-deps lint layers load fuzz
+.PHONY: setup tools tools-c tools-js tools-python tools-browser tools-redis tools-nginx serve test bench bench-quick bench-deps lint layers load fuzz
 
 setup:
 	rustup target add wasm32-wasip2
@@ -153,3 +153,11 @@ tools-browser:
 REDIS_APT = redis-server
 tools-redis:
 	@dpkg -s $(REDIS_APT) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(REDIS_APT); }
+
+tools: tools-nginx
+
+# nginx from Debian (nginx-light: the proxy modules, no extras): the cluster
+# tests put it in front of three nodes as the load balancer (docs/cluster.md).
+NGINX_APT = nginx-light
+tools-nginx:
+	@dpkg -s $(NGINX_APT) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NGINX_APT); }

@@ -10,7 +10,8 @@
 //! Scenarios: a (HTTP hello vs hyper, wasmtime serve, Tornado), b (request
 //! path µs, criterion), c (WebSocket echo vs tokio-tungstenite; RSS with
 //! 10,000 idle WebSockets), d (hot swap; its upload-to-visible and restart
-//! timings alone: `--swap-bench`), e (the guest languages: Python,
+//! timings alone: `--swap-bench`), h (three nodes on Redis vs one node:
+//! publish-to-wake across nodes, deploy to all nodes), e (the guest languages: Python,
 //! JavaScript and C hellos fresh and with instance reuse, the wasi:http 0.3
 //! hello vs `wasmtime serve`, all vs Tornado), f (pub/sub on the chat
 //! example: 10,000 suspended long polls, a broadcast to 10,000 WebSocket
@@ -29,6 +30,7 @@ use clap::Parser;
 
 mod baseline;
 mod chart;
+mod cluster;
 mod kv;
 mod languages;
 mod peers;
@@ -147,7 +149,8 @@ fn main() -> anyhow::Result<()> {
             )?,
             "f" => pubsub::scenario_f(&root, args.long_polls, args.group_members, args.python_waiters)?,
             "g" => kv::scenario_g(&runtime, &root, args.duration, &args.language_connections)?,
-            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, f, g)"),
+            "h" => cluster::scenario_h(&runtime, &root)?,
+            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, f, g, h)"),
         };
         println!("{section}");
         sections.push((scenario.clone(), report::stamped(&section, &date, &commit)));

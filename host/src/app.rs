@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 
 use crate::config::ServerConfig;
-use crate::deploy::{Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore};
+use crate::deploy::{
+    ClusterLink, Deployer, HandlerInfo, RestoreError, Source, StoreError, SwapError, VersionStore,
+};
 use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{Components, WasmEngine};
 use crate::services::http_client::RootCertificates;
@@ -170,6 +172,17 @@ impl App {
     pub async fn deploy(&self, handler: &str, wasm: Vec<u8>) -> Result<u64, SwapError> {
         let info = self.deployer.deploy(handler, wasm, true, Source::Upload).await?;
         Ok(info.version)
+    }
+
+    /// In a cluster (`[cluster]` in the manifest, or `serve --redis`): joins
+    /// its deploys — applies the cluster's active set, or records this node's
+    /// as the first — and follows them from then on. Call before serving
+    /// (docs/cluster.md). Outside a cluster, does nothing.
+    pub async fn join_cluster(&self, link: Option<ClusterLink>) -> Result<(), SwapError> {
+        match link {
+            Some(link) => self.deployer.join_cluster(link).await,
+            None => Ok(()),
+        }
     }
 
     /// WebSocket connections open now (handshakes in progress included).

@@ -22,6 +22,10 @@ const ACTIVE_VERSION: &str = "waterspout_active_version";
 const COMPILE: &str = "waterspout_compile_seconds";
 const REFUSED: &str = "waterspout_uploads_refused_total";
 const CONNECTIONS: &str = "waterspout_open_connections";
+const CLUSTER_DEPLOY_APPLIED: &str = "waterspout_cluster_deploy_applied";
+const CLUSTER_DEPLOY_LATEST: &str = "waterspout_cluster_deploy_latest";
+const CLUSTER_DEPLOY_NODES_SEEN: &str = "waterspout_cluster_deploy_nodes_seen";
+const CLUSTER_DEPLOY_NODES_APPLIED: &str = "waterspout_cluster_deploy_nodes_applied";
 
 /// Latency buckets, seconds: 100 µs to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -85,6 +89,16 @@ fn describe() {
     describe_gauge!(ACTIVE_VERSION, "The version new requests get.");
     describe_histogram!(COMPILE, Unit::Seconds, "Validating and compiling a component.");
     describe_counter!(REFUSED, "Uploads refused by validation.");
+    describe_gauge!(CLUSTER_DEPLOY_APPLIED, "The cluster deploy id this node serves.");
+    describe_gauge!(CLUSTER_DEPLOY_LATEST, "The cluster's newest deploy id.");
+    describe_gauge!(
+        CLUSTER_DEPLOY_NODES_SEEN,
+        "Cluster nodes that sent a heartbeat within the last 5 s."
+    );
+    describe_gauge!(
+        CLUSTER_DEPLOY_NODES_APPLIED,
+        "Cluster nodes seen that serve the newest deploy."
+    );
     describe_gauge!(CONNECTIONS, "Client connections open, by worker thread.");
 }
 
@@ -184,4 +198,16 @@ pub fn compiled(handler: &str, elapsed: Duration, ok: bool) {
     if !ok {
         counter!(REFUSED, "handler" => handler.to_owned()).increment(1);
     }
+}
+
+/// The cluster deploy id this node has applied.
+pub fn cluster_deploy_applied(id: u64) {
+    gauge!(CLUSTER_DEPLOY_APPLIED).set(id as f64);
+}
+
+/// Nodes seen, nodes serving the newest deploy, and its id.
+pub fn cluster_nodes(seen: usize, applied: usize, latest: u64) {
+    gauge!(CLUSTER_DEPLOY_NODES_SEEN).set(seen as f64);
+    gauge!(CLUSTER_DEPLOY_NODES_APPLIED).set(applied as f64);
+    gauge!(CLUSTER_DEPLOY_LATEST).set(latest as f64);
 }

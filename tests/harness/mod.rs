@@ -9,6 +9,7 @@ mod admin;
 mod apps;
 mod browser;
 mod measure;
+mod nginx;
 mod process;
 pub mod raw;
 mod redis;
@@ -21,6 +22,7 @@ pub use self::{
     apps::{app_with_manifest, read_wasm, version_app},
     browser::Browser,
     measure::{measure_alone, own_rss_kib},
+    nginx::Nginx,
     process::{ServerProcess, serve_command, server_binary},
     redis::RedisServer,
     server::TestServer,

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -221,6 +221,7 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
     }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let wait = cluster_wait(req.uri().query())?;
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let not_allowed = |allow: &'static str| {
         let mut e = ApiError::new(
@@ -256,7 +257,7 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
                 .await?;
                 Ok(json(
                     StatusCode::OK,
-                    &serde_json::json!({ "deleted": segments[1] }),
+                    &with_cluster(&app, serde_json::json!({ "deleted": segments[1] }), wait).await,
                 ))
             }
             _ => not_allowed("GET, DELETE"),
@@ -270,7 +271,7 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
                     &serde_json::json!({ "handler": name, "active_version": active, "versions": versions }),
                 ))
             }
-            Method::POST => upload(app, name, req).await,
+            Method::POST => upload(app, name, req, wait).await,
             _ => not_allowed("GET, POST"),
         },
         ["handlers", name, "versions", version] => {
@@ -312,7 +313,10 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
                 app.activate(&name, version).await
             })
             .await?;
-            Ok(json(StatusCode::OK, &info))
+            Ok(json(
+                StatusCode::OK,
+                &with_cluster(&app, to_value(&info), wait).await,
+            ))
         }
         ["handlers", name, "rollback"] => {
             if method != Method::POST {
@@ -323,7 +327,10 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
                 app.rollback(&name).await
             })
             .await?;
-            Ok(json(StatusCode::OK, &info))
+            Ok(json(
+                StatusCode::OK,
+                &with_cluster(&app, to_value(&info), wait).await,
+            ))
         }
         ["routes"] => match method {
             Method::GET => Ok(json(
@@ -349,10 +356,8 @@ async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Res
                     app.replace_routes(table.routes).await
                 })
                 .await?;
-                Ok(json(
-                    StatusCode::OK,
-                    &serde_json::json!({ "routes": app.deployer().route_docs() }),
-                ))
+                let answer = serde_json::json!({ "routes": app.deployer().route_docs() });
+                Ok(json(StatusCode::OK, &with_cluster(&app, answer, wait).await))
             }
             _ => not_allowed("GET, PUT"),
         },
@@ -402,17 +407,23 @@ fn parse_version(text: &str) -> Result<u64, ApiError> {
 }
 
 /// `POST /handlers/NAME/versions[?activate=false]`, body = the component.
-async fn upload(app: Arc<App>, name: &str, req: Request<Incoming>) -> Result<AdminResponse, ApiError> {
+async fn upload(
+    app: Arc<App>,
+    name: &str,
+    req: Request<Incoming>,
+    wait: Option<Duration>,
+) -> Result<AdminResponse, ApiError> {
     let mut activate = true;
     for (key, value) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
         match (&*key, &*value) {
             ("activate", "true" | "1" | "") => activate = true,
             ("activate", "false" | "0") => activate = false,
+            ("wait" | "timeout", _) => {}
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!(
-                        "unknown query parameter {key}={value} (the upload takes only activate=true|false)"
+                        "unknown query parameter {key}={value} (the upload takes activate=true|false, and in a cluster wait=all and timeout=SECONDS)"
                     ),
                 ));
             }
@@ -431,13 +442,78 @@ async fn upload(app: Arc<App>, name: &str, req: Request<Incoming>) -> Result<Adm
         app.deploy(&name, bytes, activate, Source::Upload).await
     })
     .await?;
-    let mut response = json(StatusCode::CREATED, &info);
+    let mut response = json(
+        StatusCode::CREATED,
+        &with_cluster(&app, to_value(&info), wait).await,
+    );
     if let Ok(location) =
         HeaderValue::from_str(&format!("/handlers/{}/versions/{}", info.handler, info.version))
     {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// Longest `?wait=all` the admin API grants.
+const MAX_CLUSTER_WAIT: Duration = Duration::from_secs(60);
+/// `?wait=all` without `timeout`.
+const DEFAULT_CLUSTER_WAIT: Duration = Duration::from_secs(10);
+
+/// `?wait=all[&timeout=SECONDS]`: in a cluster, answer once every live node
+/// has applied the change (or the timeout passed; the answer says how many had).
+fn cluster_wait(query: Option<&str>) -> Result<Option<Duration>, ApiError> {
+    let (mut wait, mut timeout) = (false, None);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*key {
+            "wait" if value == "all" => wait = true,
+            "wait" => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("wait={value}: the only wait is wait=all (every live node of the cluster)"),
+                ));
+            }
+            "timeout" => {
+                let secs = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            format!("timeout={value} is not a number of seconds"),
+                        )
+                    })?;
+                timeout = Some(Duration::from_secs_f64(secs).min(MAX_CLUSTER_WAIT));
+            }
+            _ => {}
+        }
+    }
+    Ok(wait.then(|| timeout.unwrap_or(DEFAULT_CLUSTER_WAIT)))
+}
+
+fn to_value(value: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(value).expect("admin responses serialize")
+}
+
+/// In a cluster, adds `deploy_id`, `nodes_applied` and `nodes_seen` to an
+/// answer (after waiting, with `wait`); outside one, the answer as it is.
+async fn with_cluster(app: &App, mut answer: serde_json::Value, wait: Option<Duration>) -> serde_json::Value {
+    let Some(status) = app.deployer().cluster_status(wait).await else {
+        return answer;
+    };
+    if let serde_json::Value::Object(map) = &mut answer {
+        match status {
+            Ok(status) => {
+                if let serde_json::Value::Object(fields) = to_value(&status) {
+                    map.extend(fields);
+                }
+            }
+            Err(e) => {
+                map.insert("cluster_error".into(), e.to_string().into());
+            }
+        }
+    }
+    answer
 }
 
 fn too_large(size: Option<u64>, limit: u64) -> ApiError {

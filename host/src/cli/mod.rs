@@ -278,10 +278,22 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    // Cluster-wide deploys (docs/cluster.md): keys under "PREFIX:".
+    let link = manifest.cluster.as_ref().map(|c| crate::deploy::ClusterLink {
+        url: c.redis.clone(),
+        node: c.node.clone(),
+        prefix: format!("{}:", c.prefix),
+    });
     let app = App::with_manifest(manifest, config)?;
     let listen = app.config().listen;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve_until_signal(app, listen, args.watch, args.port_file))
+    runtime.block_on(async {
+        // Catch up with the cluster's active set before serving anything.
+        app.join_cluster(link)
+            .await
+            .map_err(|e| anyhow::anyhow!("joining the cluster: {}", crate::text::report(&e)))?;
+        serve_until_signal(app, listen, args.watch, args.port_file).await
+    })
 }
 
 async fn serve_until_signal(

@@ -28,9 +28,12 @@ use crate::registry::{Registry, World, sha256_hex};
 use crate::router::{Route, Router};
 use crate::runtime::{ComponentError, Components, HandlerVersion, Prepared};
 
+mod cluster;
+mod follow;
 mod restore;
 mod versions;
 
+pub use self::cluster::{ClusterError, ClusterLink};
 pub use self::restore::RestoreError;
 pub use self::versions::{
     HandlerRecord, RouteDoc, STATE_FILE, Source, StoreError, VersionMeta, VersionStore, rfc3339,
@@ -104,6 +107,8 @@ pub enum SwapError {
     Routes(#[source] RouteTableError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("nothing was changed: {0}")]
+    Cluster(#[from] ClusterError),
     #[error("internal error: {what}")]
     Internal {
         what: &'static str,
@@ -124,6 +129,7 @@ impl SwapError {
             | SwapError::DeclaredInManifest { .. }
             | SwapError::StillRouted { .. } => 409,
             SwapError::Store(_) | SwapError::Internal { .. } => 500,
+            SwapError::Cluster(_) => 503,
         }
     }
 }
@@ -202,6 +208,9 @@ pub struct Deployer {
     router: ArcSwap<Router>,
     versions: VersionStore,
     control: SwapControl,
+    /// Set once the node has joined a cluster (`[cluster] redis`): changes
+    /// are recorded there first (see [`cluster`]).
+    cluster: std::sync::OnceLock<Arc<cluster::Cluster>>,
 }
 
 impl Deployer {
@@ -221,6 +230,7 @@ impl Deployer {
             router: ArcSwap::from_pointee(Router::new(routes)),
             versions,
             control: SwapControl::default(),
+            cluster: std::sync::OnceLock::new(),
         })
     }
 
@@ -295,11 +305,15 @@ impl Deployer {
         tracing::info!(handler, version = meta.version, sha256 = %meta.sha256, size = meta.size,
             "recorded a new version ({source:?}, compiled in {:.1} ms)", compile_time.as_secs_f64() * 1e3);
         if activate {
+            let published = self
+                .publish_activate(handler, &sha, meta.version, Some(&bytes))
+                .await?;
             let mut version = HandlerVersion::new(handler, meta.version, sha, bytes.len(), world, prepared);
             version.uploaded_at = meta.uploaded_at_time();
             let from_manifest_file = source == Source::Watch;
             self.activate_locked(Arc::new(version), from_manifest_file)
                 .await?;
+            self.note_published(published).await;
         }
         Ok(VersionInfo::new(meta, activate, Some(compile_time)))
     }
@@ -320,7 +334,11 @@ impl Deployer {
             })?;
         if slot.active().version != version {
             let loaded = self.load_version(&meta).await?;
+            let published = self
+                .publish_activate(handler, &meta.sha256, version, None)
+                .await?;
             self.activate_locked(loaded, false).await?;
+            self.note_published(published).await;
         }
         Ok(VersionInfo::new(meta, true, None))
     }
@@ -349,6 +367,7 @@ impl Deployer {
                 version: target,
             })?;
         let version = self.load_version(&meta).await?;
+        let published = self.publish_activate(handler, &meta.sha256, target, None).await?;
         let (app, name) = (self.clone(), handler.to_owned());
         blocking(move || {
             app.versions.update(|s| {
@@ -360,6 +379,7 @@ impl Deployer {
         })
         .await??;
         self.swap_in(version);
+        self.note_published(published).await;
         Ok(VersionInfo::new(meta, true, None))
     }
 
@@ -422,6 +442,15 @@ impl Deployer {
                 routes: routed,
             });
         }
+        let published = self.publish(cluster::Change::Delete { handler }).await?;
+        self.delete_handler_locked(handler).await?;
+        self.note_published(published).await;
+        Ok(())
+    }
+
+    /// Removes a handler and its versions from this node. Called with the
+    /// ops lock held.
+    async fn delete_handler_locked(self: &Arc<Self>, handler: &str) -> Result<(), SwapError> {
         let (app, name) = (self.clone(), handler.to_owned());
         blocking(move || {
             app.versions.update(|s| {
@@ -442,6 +471,16 @@ impl Deployer {
     /// store, where it wins over the manifest's routes from then on.
     pub async fn replace_routes(self: &Arc<Self>, docs: Vec<RouteDoc>) -> Result<(), SwapError> {
         let _ops = self.control.ops.lock().await;
+        let names = self.registry.names();
+        routes_from_docs(&docs, &names).map_err(SwapError::Routes)?;
+        let published = self.publish(cluster::Change::Routes(&docs)).await?;
+        self.replace_routes_locked(docs).await?;
+        self.note_published(published).await;
+        Ok(())
+    }
+
+    /// Saves and swaps in a route table. Called with the ops lock held.
+    async fn replace_routes_locked(self: &Arc<Self>, docs: Vec<RouteDoc>) -> Result<(), SwapError> {
         let names = self.registry.names();
         let routes = routes_from_docs(&docs, &names).map_err(SwapError::Routes)?;
         let app = self.clone();

@@ -64,6 +64,8 @@ pub enum Source {
     Upload,
     /// Picked up by `serve --watch` when the file changed.
     Watch,
+    /// Deployed on another node of the cluster and fetched from Redis.
+    Cluster,
 }
 
 /// What `state.json` holds.
@@ -278,11 +280,29 @@ impl VersionStore {
         world: World,
         source: Source,
     ) -> Result<VersionMeta, StoreError> {
+        self.record_version_as(handler, bytes, sha256, world, source, None)
+    }
+
+    /// [`VersionStore::record_version`], under the number `wanted` when this
+    /// store has not used it yet (a cluster's nodes keep the numbers the
+    /// deploying node gave), else the next one.
+    pub fn record_version_as(
+        &self,
+        handler: &str,
+        bytes: &[u8],
+        sha256: &str,
+        world: World,
+        source: Source,
+        wanted: Option<u64>,
+    ) -> Result<VersionMeta, StoreError> {
         let version = {
             let mut inner = self.lock();
-            let next = inner.next_version.entry(handler.to_owned()).or_insert(1);
-            let version = *next;
-            *next += 1;
+            let next = *inner.next_version.get(handler).unwrap_or(&1);
+            let version = match wanted {
+                Some(n) if n >= next => n,
+                _ => next,
+            };
+            inner.next_version.insert(handler.to_owned(), version + 1);
             version
         };
         let now = SystemTime::now();
