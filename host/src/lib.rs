@@ -44,6 +44,7 @@ pub mod client;
 pub mod config;
 #[doc(hidden)]
 pub mod manifest;
+mod logtail;
 mod metrics;
 mod registry;
 #[doc(hidden)]

@@ -6,6 +6,7 @@
 //! reuses the server's listener code and knows nothing of guests.
 
 mod api;
+mod console;
 #[cfg(feature = "cli")]
 pub(crate) mod client;
 #[cfg(feature = "cli")]
