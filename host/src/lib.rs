@@ -42,9 +42,9 @@ mod body;
 #[doc(hidden)]
 pub mod client;
 pub mod config;
+mod logtail;
 #[doc(hidden)]
 pub mod manifest;
-mod logtail;
 mod metrics;
 mod registry;
 #[doc(hidden)]

@@ -42,7 +42,10 @@ async fn sign_in(server: &TestServer) -> (String, String) {
 }
 
 fn with_session(server: &TestServer, method: Method, path: &str, cookie: &str) -> reqwest::RequestBuilder {
-    server.client.request(method, server.admin_url(path)).header("cookie", cookie)
+    server
+        .client
+        .request(method, server.admin_url(path))
+        .header("cookie", cookie)
 }
 
 #[tokio::test]
@@ -51,20 +54,33 @@ async fn the_pages_need_a_session_and_carry_a_strict_policy() {
     let get = |path: &str| server.client.get(server.admin_url(path)).send();
 
     let response = get("/").await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "no cookie: to the sign-in page");
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "no cookie: to the sign-in page"
+    );
     assert_eq!(response.headers()["location"], "/console/login");
 
     let response = get("/console/login").await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(response.headers()["x-frame-options"], "DENY");
-    let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(csp.starts_with("default-src 'self'"), "{csp}");
     let html = response.text().await.unwrap();
-    assert!(html.contains("action=\"/console/login\"") && !html.contains("<script>"), "{html}");
+    assert!(
+        html.contains("action=\"/console/login\"") && !html.contains("<script>"),
+        "{html}"
+    );
 
     let response = get("/console/console.js").await.unwrap();
-    assert_eq!(response.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
     let response = get("/console/console.css").await.unwrap();
     assert_eq!(response.headers()["content-type"], "text/css; charset=utf-8");
 
@@ -81,14 +97,24 @@ async fn the_pages_need_a_session_and_carry_a_strict_policy() {
     assert!(response.text().await.unwrap().contains("Wrong admin token"));
 
     for path in ["/console/session", "/console/events", "/handlers"] {
-        assert_eq!(get(path).await.unwrap().status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(
+            get(path).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
     }
     // A made-up session id is no session.
-    let response = with_session(&server, Method::GET, "/", "ws_console=00ff").send().await.unwrap();
+    let response = with_session(&server, Method::GET, "/", "ws_console=00ff")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 
     let (cookie, _) = sign_in(&server).await;
-    let response = with_session(&server, Method::GET, "/", &cookie).send().await.unwrap();
+    let response = with_session(&server, Method::GET, "/", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
     assert!(html.contains("<script src=\"/console/console.js\""), "{html}");
@@ -102,15 +128,23 @@ async fn every_change_needs_the_session_and_its_csrf_token() {
     let b = read_wasm(guests::VERSION_B_WASM);
 
     // Reading needs only the session.
-    let response = with_session(&server, Method::GET, "/handlers", &cookie).send().await.unwrap();
+    let response = with_session(&server, Method::GET, "/handlers", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 
     // An upload with the cookie but no CSRF token, or a wrong one: 403, nothing changes.
-    let upload = || with_session(&server, Method::POST, "/handlers/version/versions", &cookie).body(b.clone());
+    let upload =
+        || with_session(&server, Method::POST, "/handlers/version/versions", &cookie).body(b.clone());
     let response = upload().send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(response.text().await.unwrap().contains("missing CSRF token"));
-    let response = upload().header("x-csrf-token", "0".repeat(64)).send().await.unwrap();
+    let response = upload()
+        .header("x-csrf-token", "0".repeat(64))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(response.text().await.unwrap().contains("wrong CSRF token"));
     // Without the cookie, the CSRF token alone is nothing.
@@ -123,7 +157,11 @@ async fn every_change_needs_the_session_and_its_csrf_token() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(server.get_text("/").await, (200, "a".into()), "nothing was deployed");
+    assert_eq!(
+        server.get_text("/").await,
+        (200, "a".into()),
+        "nothing was deployed"
+    );
 
     // Cookie + CSRF: the same upload goes through the admin API's path.
     let response = upload().header("x-csrf-token", &csrf).send().await.unwrap();
@@ -134,7 +172,15 @@ async fn every_change_needs_the_session_and_its_csrf_token() {
     let rollback = || with_session(&server, Method::POST, "/handlers/version/rollback", &cookie);
     assert_eq!(rollback().send().await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(server.get_text("/").await, (200, "b".into()));
-    assert_eq!(rollback().header("x-csrf-token", &csrf).send().await.unwrap().status(), 200);
+    assert_eq!(
+        rollback()
+            .header("x-csrf-token", &csrf)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(server.get_text("/").await, (200, "a".into()));
 
     let routes = serde_json::json!({ "routes": [{ "pattern": "/moved", "handler": "version" }] });
@@ -149,9 +195,12 @@ async fn every_change_needs_the_session_and_its_csrf_token() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(response.text().await.unwrap().contains("nope"));
-    assert_eq!(put().header("x-csrf-token", &csrf).send().await.unwrap().status(), 200);
+    assert_eq!(
+        put().header("x-csrf-token", &csrf).send().await.unwrap().status(),
+        200
+    );
     assert_eq!(server.get_text("/moved").await, (200, "a".into()));
 
     // The bearer token keeps working for the CLI.
@@ -161,10 +210,18 @@ async fn every_change_needs_the_session_and_its_csrf_token() {
 }
 
 /// Reads the event stream until `want` appears in it (10 s at most).
-async fn read_until(response: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin), seen: &mut String, want: &str) {
+async fn read_until(
+    response: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    seen: &mut String,
+    want: &str,
+) {
     tokio::time::timeout(Duration::from_secs(10), async {
         while !seen.contains(want) {
-            let chunk = response.next().await.expect("the stream goes on").expect("a chunk");
+            let chunk = response
+                .next()
+                .await
+                .expect("the stream goes on")
+                .expect("a chunk");
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
     })
@@ -176,7 +233,10 @@ async fn read_until(response: &mut (impl futures_util::Stream<Item = reqwest::Re
 async fn the_event_stream_counts_requests_and_ends_at_sign_out() {
     let server = start_version_a(admin_config()).await;
     let (cookie, csrf) = sign_in(&server).await;
-    let response = with_session(&server, Method::GET, "/console/events", &cookie).send().await.unwrap();
+    let response = with_session(&server, Method::GET, "/console/events", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut stream = response.bytes_stream();
@@ -198,8 +258,16 @@ async fn the_event_stream_counts_requests_and_ends_at_sign_out() {
             read_until(&mut stream, &mut seen, "\n\n").await;
             let end = start + seen[start..].find("\n\n").unwrap();
             let stats: Value = serde_json::from_str(&seen[start..end]).unwrap();
-            let version = stats["handlers"].as_array().unwrap().iter().find(|h| h["name"] == "version").unwrap().clone();
-            if version["requests"].as_u64().unwrap() >= 5 && version["window"]["requests_per_s"].as_f64().is_some() {
+            let version = stats["handlers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| h["name"] == "version")
+                .unwrap()
+                .clone();
+            if version["requests"].as_u64().unwrap() >= 5
+                && version["window"]["requests_per_s"].as_f64().is_some()
+            {
                 assert!(version["by_class"][1].as_u64().unwrap() >= 5, "{version}");
                 break;
             }
@@ -214,11 +282,23 @@ async fn the_event_stream_counts_requests_and_ends_at_sign_out() {
     assert_eq!(logout().send().await.unwrap().status(), StatusCode::FORBIDDEN);
     let response = logout().header("x-csrf-token", &csrf).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     read_until(&mut stream, &mut seen, "event: signed-out").await;
 
-    let response = with_session(&server, Method::GET, "/handlers", &cookie).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "the old cookie is no session");
+    let response = with_session(&server, Method::GET, "/handlers", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old cookie is no session"
+    );
     let response = with_session(&server, Method::POST, "/handlers/version/rollback", &cookie)
         .header("x-csrf-token", &csrf)
         .send()

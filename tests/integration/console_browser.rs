@@ -60,25 +60,40 @@ async fn the_console_in_a_browser() {
     assert_eq!(page.current_url().await.unwrap().path(), "/console/login");
     let token = page.find(Locator::Css("#token")).await.unwrap();
     token.send_keys("wrong").await.unwrap();
-    page.find(Locator::Css("#login button")).await.unwrap().click().await.unwrap();
+    page.find(Locator::Css("#login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(page, "#login-error", |t| t.contains("Wrong admin token")).await;
     screenshot(page, "login").await;
     let token = page.find(Locator::Css("#token")).await.unwrap();
     token.send_keys(ADMIN_TOKEN).await.unwrap();
-    page.find(Locator::Css("#login button")).await.unwrap().click().await.unwrap();
+    page.find(Locator::Css("#login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 
     // Signed in (so Chromium kept the Secure cookie from http://127.0.0.1):
     // the hello handler, Rust, version 1.
     wait_for_text(page, "tr[data-handler=hello] td.version", |t| t == "1").await;
     assert_eq!(page.current_url().await.unwrap().path(), "/");
     wait_for_text(page, "tr[data-handler=hello] td.language", |t| t == "Rust").await;
-    wait_for_text(page, "#versions tbody tr[data-version='1']", |t| t.contains("active")).await;
+    wait_for_text(page, "#versions tbody tr[data-version='1']", |t| {
+        t.contains("active")
+    })
+    .await;
 
     // Requests from the test: the count on the page rises without a reload.
-    let before: u64 = wait_for_text(page, "tr[data-handler=hello] td.requests", |t| t.parse::<u64>().is_ok())
-        .await
-        .parse()
-        .unwrap();
+    let before: u64 = wait_for_text(page, "tr[data-handler=hello] td.requests", |t| {
+        t.parse::<u64>().is_ok()
+    })
+    .await
+    .parse()
+    .unwrap();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(3) {
         for _ in 0..10 {
@@ -95,17 +110,38 @@ async fn the_console_in_a_browser() {
     // Upload version 2 through the page's <input type=file>.
     let input = page.find(Locator::Css("#upload-file")).await.unwrap();
     input.send_keys(guests::VERSION_B_WASM).await.unwrap();
-    wait_for_text(page, "#upload-status", |t| t.contains("version 2 of hello is active")).await;
-    assert_eq!(server.get_text("/").await, (200, "b".into()), "the upload went live");
-    wait_for_text(page, "#versions tbody tr[data-version='2']", |t| t.contains("active")).await;
+    wait_for_text(page, "#upload-status", |t| {
+        t.contains("version 2 of hello is active")
+    })
+    .await;
+    assert_eq!(
+        server.get_text("/").await,
+        (200, "b".into()),
+        "the upload went live"
+    );
+    wait_for_text(page, "#versions tbody tr[data-version='2']", |t| {
+        t.contains("active")
+    })
+    .await;
     wait_for_text(page, "tr[data-handler=hello] td.version", |t| t == "2").await;
     screenshot(page, "uploaded").await;
 
     // Roll back with the page's button.
-    page.find(Locator::Css("#rollback")).await.unwrap().click().await.unwrap();
-    wait_for_text(page, "#upload-status", |t| t.contains("Version 1 of hello is active")).await;
+    page.find(Locator::Css("#rollback"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(page, "#upload-status", |t| {
+        t.contains("Version 1 of hello is active")
+    })
+    .await;
     assert_eq!(server.get_text("/").await, (200, hello.clone()), "rolled back");
-    wait_for_text(page, "#versions tbody tr[data-version='1']", |t| t.contains("active")).await;
+    wait_for_text(page, "#versions tbody tr[data-version='1']", |t| {
+        t.contains("active")
+    })
+    .await;
     screenshot(page, "rolled-back").await;
 
     // An invalid file: refused, the reason shown in place, nothing changes.
@@ -115,7 +151,10 @@ async fn the_console_in_a_browser() {
     let input = page.find(Locator::Css("#upload-file")).await.unwrap();
     input.send_keys(bad.to_str().unwrap()).await.unwrap();
     let error = wait_for_text(page, "#upload-error", |t| t.starts_with("Refused (")).await;
-    assert!(error.contains("Refused (400)") || error.contains("Refused (422)"), "{error}");
+    assert!(
+        error.contains("Refused (400)") || error.contains("Refused (422)"),
+        "{error}"
+    );
     assert_eq!(server.get_text("/").await, (200, hello), "still version 1");
     screenshot(page, "refused").await;
 

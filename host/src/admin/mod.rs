@@ -6,9 +6,9 @@
 //! reuses the server's listener code and knows nothing of guests.
 
 mod api;
-mod console;
 #[cfg(feature = "cli")]
 pub(crate) mod client;
+mod console;
 #[cfg(feature = "cli")]
 pub(crate) mod watch;
 

@@ -39,7 +39,13 @@ const TICK: Duration = Duration::from_secs(1);
 /// Starts the stream for `watcher`.
 pub fn stream(app: Arc<App>, console: &Console, watcher: Watcher) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(run(app, console.sessions.clone(), watcher, console.stop.clone(), tx));
+    tokio::spawn(run(
+        app,
+        console.sessions.clone(),
+        watcher,
+        console.stop.clone(),
+        tx,
+    ));
     let frames = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
@@ -48,7 +54,10 @@ pub fn stream(app: Arc<App>, console: &Console, watcher: Watcher) -> Response<Bo
     let mut response = Response::new(StreamBody::new(frames).boxed());
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     super::secure_headers(headers);
     response
 }
@@ -75,7 +84,11 @@ async fn run(
         }
     }
     let mut previous = (Instant::now(), crate::metrics::snapshot());
-    if tx.send(event("stats", &stats(&app, None, &previous.1))).await.is_err() {
+    if tx
+        .send(event("stats", &stats(&app, None, &previous.1)))
+        .await
+        .is_err()
+    {
         return;
     }
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
@@ -117,7 +130,11 @@ fn handler_names(app: &App) -> HashSet<String> {
 
 /// The `stats` event: every handler of this app, with rates over the last
 /// `seconds` when there is a `previous` snapshot.
-fn stats(app: &App, previous: Option<(&HashMap<String, HandlerTotals>, f64)>, now: &HashMap<String, HandlerTotals>) -> Value {
+fn stats(
+    app: &App,
+    previous: Option<(&HashMap<String, HandlerTotals>, f64)>,
+    now: &HashMap<String, HandlerTotals>,
+) -> Value {
     let deployer = app.deployer();
     let empty = HandlerTotals::default();
     let handlers: Vec<Value> = deployer
@@ -163,7 +180,9 @@ fn stats(app: &App, previous: Option<(&HashMap<String, HandlerTotals>, f64)>, no
 fn window(before: &HandlerTotals, now: &HandlerTotals, seconds: f64) -> Value {
     let seconds = seconds.max(1e-3);
     let rate = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / seconds;
-    let by_class: Vec<f64> = (0..5).map(|i| rate(before.by_class[i], now.by_class[i])).collect();
+    let by_class: Vec<f64> = (0..5)
+        .map(|i| rate(before.by_class[i], now.by_class[i]))
+        .collect();
     let latency: Vec<u64> = now
         .latency
         .iter()

@@ -59,7 +59,12 @@ pub fn owns(path: &str) -> bool {
 }
 
 /// Serves a console path.
-pub async fn serve(app: Arc<App>, token: &AdminToken, console: &Console, req: Request<Incoming>) -> Response<Body> {
+pub async fn serve(
+    app: Arc<App>,
+    token: &AdminToken,
+    console: &Console,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     match (method, path.as_str()) {
@@ -113,7 +118,9 @@ pub fn session_allows(console: &Console, req: &Request<Incoming>) -> Result<bool
     if req.headers().contains_key(session::CSRF_HEADER) {
         Err("wrong CSRF token: reload the console page (its token belongs to another session)")
     } else {
-        Err("missing CSRF token: a change made with the console's session cookie must carry the X-CSRF-Token header the page got from /console/session")
+        Err(
+            "missing CSRF token: a change made with the console's session cookie must carry the X-CSRF-Token header the page got from /console/session",
+        )
     }
 }
 
@@ -130,7 +137,10 @@ async fn login(token: &AdminToken, console: &Console, req: Request<Incoming>) ->
     let body = match tokio::time::timeout(std::time::Duration::from_secs(10), body).await {
         Ok(Ok(body)) => body.to_bytes(),
         _ => {
-            let mut response = login_page(StatusCode::BAD_REQUEST, "The sign-in form was too large or too slow.");
+            let mut response = login_page(
+                StatusCode::BAD_REQUEST,
+                "The sign-in form was too large or too slow.",
+            );
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -231,10 +241,15 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
 pub fn secure_headers(headers: &mut http::HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+        HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }

@@ -118,7 +118,10 @@ pub fn csrf_matches(headers: &HeaderMap, expected: &str) -> bool {
     let Some(sent) = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let (a, b) = (Sha256::digest(sent.as_bytes()), Sha256::digest(expected.as_bytes()));
+    let (a, b) = (
+        Sha256::digest(sent.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
     a.ct_eq(&b).into()
 }
 
@@ -179,7 +182,10 @@ mod tests {
             panic!("the session is live");
         };
         assert_eq!(found, csrf);
-        assert_eq!(sessions.presented(&with_cookie(&format!("{COOKIE}=nope"))), Presented::None);
+        assert_eq!(
+            sessions.presented(&with_cookie(&format!("{COOKIE}=nope"))),
+            Presented::None
+        );
         sessions.remove(&id_hash);
         assert_eq!(sessions.presented(&headers), Presented::None);
     }
@@ -187,7 +193,14 @@ mod tests {
     #[test]
     fn the_cookie_is_secure_httponly_strict() {
         let c = set_cookie("abc");
-        for part in ["ws_console=abc", "Path=/", "Secure", "HttpOnly", "SameSite=Strict", "Max-Age=28800"] {
+        for part in [
+            "ws_console=abc",
+            "Path=/",
+            "Secure",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=28800",
+        ] {
             assert!(c.contains(part), "{c} lacks {part}");
         }
     }
