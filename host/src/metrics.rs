@@ -223,10 +223,9 @@ fn parse_totals(text: &str) -> std::collections::HashMap<String, HandlerTotals> 
         let Some(handler) = sample.label("handler") else {
             continue;
         };
-        let entry = || {
-            let mut t = HandlerTotals::default();
-            t.latency = vec![0; LATENCY_BUCKETS.len() + 1];
-            t
+        let entry = || HandlerTotals {
+            latency: vec![0; LATENCY_BUCKETS.len() + 1],
+            ..Default::default()
         };
         let value = sample.value;
         match sample.name {
