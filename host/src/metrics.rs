@@ -211,3 +211,187 @@ pub fn cluster_nodes(seen: usize, applied: usize, latest: u64) {
     gauge!(CLUSTER_DEPLOY_NODES_APPLIED).set(applied as f64);
     gauge!(CLUSTER_DEPLOY_LATEST).set(latest as f64);
 }
+
+/// One handler's totals since the process started (every version summed),
+/// read back from the recorder for the console's charts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HandlerTotals {
+    /// Requests by status class: 1xx … 5xx.
+    pub by_class: [u64; 5],
+    pub traps: u64,
+    pub timeouts: u64,
+    /// Instances alive now.
+    pub instances: i64,
+    /// Cumulative latency bucket counts, one per [`LATENCY_BUCKETS`] bound
+    /// and a last one for `+Inf`.
+    pub latency: Vec<u64>,
+}
+
+impl HandlerTotals {
+    pub fn requests(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+}
+
+/// Every handler's totals, read from the Prometheus exposition (the one
+/// registry: the console reads what `/metrics` shows).
+pub fn snapshot() -> std::collections::HashMap<String, HandlerTotals> {
+    parse_totals(&render())
+}
+
+fn parse_totals(text: &str) -> std::collections::HashMap<String, HandlerTotals> {
+    let mut totals: std::collections::HashMap<String, HandlerTotals> = Default::default();
+    let bucket = format!("{DURATION}_bucket");
+    for line in text.lines() {
+        let Some(sample) = Sample::parse(line) else {
+            continue;
+        };
+        let Some(handler) = sample.label("handler") else {
+            continue;
+        };
+        let entry = || HandlerTotals {
+            latency: vec![0; LATENCY_BUCKETS.len() + 1],
+            ..Default::default()
+        };
+        let value = sample.value;
+        match sample.name {
+            REQUESTS => {
+                let class = match sample.label("class") {
+                    Some(c) => c.as_bytes().first().map(|d| d.wrapping_sub(b'1')),
+                    None => None,
+                };
+                if let Some(class @ 0..=4) = class {
+                    let t = totals.entry(handler).or_insert_with(entry);
+                    t.by_class[class as usize] += value as u64;
+                }
+            }
+            TRAPS => totals.entry(handler).or_insert_with(entry).traps += value as u64,
+            TIMEOUTS => totals.entry(handler).or_insert_with(entry).timeouts += value as u64,
+            INSTANCES => totals.entry(handler).or_insert_with(entry).instances += value as i64,
+            name if name == bucket => {
+                let index = match sample.label("le").as_deref() {
+                    Some("+Inf") => Some(LATENCY_BUCKETS.len()),
+                    Some(le) => le
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(|le| LATENCY_BUCKETS.iter().position(|b| (b - le).abs() < 1e-12)),
+                    None => None,
+                };
+                if let Some(i) = index {
+                    totals.entry(handler).or_insert_with(entry).latency[i] += value as u64;
+                }
+            }
+            _ => {}
+        }
+    }
+    totals
+}
+
+/// The `q` quantile (0..1) of the requests counted in `cumulative` (bucket
+/// counts as in [`HandlerTotals::latency`], typically the difference of two
+/// snapshots), in seconds, interpolated within its bucket as Prometheus'
+/// `histogram_quantile` does; `None` without requests.
+pub fn latency_quantile(cumulative: &[u64], q: f64) -> Option<f64> {
+    let total = *cumulative.last()?;
+    if total == 0 {
+        return None;
+    }
+    let rank = q.clamp(0.0, 1.0) * total as f64;
+    let i = cumulative.iter().position(|&c| c as f64 >= rank)?;
+    let Some(&upper) = LATENCY_BUCKETS.get(i) else {
+        // In +Inf: the highest finite bound is all we know.
+        return LATENCY_BUCKETS.last().copied();
+    };
+    let lower = if i == 0 { 0.0 } else { LATENCY_BUCKETS[i - 1] };
+    let below = if i == 0 { 0 } else { cumulative[i - 1] };
+    let in_bucket = cumulative[i] - below;
+    if in_bucket == 0 {
+        return Some(upper);
+    }
+    Some(lower + (upper - lower) * (rank - below as f64) / in_bucket as f64)
+}
+
+/// One sample line of the text exposition: `name{k="v",…} value`.
+struct Sample<'a> {
+    name: &'a str,
+    labels: &'a str,
+    value: f64,
+}
+
+impl<'a> Sample<'a> {
+    fn parse(line: &'a str) -> Option<Sample<'a>> {
+        if line.starts_with('#') || line.is_empty() {
+            return None;
+        }
+        let (series, value) = line.rsplit_once(' ')?;
+        let value = value.parse().ok()?;
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (name, rest.strip_suffix('}')?),
+            None => (series, ""),
+        };
+        Some(Sample { name, labels, value })
+    }
+
+    /// A label's value, its escapes (`\\`, `\"`, `\n`) undone.
+    fn label(&self, key: &str) -> Option<String> {
+        let mut rest = self.labels;
+        while !rest.is_empty() {
+            let (k, after) = rest.split_once("=\"")?;
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                let (i, c) = chars.next()?;
+                match c {
+                    '\\' => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    '"' => break i,
+                    c => value.push(c),
+                }
+            };
+            if k.trim_start_matches(',') == key {
+                return Some(value);
+            }
+            rest = &after[end + 1..];
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_from_the_exposition() {
+        let text = "# TYPE waterspout_requests_total counter\n\
+            waterspout_requests_total{handler=\"hello\",version=\"1\",class=\"2xx\"} 5\n\
+            waterspout_requests_total{handler=\"hello\",version=\"2\",class=\"2xx\"} 2\n\
+            waterspout_requests_total{handler=\"hello\",version=\"2\",class=\"5xx\"} 1\n\
+            waterspout_traps_total{handler=\"hello\",version=\"2\"} 1\n\
+            waterspout_active_instances{handler=\"a\\\"b\",version=\"1\"} 3\n\
+            waterspout_request_duration_seconds_bucket{handler=\"hello\",version=\"1\",le=\"0.001\"} 4\n\
+            waterspout_request_duration_seconds_bucket{handler=\"hello\",version=\"1\",le=\"+Inf\"} 5\n";
+        let totals = parse_totals(text);
+        let hello = &totals["hello"];
+        assert_eq!(hello.by_class, [0, 7, 0, 0, 1]);
+        assert_eq!(hello.requests(), 8);
+        assert_eq!(hello.traps, 1);
+        assert_eq!(hello.latency[3], 4);
+        assert_eq!(hello.latency[LATENCY_BUCKETS.len()], 5);
+        assert_eq!(totals["a\"b"].instances, 3);
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_the_bucket() {
+        let mut cumulative = vec![0; LATENCY_BUCKETS.len() + 1];
+        // 10 requests, all between 0.5 ms and 1 ms (bucket index 3).
+        for c in cumulative.iter_mut().skip(3) {
+            *c = 10;
+        }
+        let p50 = latency_quantile(&cumulative, 0.5).unwrap();
+        assert!((p50 - 0.00075).abs() < 1e-9, "{p50}");
+        assert_eq!(latency_quantile(&vec![0; LATENCY_BUCKETS.len() + 1], 0.5), None);
+    }
+}

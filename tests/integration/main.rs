@@ -3,6 +3,8 @@
 
 mod admin;
 mod c;
+mod console;
+mod console_browser;
 mod core;
 mod examples;
 mod hot_swap;

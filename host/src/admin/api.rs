@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::Serialize;
 
+use super::console::{self, Console};
 use crate::app::App;
 use crate::config::AdminToken;
 use crate::deploy::{Deployer, RouteDoc, Source, SwapError};
@@ -84,8 +85,13 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<AdminHandle>> {
         tls,
     };
     let scheme = if settings.tls.is_some() { "https" } else { "http" };
-    let service = Arc::new(Admin { app, token });
-    let handle = crate::server::listener::start(listener, settings, service, async {})?;
+    let console = Console::new();
+    let stop_streams = console.stop.clone();
+    let service = Arc::new(Admin { app, token, console });
+    // The console's event streams never end by themselves: stop them
+    // before the listener drains its connections.
+    let before_drain = async move { stop_streams.cancel() };
+    let handle = crate::server::listener::start(listener, settings, service, before_drain)?;
     tracing::info!("admin API on {scheme}://{local_addr}");
     Ok(Some(AdminHandle(handle)))
 }
@@ -94,13 +100,24 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Option<AdminHandle>> {
 struct Admin {
     app: Arc<App>,
     token: AdminToken,
+    /// The dashboard at `/` and its sessions.
+    console: Console,
 }
 
 impl Service for Admin {
-    type Body = Full<Bytes>;
+    type Body = console::Body;
 
-    async fn call(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> AdminResponse {
-        handle(self.app.clone(), &self.token, req, remote).await
+    async fn call(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Response<console::Body> {
+        if console::owns(req.uri().path()) {
+            let start = Instant::now();
+            let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+            let response = console::serve(self.app.clone(), &self.token, &self.console, req).await;
+            access_line(start, &method, &path, response.status().as_u16(), remote);
+            return response;
+        }
+        handle(self.app.clone(), &self.token, &self.console, req, remote)
+            .await
+            .map(BodyExt::boxed)
     }
 }
 
@@ -135,13 +152,14 @@ type AdminResponse = Response<Full<Bytes>>;
 async fn handle(
     app: Arc<App>,
     token: &AdminToken,
+    console: &Console,
     req: Request<Incoming>,
     remote: SocketAddr,
 ) -> AdminResponse {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = match route(app, token, req).await {
+    let response = match route(app, token, console, req).await {
         Ok(response) => response,
         Err(e) => {
             let mut response = json(e.status, &serde_json::json!({ "error": e.message }));
@@ -159,16 +177,20 @@ async fn handle(
             response
         }
     };
+    access_line(start, &method, &path, response.status().as_u16(), remote);
+    response
+}
+
+/// The admin access log: one line per call.
+fn access_line(start: Instant, method: &Method, path: &str, status: u16, remote: SocketAddr) {
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    let status = response.status().as_u16();
-    let path = crate::text::sanitize(&path);
+    let path = crate::text::sanitize(path);
     let ip = remote.ip();
     if status >= 400 {
         tracing::warn!(target: "waterspout::admin", "{status} {method} {path} ({ip}) {ms:.2}ms");
     } else {
         tracing::info!(target: "waterspout::admin", "{status} {method} {path} ({ip}) {ms:.2}ms");
     }
-    response
 }
 
 /// At most this much of a refused request's body is read and dropped.
@@ -187,8 +209,17 @@ async fn drain(body: Incoming) -> bool {
     )
 }
 
-fn authorize(token: &AdminToken, req: &Request<Incoming>) -> Result<(), ApiError> {
+fn authorize(token: &AdminToken, console: &Console, req: &Request<Incoming>) -> Result<(), ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
+    // The console's session (cookie, plus the CSRF token on a change) stands
+    // in for the bearer token when no Authorization header is sent.
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        match console::session_allows(console, req) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(message) => return Err(ApiError::new(StatusCode::FORBIDDEN, message)),
+        }
+    }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(unauthorized(
             "missing admin token: send `Authorization: Bearer TOKEN` with the server's admin token (--admin-token / WATERSPOUT_ADMIN_TOKEN)",
@@ -210,10 +241,15 @@ fn authorize(token: &AdminToken, req: &Request<Incoming>) -> Result<(), ApiError
     }
 }
 
-async fn route(app: Arc<App>, token: &AdminToken, req: Request<Incoming>) -> Result<AdminResponse, ApiError> {
+async fn route(
+    app: Arc<App>,
+    token: &AdminToken,
+    console: &Console,
+    req: Request<Incoming>,
+) -> Result<AdminResponse, ApiError> {
     // Authenticate before anything else, so a caller without the token
     // learns nothing (not even which endpoints exist).
-    if let Err(mut refused) = authorize(token, &req) {
+    if let Err(mut refused) = authorize(token, console, &req) {
         // An upload without the token is refused before its body is read;
         // the rest of it is read and dropped, so the answer reaches the client.
         refused.close = !drain(req.into_body()).await;

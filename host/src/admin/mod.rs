@@ -8,6 +8,7 @@
 mod api;
 #[cfg(feature = "cli")]
 pub(crate) mod client;
+mod console;
 #[cfg(feature = "cli")]
 pub(crate) mod watch;
 

@@ -23,6 +23,15 @@ pub struct Tag {
 pub fn emit(tag: &Tag, level: tracing::Level, stream: &str, message: &str) {
     let message = crate::text::sanitize(message);
     let (handler, version, request) = (&*tag.handler, tag.version, tag.request_id);
+    crate::logtail::publish(crate::logtail::LogLine {
+        time_ms: crate::logtail::now_ms(),
+        handler: tag.handler.clone(),
+        version,
+        request,
+        level: level.as_str(),
+        stream: stream.to_owned(),
+        message: message.clone(),
+    });
     macro_rules! at {
         ($lvl:ident) => {
             tracing::$lvl!(target: "waterspout::guest", handler, version, request, stream, "{message}")
