@@ -383,6 +383,46 @@ async fn the_python_chat_speaks_tornados_chat_protocol() {
     server.shutdown().await;
 }
 
+/// `max_instances` counts instances of any language: a pool of 12 holds 10
+/// waiting Python long polls (a componentize-py component has ~14 core
+/// instances; the pool once had room for 4 per instance, so ~3 fit).
+#[tokio::test]
+async fn the_instance_pool_holds_max_instances_python_long_polls() {
+    let config = waterspout::ServerConfig {
+        max_instances: 12,
+        ..waterspout::ServerConfig::default()
+    };
+    let server = TestServer::start_with(waterspout_tests::guests::PYTHON_CHAT_APP, config).await;
+    let first = post_message(&server, "first").await;
+    let cursor = first["id"].as_str().unwrap().to_owned();
+    let polls: Vec<_> = (0..10)
+        .map(|_| {
+            let request = server
+                .client
+                .post(server.url("/a/message/updates"))
+                .form(&[("cursor", cursor.as_str())]);
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for poll in &polls {
+        assert!(!poll.is_finished(), "a poll answered before any message");
+    }
+    post_message(&server, "wake up").await;
+    for poll in polls {
+        let (status, body) = tokio::time::timeout(Duration::from_secs(20), poll)
+            .await
+            .expect("woken in time")
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("wake up"), "{body}");
+    }
+    server.shutdown().await;
+}
+
 /// Runs `script` in the current window until it returns `true` (10 s at most).
 async fn until_page(browser: &Browser, what: &str, script: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -32,10 +32,15 @@ impl WasmEngine {
         let mut pool = PoolingAllocationConfig::default();
         let n = cfg.max_instances;
         pool.total_component_instances(n);
-        // A Rust component has a few core instances and one memory; leave room.
-        pool.total_core_instances(n.saturating_mul(4));
+        // `max_instances` counts component instances of any language. A Rust
+        // component has a few core instances and one memory; a
+        // componentize-py one has ~14 core instances (its runtime, libc and
+        // the WASI adapters) and as many tables. Core-instance and table
+        // slots are small (metadata, a table's elements), so there is room
+        // for 16 each; memories are what reserve address space, so 2.
+        pool.total_core_instances(n.saturating_mul(16));
         pool.total_memories(n.saturating_mul(2));
-        pool.total_tables(n.saturating_mul(4));
+        pool.total_tables(n.saturating_mul(16));
         pool.total_stacks(n);
         pool.max_memory_size(cfg.max_memory_bytes);
         // Reusing a slot must not cost page faults and TLB shootdowns (every
