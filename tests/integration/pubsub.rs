@@ -388,10 +388,8 @@ async fn the_python_chat_speaks_tornados_chat_protocol() {
 /// instances; the pool once had room for 4 per instance, so ~3 fit).
 #[tokio::test]
 async fn the_instance_pool_holds_max_instances_python_long_polls() {
-    let config = waterspout::ServerConfig {
-        max_instances: 12,
-        ..waterspout::ServerConfig::default()
-    };
+    let mut config = waterspout::ServerConfig::default();
+    config.engine.max_instances = 12;
     let server = TestServer::start_with(waterspout_tests::guests::PYTHON_CHAT_APP, config).await;
     let first = post_message(&server, "first").await;
     let cursor = first["id"].as_str().unwrap().to_owned();
