@@ -189,16 +189,7 @@ impl RequestData {
     }
 
     pub fn wit_method(&self) -> WitMethod {
-        match self.method {
-            Method::GET => WitMethod::Get,
-            Method::HEAD => WitMethod::Head,
-            Method::POST => WitMethod::Post,
-            Method::PUT => WitMethod::Put,
-            Method::DELETE => WitMethod::Delete,
-            Method::PATCH => WitMethod::Patch,
-            Method::OPTIONS => WitMethod::Options,
-            _ => WitMethod::Other,
-        }
+        wit_method(&self.method)
     }
 
     /// Every header as (lower-case name, value); values that are not UTF-8
@@ -380,6 +371,20 @@ impl types::HostRequest for RequestView<'_> {
             self.0.delete(r)?;
         }
         Ok(())
+    }
+}
+
+/// An HTTP method as the WIT's enum (`other` for the ones it does not name).
+pub fn wit_method(method: &Method) -> WitMethod {
+    match *method {
+        Method::GET => WitMethod::Get,
+        Method::HEAD => WitMethod::Head,
+        Method::POST => WitMethod::Post,
+        Method::PUT => WitMethod::Put,
+        Method::DELETE => WitMethod::Delete,
+        Method::PATCH => WitMethod::Patch,
+        Method::OPTIONS => WitMethod::Options,
+        _ => WitMethod::Other,
     }
 }
 

@@ -25,7 +25,7 @@ use wasmtime::component::Resource;
 use super::Target;
 use crate::app::App;
 use crate::body::{Body, error_page};
-use crate::capabilities::bindings::{HttpError, RequestHandler, WitMethod};
+use crate::capabilities::bindings::{HttpError, RequestHandler};
 use crate::capabilities::queue::QueueCtx;
 use crate::capabilities::request::RequestData;
 use crate::capabilities::response::{ResponseCtx, ResponseState};
@@ -196,7 +196,7 @@ async fn lifecycle(
                 store,
                 borrow(),
                 settings,
-                wit_method(&method),
+                crate::capabilities::request::wit_method(&method),
                 &path_args,
                 &path_kwargs,
             )
@@ -267,20 +267,6 @@ fn refusal(
         // Tornado's `_cross_origin_protection`: before prepare, the page from
         // the handler's own `write_error`.
         why.map(|why| error(403, Some(why)))
-    }
-}
-
-/// A supported method as the WIT's enum (`dispatch.handle` runs its verb).
-fn wit_method(method: &Method) -> WitMethod {
-    match *method {
-        Method::GET => WitMethod::Get,
-        Method::HEAD => WitMethod::Head,
-        Method::POST => WitMethod::Post,
-        Method::PUT => WitMethod::Put,
-        Method::DELETE => WitMethod::Delete,
-        Method::PATCH => WitMethod::Patch,
-        Method::OPTIONS => WitMethod::Options,
-        _ => WitMethod::Other,
     }
 }
 

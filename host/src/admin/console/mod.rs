@@ -192,23 +192,8 @@ fn not_signed_in() -> Response<Body> {
 }
 
 fn login_page(status: StatusCode, error: &str) -> Response<Body> {
-    let html = LOGIN_HTML.replace("<!--error-->", &escape_html(error));
+    let html = LOGIN_HTML.replace("<!--error-->", &crate::text::html_escape(error));
     page(status, "text/html; charset=utf-8", html)
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn see_other(location: &'static str, cookie: Option<String>) -> Response<Body> {
