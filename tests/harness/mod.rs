@@ -8,6 +8,7 @@
 mod admin;
 mod apps;
 mod browser;
+mod certs;
 mod measure;
 mod nginx;
 mod process;
@@ -21,6 +22,7 @@ pub use self::{
     admin::{ADMIN_TOKEN, admin_call, admin_config, start_version_a},
     apps::{app_with_manifest, read_wasm, version_app},
     browser::Browser,
+    certs::TestCertificate,
     measure::{measure_alone, own_rss_kib},
     nginx::Nginx,
     process::{ServerProcess, serve_command, server_binary},

@@ -721,24 +721,10 @@ pub(crate) async fn check_services_example(app: &str, sleep: &str) {
 /// for 127.0.0.1 signed by a test CA it makes: answers every request with
 /// "hello over tls". Returns its address, the CA's PEM and its task.
 async fn https_origin() -> (std::net::SocketAddr, String, tokio::task::JoinHandle<()>) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     use tokio_rustls::rustls;
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name = rcgen::DistinguishedName::new();
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Waterspout http-client test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "127.0.0.1");
-    let cert = params.signed_by(&key, &issuer).unwrap();
+    let made =
+        waterspout_tests::harness::TestCertificate::new("Waterspout http-client test CA", &["127.0.0.1"]);
+    let (cert, key) = (&made.cert, &made.key);
 
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -776,7 +762,7 @@ async fn https_origin() -> (std::net::SocketAddr, String, tokio::task::JoinHandl
             });
         }
     });
-    (addr, ca.pem(), task)
+    (addr, made.ca_pem.clone(), task)
 }
 
 /// The services guest's "fetcher" handler, with `[app] tables` before it.

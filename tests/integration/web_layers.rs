@@ -12,7 +12,7 @@ use std::time::Duration;
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
 use waterspout_tests::harness::raw::{PATIENCE, exchange};
-use waterspout_tests::harness::{ADMIN_TOKEN, TestServer, admin_config};
+use waterspout_tests::harness::{ADMIN_TOKEN, TestCertificate, TestServer, admin_config};
 
 const SECRET: &str = "TOP SECRET: outside the static root";
 const LINE: &str = "Waterspout serves Tornado apps as WebAssembly components, one sandbox a request.\n";
@@ -396,28 +396,10 @@ async fn xheaders_set_remote_ip_and_protocol_only_when_trusted() {
 /// A test CA and a certificate for `localhost` / 127.0.0.1 it signed,
 /// written to `dir` as `cert.pem` and `key.pem`; returns the CA's PEM.
 fn make_certificate(dir: &Path) -> String {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Distinct names: OpenSSL (curl) takes a leaf whose issuer equals its
-    // subject for self-signed.
-    ca_params.distinguished_name = rcgen::DistinguishedName::new();
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Waterspout test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "localhost");
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-    ca.pem()
+    let made = TestCertificate::new("Waterspout test CA", &["localhost", "127.0.0.1"]);
+    std::fs::write(dir.join("cert.pem"), made.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), made.key.serialize_pem()).unwrap();
+    made.ca_pem
 }
 
 /// Adds `tables` (`[app.tls]` and the like) to the app's manifest, after `[app]`'s keys.
