@@ -72,8 +72,12 @@ struct Args {
     /// WebSocket group members for scenario f.
     #[arg(long, default_value_t = 10_000)]
     group_members: usize,
-    /// Scenario f on the Python chat example: long polls, and group members
-    /// (each holds a CPython instance of several MiB: see BENCHMARKS.md).
+    /// Scenario f: long polls on the Python chat example (parked: no
+    /// instance while they wait).
+    #[arg(long, default_value_t = 10_000)]
+    python_polls: usize,
+    /// Scenario f: WebSocket group members on the Python chat example (each
+    /// holds a CPython instance of several MiB: see BENCHMARKS.md).
     #[arg(long, default_value_t = 200)]
     python_waiters: usize,
     /// Skip the peers that must be installed (wasmtime serve, Tornado).
@@ -147,7 +151,13 @@ fn main() -> anyhow::Result<()> {
                 args.reuse,
                 args.no_peers,
             )?,
-            "f" => pubsub::scenario_f(&root, args.long_polls, args.group_members, args.python_waiters)?,
+            "f" => pubsub::scenario_f(
+                &root,
+                args.long_polls,
+                args.group_members,
+                args.python_polls,
+                args.python_waiters,
+            )?,
             "g" => kv::scenario_g(&runtime, &root, args.duration, &args.language_connections)?,
             "h" => cluster::scenario_h(&runtime, &root)?,
             other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, f, g, h)"),

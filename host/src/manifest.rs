@@ -256,6 +256,14 @@ pub struct HandlerLimits {
     /// not use up `timeout_ms`. Default: `timeout_ms`.
     #[serde(default)]
     pub wait_timeout_ms: Option<u64>,
+    /// Long polls hold no instance: a pub/sub `wait` of an HTTP request that
+    /// would block ends the guest's run instead (its instance is dropped),
+    /// the request waits in the host, and when the topic has a message (or
+    /// the wait's time is up) the request runs again from the start, where
+    /// that same `wait` answers at once. For handlers that only read before
+    /// they wait (Tornado's chat demo's `MessageUpdatesHandler`); off by default.
+    #[serde(default)]
+    pub park_waits: bool,
     /// Pub/sub topics this handler may use: names, or prefixes ending in
     /// `*` (none by default).
     #[serde(default)]
@@ -308,6 +316,7 @@ impl Default for HandlerLimits {
             max_message_size: default_ws_max_message(),
             idle_timeout_secs: default_ws_idle(),
             wait_timeout_ms: None,
+            park_waits: false,
             pubsub_topics: Vec::new(),
             groups: Vec::new(),
         }

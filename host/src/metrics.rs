@@ -17,6 +17,7 @@ const DURATION: &str = "waterspout_request_duration_seconds";
 const TRAPS: &str = "waterspout_traps_total";
 const TIMEOUTS: &str = "waterspout_timeouts_total";
 const INSTANCES: &str = "waterspout_active_instances";
+const PARKED: &str = "waterspout_parked_requests";
 const SWAPS: &str = "waterspout_swaps_total";
 const ACTIVE_VERSION: &str = "waterspout_active_version";
 const COMPILE: &str = "waterspout_compile_seconds";
@@ -82,6 +83,10 @@ fn describe() {
     describe_counter!(TRAPS, "Guest traps (each became a 500).");
     describe_counter!(TIMEOUTS, "Requests stopped at the handler's time limit (503).");
     describe_gauge!(INSTANCES, "Guest instances alive now.");
+    describe_gauge!(
+        PARKED,
+        "Requests waiting in the host without an instance (park_waits long polls)."
+    );
     describe_counter!(
         SWAPS,
         "Active-version changes (upload, activate, rollback, --watch)."
@@ -126,6 +131,7 @@ pub struct VersionMetrics {
     traps: Counter,
     timeouts: Counter,
     instances: Gauge,
+    parked: Gauge,
 }
 
 impl VersionMetrics {
@@ -149,6 +155,7 @@ impl VersionMetrics {
             traps: counter!(TRAPS, &labels),
             timeouts: counter!(TIMEOUTS, &labels),
             instances: gauge!(INSTANCES, &labels),
+            parked: gauge!(PARKED, &labels),
         }
     }
 
@@ -174,9 +181,16 @@ impl VersionMetrics {
         self.instances.increment(1.0);
         InstanceGuard(self.instances.clone())
     }
+
+    /// A request parked (waits in the host without an instance); it counts
+    /// as parked until the guard drops.
+    pub fn request_parked(&self) -> InstanceGuard {
+        self.parked.increment(1.0);
+        InstanceGuard(self.parked.clone())
+    }
 }
 
-/// Counts a live instance until the guard drops.
+/// Counts a live instance (or a parked request) until the guard drops.
 #[must_use = "the instance counts as alive until the guard is dropped"]
 pub struct InstanceGuard(Gauge);
 

@@ -1,5 +1,7 @@
 //! App directories made for a test, and the components they serve.
 
+use std::path::Path;
+
 /// The bytes of a built component (a `guests::*_WASM` path).
 pub fn read_wasm(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -21,4 +23,46 @@ pub fn version_app(wasm_file: &str) -> tempfile::TempDir {
     );
     std::fs::copy(wasm_file, dir.path().join("version.wasm")).unwrap_or_else(|e| panic!("{wasm_file}: {e}"));
     dir
+}
+
+/// The app in `src` copied to a temporary directory with its manifest passed
+/// through `edit`: wasm paths made absolute, build lines dropped, its
+/// templates and static files copied.
+pub fn app_copy(src: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let src = Path::new(src);
+    let manifest = std::fs::read_to_string(src.join("waterspout.toml"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("build ="))
+        .map(|l| match l.strip_prefix("wasm = ") {
+            Some(path) => {
+                let wasm = src
+                    .join(path.trim_matches('"'))
+                    .canonicalize()
+                    .expect("the guest is built");
+                format!("wasm = {:?}", wasm.display().to_string())
+            }
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = app_with_manifest(&edit(manifest));
+    for sub in ["templates", "static"] {
+        if src.join(sub).is_dir() {
+            copy_dir(&src.join(sub), &dir.path().join(sub));
+        }
+    }
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
 }

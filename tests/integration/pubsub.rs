@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use waterspout_tests::guests::PUBSUB_APP;
 use waterspout_tests::harness::websocket::{connect, send_text, text};
-use waterspout_tests::harness::{Browser, TestServer, admin_config};
+use waterspout_tests::harness::{Browser, TestServer, admin_config, app_copy};
 
 async fn post(server: &TestServer, path: &str) -> (u16, String) {
     let response = server.client.post(server.url(path)).send().await.unwrap();
@@ -112,9 +112,10 @@ async fn topics_and_groups_not_granted_are_refused_with_an_error_value() {
     server.shutdown().await;
 }
 
-/// Live instances of handler `longpoll` (the gauge is process-wide; only
-/// this test uses that handler name).
-async fn live_longpoll_instances(server: &TestServer) -> f64 {
+/// A per-handler gauge (`waterspout_active_instances`,
+/// `waterspout_parked_requests`) of `handler` at version 1. The gauges are
+/// process-wide: each handler name is used by one test alone.
+async fn handler_gauge(server: &TestServer, metric: &str, handler: &str) -> f64 {
     let text = server
         .admin(reqwest::Method::GET, "/metrics")
         .send()
@@ -123,12 +124,16 @@ async fn live_longpoll_instances(server: &TestServer) -> f64 {
         .text()
         .await
         .unwrap();
+    let prefix = format!("{metric}{{handler=\"{handler}\",version=\"1\"}} ");
     text.lines()
-        .find_map(|line| {
-            line.strip_prefix("waterspout_active_instances{handler=\"longpoll\",version=\"1\"} ")
-        })
+        .find_map(|line| line.strip_prefix(&prefix))
         .map(|v| v.trim().parse().unwrap())
         .unwrap_or(0.0)
+}
+
+/// Live instances of handler `longpoll`.
+async fn live_longpoll_instances(server: &TestServer) -> f64 {
+    handler_gauge(server, "waterspout_active_instances", "longpoll").await
 }
 
 async fn until(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
@@ -192,6 +197,94 @@ async fn a_client_that_hangs_up_during_a_wait_frees_its_instance_at_once() {
     )
     .await;
     assert!(seen.iter().all(|d| d == "closed:hold"), "{seen:?}");
+    server.shutdown().await;
+}
+
+/// `park_waits`: a blocking wait parks the request (no instance while it
+/// waits), one publish answers every parked poll (the request runs again
+/// and its wait answers at once), a parked wait times out once (not again
+/// on the run after it), and a client that hangs up leaves nothing parked.
+#[tokio::test]
+async fn parked_long_polls_hold_no_instance_and_wake_on_publish() {
+    let server = TestServer::start_with(PUBSUB_APP, admin_config()).await;
+    let parked = async || handler_gauge(&server, "waterspout_parked_requests", "parked").await;
+    let live = async || handler_gauge(&server, "waterspout_active_instances", "parked").await;
+    let (_, latest) = server.get_text("/park/latest?topic=parking").await;
+    let latest: u64 = latest.parse().unwrap();
+
+    const POLLS: usize = 30;
+    let polls: Vec<_> = (0..POLLS)
+        .map(|_| {
+            let request = server.client.get(server.url(&format!(
+                "/park/wait?topic=parking&after={latest}&timeout_ms=15000"
+            )));
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    until("every poll parked", Duration::from_secs(10), async || {
+        parked().await == POLLS as f64
+    })
+    .await;
+    assert_eq!(live().await, 0.0, "a parked poll holds no instance");
+    assert!(polls.iter().all(|p| !p.is_finished()));
+
+    let (status, cursor) = post(&server, "/publish?topic=parking&data=wake").await;
+    assert_eq!(status, 200, "{cursor}");
+    let cursor: u64 = cursor.parse().unwrap();
+    for poll in polls {
+        let (status, body) = tokio::time::timeout(Duration::from_secs(10), poll)
+            .await
+            .expect("the publish answered every parked poll")
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(messages(&body), [(cursor, "wake".to_owned())]);
+    }
+    assert_eq!(parked().await, 0.0);
+
+    // What is kept answers at once, without parking.
+    let (status, body) = server
+        .get_text("/park/wait?topic=parking&after=0&timeout_ms=10000")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(messages(&body).last(), Some(&(cursor, "wake".to_owned())));
+
+    // Nothing newer: the parked wait times out, and the run after it gets
+    // the empty list (it does not park again for another 15 s).
+    let start = Instant::now();
+    let (status, body) = server
+        .get_text(&format!("/park/wait?topic=parking&after={cursor}&timeout_ms=400"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(messages(&body).is_empty(), "{body}");
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // Clients that hang up while parked leave nothing behind.
+    let mut sockets = Vec::new();
+    for _ in 0..5 {
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        let request = format!(
+            "GET /park/wait?topic=parking&after={cursor}&timeout_ms=15000 HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        socket.write_all(request.as_bytes()).await.unwrap();
+        sockets.push(socket);
+    }
+    until("the raw polls parked", Duration::from_secs(10), async || {
+        parked().await == 5.0
+    })
+    .await;
+    drop(sockets);
+    until(
+        "nothing parked after the hang-ups",
+        Duration::from_secs(3),
+        async || parked().await == 0.0,
+    )
+    .await;
+    assert_eq!(live().await, 0.0);
     server.shutdown().await;
 }
 
@@ -385,12 +478,16 @@ async fn the_python_chat_speaks_tornados_chat_protocol() {
 
 /// `max_instances` counts instances of any language: a pool of 12 holds 10
 /// waiting Python long polls (a componentize-py component has ~14 core
-/// instances; the pool once had room for 4 per instance, so ~3 fit).
+/// instances; the pool once had room for 4 per instance, so ~3 fit). The
+/// chat's polls park by default; here they wait in their instances.
 #[tokio::test]
 async fn the_instance_pool_holds_max_instances_python_long_polls() {
     let mut config = waterspout::ServerConfig::default();
     config.engine.max_instances = 12;
-    let server = TestServer::start_with(waterspout_tests::guests::PYTHON_CHAT_APP, config).await;
+    let app = app_copy(waterspout_tests::guests::PYTHON_CHAT_APP, |manifest| {
+        manifest.replace("park_waits = true", "park_waits = false")
+    });
+    let server = TestServer::start_with(app.path().to_str().unwrap(), config).await;
     let first = post_message(&server, "first").await;
     let cursor = first["id"].as_str().unwrap().to_owned();
     let polls: Vec<_> = (0..10)
@@ -417,6 +514,60 @@ async fn the_instance_pool_holds_max_instances_python_long_polls() {
             .unwrap();
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("wake up"), "{body}");
+    }
+    server.shutdown().await;
+}
+
+/// The chat's waiting polls park (`park_waits` in its manifest): 20 of them
+/// hold no CPython instance, and one post answers them all (each runs
+/// again and finds the message in the kv history).
+#[tokio::test]
+async fn the_python_chats_waiting_polls_hold_no_instance() {
+    let app = app_copy(waterspout_tests::guests::PYTHON_CHAT_APP, |manifest| {
+        manifest
+            .replace("handler = \"chat\"", "handler = \"parkchat\"")
+            .replace("[handler.chat]", "[handler.parkchat]")
+    });
+    let server = TestServer::start_with(app.path().to_str().unwrap(), admin_config()).await;
+    let first = post_message(&server, "first").await;
+    let cursor = first["id"].as_str().unwrap().to_owned();
+    const POLLS: usize = 20;
+    let polls: Vec<_> = (0..POLLS)
+        .map(|_| {
+            let request = server
+                .client
+                .post(server.url("/a/message/updates"))
+                .form(&[("cursor", cursor.as_str())]);
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    until("every poll parked", Duration::from_secs(20), async || {
+        handler_gauge(&server, "waterspout_parked_requests", "parkchat").await == POLLS as f64
+    })
+    .await;
+    assert_eq!(
+        handler_gauge(&server, "waterspout_active_instances", "parkchat").await,
+        0.0,
+        "a parked poll holds no instance"
+    );
+    post_message(&server, "wake up").await;
+    for poll in polls {
+        let (status, body) = tokio::time::timeout(Duration::from_secs(20), poll)
+            .await
+            .expect("woken in time")
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let got: Value = serde_json::from_str(&body).unwrap();
+        let bodies: Vec<&str> = got["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["body"].as_str().unwrap())
+            .collect();
+        assert_eq!(bodies, ["wake up"]);
     }
     server.shutdown().await;
 }
@@ -497,15 +648,9 @@ async fn two_browser_windows_chat_by_long_polling_and_by_websocket() {
 /// The chat example's manifest with `[app] kv_persist = true`, its wasm
 /// paths made absolute, in a temporary app directory.
 fn persistent_chat_app() -> tempfile::TempDir {
-    let chat = std::path::Path::new(waterspout_tests::guests::PYTHON_CHAT_APP);
-    let manifest = std::fs::read_to_string(chat.join("waterspout.toml")).unwrap();
-    let built = chat.join("../../target/python/");
-    let manifest: String = manifest
-        .lines()
-        .filter(|line| !line.starts_with("build = "))
-        .map(|line| line.replace("\"../../target/python/", &format!("\"{}/", built.display())) + "\n")
-        .collect();
-    waterspout_tests::harness::app_with_manifest(&format!("[app]\nkv_persist = true\n\n{manifest}"))
+    app_copy(waterspout_tests::guests::PYTHON_CHAT_APP, |manifest| {
+        format!("[app]\nkv_persist = true\n\n{manifest}")
+    })
 }
 
 async fn post_message(server: &TestServer, body: &str) -> Value {

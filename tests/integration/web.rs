@@ -5,13 +5,13 @@
 //! The guest is tests/guests/web (Rust); the other SDKs are tested in
 //! python.rs (the blog), js.rs and c.rs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use waterspout::ServerConfig;
 use waterspout_tests::guests;
-use waterspout_tests::harness::{Browser, ServerProcess, TestServer, app_with_manifest};
+use waterspout_tests::harness::{Browser, ServerProcess, TestServer, app_copy, app_with_manifest};
 
 /// The `cookie_secret` of tests/guests/web/waterspout.toml.
 const SECRET: &str = "a secret the tests share with Tornado";
@@ -558,36 +558,6 @@ async fn a_c_websocket_handler_reads_the_signed_cookie() {
     server.shutdown().await;
 }
 
-/// The app in `src` copied to a temporary directory with its manifest passed
-/// through `edit`: wasm paths made absolute, build lines dropped, its
-/// templates and static files copied.
-fn app_copy(src: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
-    let src = PathBuf::from(src);
-    let manifest = std::fs::read_to_string(src.join("waterspout.toml"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("build ="))
-        .map(|l| match l.strip_prefix("wasm = ") {
-            Some(path) => {
-                let wasm = src
-                    .join(path.trim_matches('"'))
-                    .canonicalize()
-                    .expect("the guest is built");
-                format!("wasm = {:?}", wasm.display().to_string())
-            }
-            None => l.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let dir = app_with_manifest(&edit(manifest));
-    for sub in ["templates", "static"] {
-        if src.join(sub).is_dir() {
-            copy_dir(&src.join(sub), &dir.path().join(sub));
-        }
-    }
-    dir
-}
-
 /// examples/blog copied to a temporary directory (its kv store starts empty).
 fn blog_copy() -> tempfile::TempDir {
     app_copy(guests::PYTHON_BLOG_APP, |m| m)
@@ -601,18 +571,6 @@ async fn serve_blog(app: &tempfile::TempDir) -> TestServer {
         ..ServerConfig::default()
     };
     TestServer::start_with(app.path().to_str().unwrap(), config).await
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

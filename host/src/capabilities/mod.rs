@@ -109,8 +109,18 @@ pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> 
         }
     })?;
     pubsub::add_to_linker(linker, |t| {
-        let Ctx { pubsub, waiting, .. } = t.capabilities();
-        pubsub::PubsubView { ctx: pubsub, waiting }
+        let Ctx {
+            pubsub,
+            waiting,
+            response,
+            ..
+        } = t.capabilities();
+        let unanswered = response.get().is_some_and(|r| !r.headers_sent());
+        pubsub::PubsubView {
+            ctx: pubsub,
+            waiting,
+            unanswered,
+        }
     })?;
     groups::add_to_linker(linker, |t| &mut t.capabilities().groups)?;
     queue::add_to_linker(linker, |t| &mut t.capabilities().queue)?;

@@ -3,6 +3,12 @@
 //! grants (`pubsub_topics`). `wait` suspends only the calling guest; it is
 //! bounded by the handler's wait budget and ends with `closed` when the
 //! client hangs up ([`super::waiting`]).
+//!
+//! Parking (`park_waits`): when the HTTP driver allows it, a `wait` that
+//! would block does not suspend the guest; it ends the run with [`Parked`]
+//! (a trap the driver recognises), the driver drops the instance, waits on
+//! the broker itself and runs the request again, handing the outcome to the
+//! new instance ([`Woke`]), whose same `wait` then answers at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +18,36 @@ use wasmtime::component::{HasData, Linker};
 use super::grants::Grants;
 use super::waiting::{Interrupted, Waiting};
 use crate::capabilities::bindings::pubsub::{self, Message, PubsubError};
-use crate::services::broker::{Broker, BrokerError};
+use crate::services::broker::{Broker, BrokerError, TopicMessage};
 
 /// The pubsub context of one instance: the broker and the handler's topics.
 #[derive(Default)]
 pub struct PubsubCtx {
     broker: Option<Arc<dyn Broker>>,
     topics: Grants,
+    /// `Some` when a blocking `wait` may park the request (an HTTP request
+    /// of a `park_waits` handler); holds what the parked wait got, if this
+    /// run follows one.
+    park: Option<Option<Woke>>,
+}
+
+/// A run ended by a `wait` that parked: what the driver waits for.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the request parked on topic {topic:?} after cursor {after} (park_waits)")]
+pub struct Parked {
+    pub topic: String,
+    pub after: u64,
+    /// The wait's time: its own timeout, within the request's wait budget.
+    pub timeout: Duration,
+}
+
+/// What a parked wait got, for the `wait` of the run that follows.
+#[derive(Debug, Clone)]
+pub struct Woke {
+    pub topic: String,
+    pub after: u64,
+    /// The messages (none: the wait's time ran out), or the broker's error.
+    pub outcome: Result<Vec<TopicMessage>, BrokerError>,
 }
 
 impl PubsubCtx {
@@ -26,7 +55,14 @@ impl PubsubCtx {
         PubsubCtx {
             broker: Some(broker),
             topics,
+            park: None,
         }
+    }
+
+    /// A blocking `wait` parks the request instead of suspending the guest;
+    /// `woke` is what the wait the previous run parked on got.
+    pub fn allow_parking(&mut self, woke: Option<Woke>) {
+        self.park = Some(woke);
     }
 
     fn broker(&self, topic: &str) -> Result<&Arc<dyn Broker>, PubsubError> {
@@ -47,6 +83,9 @@ impl PubsubCtx {
 pub struct PubsubView<'a> {
     pub ctx: &'a mut PubsubCtx,
     pub waiting: &'a mut Waiting,
+    /// Whether the response has not started (a request that flushed cannot
+    /// run again, so it does not park).
+    pub unanswered: bool,
 }
 
 struct HasPubsub;
@@ -70,6 +109,15 @@ fn from_broker(error: BrokerError) -> PubsubError {
     }
 }
 
+fn messages(kept: Vec<TopicMessage>) -> Vec<Message> {
+    kept.into_iter()
+        .map(|m| Message {
+            cursor: m.cursor,
+            data: m.data.to_string(),
+        })
+        .collect()
+}
+
 impl pubsub::Host for PubsubView<'_> {
     async fn publish(&mut self, topic: String, data: String) -> wasmtime::Result<Result<u64, PubsubError>> {
         let broker = match self.ctx.broker(&topic) {
@@ -90,16 +138,29 @@ impl pubsub::Host for PubsubView<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let timeout = Duration::from_millis(u64::from(timeout_ms));
+        if let Some(park) = &mut self.ctx.park {
+            // The run after a parked wait: that wait's answer, at once.
+            if let Some(woke) = park.take_if(|w| w.topic == topic && w.after == after) {
+                return Ok(woke.outcome.map(messages).map_err(from_broker));
+            }
+            let timeout = timeout.min(self.waiting.remaining());
+            if self.unanswered && !self.waiting.is_closed() && !timeout.is_zero() {
+                // Whatever is kept answers now; otherwise the request parks.
+                return match broker.wait(&topic, after, Duration::ZERO).await {
+                    Ok(kept) if kept.is_empty() => Err(wasmtime::Error::new(Parked {
+                        topic,
+                        after,
+                        timeout,
+                    })),
+                    Ok(kept) => Ok(Ok(messages(kept))),
+                    Err(e) => Ok(Err(from_broker(e))),
+                };
+            }
+        }
         // The broker's own timeout is the wait's; the budget may cut it shorter.
         let wait = broker.wait(&topic, after, timeout);
         let result = match self.waiting.wait(timeout, wait).await {
-            Ok(Ok(messages)) => Ok(messages
-                .into_iter()
-                .map(|m| Message {
-                    cursor: m.cursor,
-                    data: m.data.to_string(),
-                })
-                .collect()),
+            Ok(Ok(kept)) => Ok(messages(kept)),
             Ok(Err(e)) => Err(from_broker(e)),
             Err(Interrupted::TimedOut) => Ok(Vec::new()),
             Err(Interrupted::Closed) => Err(PubsubError::Closed),

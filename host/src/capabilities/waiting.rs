@@ -75,6 +75,11 @@ impl Waiting {
         self.limit
     }
 
+    /// What is left of the budget in the current call.
+    pub fn remaining(&self) -> Duration {
+        self.limit.saturating_sub(self.waited)
+    }
+
     /// Time waited in the current call (the CPU deadline moves by it).
     pub fn waited(&self) -> Duration {
         self.waited
@@ -91,7 +96,7 @@ impl Waiting {
         if self.is_closed() {
             return Err(Interrupted::Closed);
         }
-        let timeout = timeout.min(self.limit.saturating_sub(self.waited));
+        let timeout = timeout.min(self.remaining());
         let start = Instant::now();
         let closed = async {
             match self.closed.clone() {

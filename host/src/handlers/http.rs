@@ -26,13 +26,15 @@ use super::Target;
 use crate::app::App;
 use crate::body::{Body, error_page};
 use crate::capabilities::bindings::{HttpError, RequestHandler};
+use crate::capabilities::pubsub::{Parked, Woke};
 use crate::capabilities::queue::QueueCtx;
 use crate::capabilities::request::RequestData;
 use crate::capabilities::response::{ResponseCtx, ResponseState};
-use crate::capabilities::waiting::Hangup;
+use crate::capabilities::waiting::{Hangup, Waiting};
 use crate::capabilities::wasi::Wasi;
 use crate::capabilities::web::WebCtx;
-use crate::runtime::{Guest, HandlerInstance, HandlerPre, HostState, Warm};
+use crate::runtime::{Fault, Guest, HandlerInstance, HandlerPre, HandlerVersion, HostState, Warm};
+use crate::services::broker::{BrokerError, TopicMessage};
 use crate::services::web::{UnsafeRequest, Web};
 use crate::text::sanitize;
 
@@ -53,18 +55,7 @@ pub(super) async fn serve(
         path_args,
         path_kwargs,
     } = target;
-    let cookies = parts
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .cloned()
-        .collect();
-    let web = WebCtx::new(
-        app.web().clone(),
-        Arc::clone(&app.deployer().router()),
-        app.statics().cloned(),
-        cookies,
-    );
+    let web = web_ctx(&app, &parts.headers);
     let data = RequestData::new(parts, body, remote.ip(), path_args, path_kwargs);
     let (head_tx, mut head_rx) = oneshot::channel();
     let request_id = app.next_request_id();
@@ -73,49 +64,84 @@ pub(super) async fn serve(
     // cross-thread wake-up). If it flushes, the head must reach hyper while
     // the guest keeps running: then the rest of the run moves to its own task.
     let run = Box::pin(async move {
-        let admitted = Guest::admit_reusing(app.engine(), &slot, version.clone(), request_id).await;
-        let (mut guest, reused) = match admitted {
-            Ok(admitted) => admitted,
-            Err(fault) => return super::refuse(head_tx, &version, &fault, start),
-        };
-        let is_head = data.method == Method::HEAD;
-        guest.ctx().response = ResponseCtx::new(ResponseState::new(head_tx, is_head));
-        super::services::grant(&app, &slot.limits, guest.ctx(), None);
-        guest.ctx().waiting.watch_hangup(closed);
-        guest.ctx().web = web;
-        if let Some(dir) = &slot.limits.data_dir {
-            guest.ctx().wasi = Wasi::with_data_dir(app.dir().join(dir));
-        }
-        let checks = app.web().clone();
-        guest.ctx().queue = QueueCtx::new(app.services().queues.clone(), &slot.limits.queues);
-        let outcome = guest
-            .call("request", async |store| {
-                let instance = match reused {
-                    Some(Warm::Handler(instance)) => instance,
-                    _ => pre.instantiate_async(&mut *store).await?,
-                };
-                lifecycle(store, &instance, &settings, data, &checks).await?;
-                Ok(instance)
-            })
-            .await;
-        let response = guest.ctx().response.get().expect("http instance has a response");
-        let (status, instance) = match outcome {
-            Ok(instance) => (response.status(), Some(instance)),
-            Err(fault) => match response.take_unsent_head() {
-                Some(head_tx) => {
-                    let _ = head_tx.send(error_page(fault.status()));
-                    (fault.status().as_u16(), None)
+        let park = slot.limits.park_waits;
+        let (mut data, mut head_tx, mut web) = (data, head_tx, web);
+        // What a parked wait got (for the next run), and how long it waited.
+        let (mut woke, mut parked_for) = (None, Duration::ZERO);
+        loop {
+            let admitted = Guest::admit_reusing(app.engine(), &slot, version.clone(), request_id).await;
+            let (mut guest, reused) = match admitted {
+                Ok(admitted) => admitted,
+                Err(fault) => return super::refuse(head_tx, &version, &fault, start),
+            };
+            let is_head = data.method == Method::HEAD;
+            guest.ctx().response = ResponseCtx::new(ResponseState::new(head_tx, is_head));
+            super::services::grant(&app, &slot.limits, guest.ctx(), None);
+            if park {
+                guest.ctx().pubsub.allow_parking(woke.take());
+                // Time parked counts against the request's wait budget.
+                guest.ctx().waiting = Waiting::new(slot.limits.wait_timeout().saturating_sub(parked_for));
+            }
+            guest.ctx().waiting.watch_hangup(closed.clone());
+            guest.ctx().web = web;
+            if let Some(dir) = &slot.limits.data_dir {
+                guest.ctx().wasi = Wasi::with_data_dir(app.dir().join(dir));
+            }
+            let checks = app.web().clone();
+            guest.ctx().queue = QueueCtx::new(app.services().queues.clone(), &slot.limits.queues);
+            // A request that may park keeps its data to run again.
+            let rerun = park.then(|| data.clone());
+            let outcome = guest
+                .call("request", async |store| {
+                    let instance = match reused {
+                        Some(Warm::Handler(instance)) => instance,
+                        _ => pre.instantiate_async(&mut *store).await?,
+                    };
+                    lifecycle(store, &instance, &settings, data, &checks).await?;
+                    Ok(instance)
+                })
+                .await;
+            let response = guest.ctx().response.get().expect("http instance has a response");
+            let (status, instance) = match outcome {
+                Ok(instance) => (response.status(), Some(instance)),
+                Err(Fault::Parked(parked)) => {
+                    // Nothing was sent (a wait parks only then): the next run answers.
+                    head_tx = response
+                        .take_unsent_head()
+                        .expect("a request parks before its head is sent");
+                    drop(guest);
+                    let began = Instant::now();
+                    let Some(outcome) = wait_parked(&app, &version, &parked, closed.clone()).await else {
+                        // The client hung up: nobody to answer.
+                        return;
+                    };
+                    parked_for += began.elapsed();
+                    woke = Some(Woke {
+                        topic: parked.topic,
+                        after: parked.after,
+                        outcome,
+                    });
+                    data = rerun.expect("a parking request keeps its data");
+                    web = web_ctx(&app, &data.headers);
+                    continue;
                 }
-                None => {
-                    response.abort().await;
-                    (response.status(), None)
-                }
-            },
-        };
-        version.metrics.request_done(status, start.elapsed());
-        // A fault drops the instance with the guest; a clean one may serve again.
-        if let Some(instance) = instance {
-            guest.recycle(instance, slot.limits.reuse);
+                Err(fault) => match response.take_unsent_head() {
+                    Some(head_tx) => {
+                        let _ = head_tx.send(error_page(fault.status()));
+                        (fault.status().as_u16(), None)
+                    }
+                    None => {
+                        response.abort().await;
+                        (response.status(), None)
+                    }
+                },
+            };
+            version.metrics.request_done(status, start.elapsed());
+            // A fault drops the instance with the guest; a clean one may serve again.
+            if let Some(instance) = instance {
+                guest.recycle(instance, slot.limits.reuse);
+            }
+            return;
         }
     });
     let mut run = Unanswered {
@@ -135,6 +161,35 @@ pub(super) async fn serve(
     };
     // Without a head the run already logged why.
     head.unwrap_or_else(|_| error_page(StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+/// The web capability's context of a request with `headers` (its cookies).
+fn web_ctx(app: &App, headers: &http::HeaderMap) -> WebCtx {
+    let cookies = headers.get_all(http::header::COOKIE).iter().cloned().collect();
+    WebCtx::new(
+        app.web().clone(),
+        Arc::clone(&app.deployer().router()),
+        app.statics().cloned(),
+        cookies,
+    )
+}
+
+/// A parked request waits here, holding no instance (counted as parked):
+/// the broker's answer for the wait it parked on, or `None` when the client
+/// hangs up first.
+async fn wait_parked(
+    app: &App,
+    version: &HandlerVersion,
+    parked: &Parked,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+) -> Option<Result<Vec<TopicMessage>, BrokerError>> {
+    let _parked = version.metrics.request_parked();
+    let broker = app.services().broker.clone();
+    tokio::select! {
+        biased;
+        _ = closed.wait_for(|closed| *closed) => None,
+        outcome = broker.wait(&parked.topic, parked.after, parked.timeout) => Some(outcome),
+    }
 }
 
 /// How long a guest whose client hung up may go on (to run

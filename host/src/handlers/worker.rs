@@ -226,5 +226,7 @@ fn fault_kind(fault: &crate::runtime::Fault) -> &'static str {
         Fault::Timeout => "an item exceeded the handler's time limit",
         Fault::MemoryLimit(_) => "memory limit reached",
         Fault::Trap(_) => "trapped",
+        // Workers never get a response, so their waits never park.
+        Fault::Parked(_) => "parked a wait",
     }
 }

@@ -17,6 +17,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use crate::capabilities::Ctx;
 use crate::capabilities::log::Tag;
 use crate::capabilities::outbound_http::{OutboundHttp, OutboundPolicy};
+use crate::capabilities::pubsub::Parked;
 use crate::capabilities::waiting::Waiting;
 use crate::metrics::InstanceGuard;
 use crate::registry::HandlerSlot;
@@ -37,6 +38,10 @@ pub enum Fault {
     MemoryLimit(wasmtime::Error),
     /// The guest trapped.
     Trap(wasmtime::Error),
+    /// Not a fault: a pub/sub `wait` parked the request (`park_waits`).
+    /// The instance is gone; the HTTP driver waits in the host and runs
+    /// the request again.
+    Parked(Parked),
 }
 
 impl Fault {
@@ -46,6 +51,8 @@ impl Fault {
         match self {
             Fault::Busy | Fault::PoolFull | Fault::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Fault::MemoryLimit(_) | Fault::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // Only a driver that allows parking gets it, and answers later.
+            Fault::Parked(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -304,6 +311,10 @@ impl Guest {
         let fault = match result {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(_)) if self.store.data().timed_out => Fault::Timeout,
+            Ok(Err(e)) if e.is::<Parked>() => match e.downcast::<Parked>() {
+                Ok(parked) => return Err(Fault::Parked(parked)),
+                Err(e) => Fault::Trap(e),
+            },
             Ok(Err(e)) if pool_full(&e) => Fault::PoolFull,
             Ok(Err(e)) if self.store.data().limiter.memory_limit_hit => Fault::MemoryLimit(e),
             Ok(Err(e)) => Fault::Trap(e),
@@ -317,7 +328,7 @@ impl Guest {
         let tag = self.tag();
         let (handler, version, request) = (&*tag.handler, tag.version, tag.request_id);
         match fault {
-            Fault::Busy => {}
+            Fault::Busy | Fault::Parked(_) => {}
             Fault::PoolFull => tracing::warn!(
                 handler,
                 version,
