@@ -154,11 +154,12 @@ impl Drop for Server {
     }
 }
 
-fn serve(root: &Path, guest: Guest, connections: usize) -> anyhow::Result<Server> {
+/// Serves `guest` for `connections` clients, `held` of them holding an instance at once.
+fn serve(root: &Path, guest: Guest, connections: usize, held: usize) -> anyhow::Result<Server> {
     let (dir, app) = guest.app(root)?;
     let bin = crate::profile_dir()?.join("waterspout");
     let (addr, admin) = (free_addr()?, free_addr()?);
-    let instances = (connections + 200) * guest.slots_per_instance();
+    let instances = (held + 200) * guest.slots_per_instance();
     let child = Command::new(&bin)
         .arg("serve")
         .arg(&dir)
@@ -295,7 +296,12 @@ pub struct LongPolls {
 /// `n` long polls waiting, then one publish answers them all.
 pub fn long_polls(root: &Path, guest: Guest, n: usize) -> anyhow::Result<LongPolls> {
     rlimit::increase_nofile_limit(u64::MAX).context("raising the open-files limit")?;
-    let server = serve(root, guest, n)?;
+    // A parked poll holds no instance: room for the runs that park and wake.
+    let held = match guest {
+        Guest::PythonChat | Guest::RustParked => n.min(300),
+        Guest::Rust => n,
+    };
+    let server = serve(root, guest, n, held)?;
     let (addr, pid) = (server.addr, server.child.id());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
@@ -361,7 +367,7 @@ pub struct Broadcast {
 /// `n` WebSockets, members of one group, then one broadcast reaches them all.
 pub fn broadcast(root: &Path, guest: Guest, n: usize) -> anyhow::Result<Broadcast> {
     rlimit::increase_nofile_limit(u64::MAX).context("raising the open-files limit")?;
-    let server = serve(root, guest, n)?;
+    let server = serve(root, guest, n, n)?;
     let (addr, pid) = (server.addr, server.child.id());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
@@ -435,6 +441,9 @@ pub fn scenario_f(
         (Guest::RustParked, polls, 0),
         (Guest::PythonChat, python_polls, python_members),
     ] {
+        if polls == 0 {
+            continue;
+        }
         match long_polls(root, guest, polls) {
             Ok(r) => {
                 eprintln!(

@@ -524,9 +524,11 @@ async fn the_instance_pool_holds_max_instances_python_long_polls() {
 #[tokio::test]
 async fn the_python_chats_waiting_polls_hold_no_instance() {
     let app = app_copy(waterspout_tests::guests::PYTHON_CHAT_APP, |manifest| {
+        // (Without reuse: an idle instance would count as live.)
         manifest
             .replace("handler = \"chat\"", "handler = \"parkchat\"")
             .replace("[handler.chat]", "[handler.parkchat]")
+            .replace("reuse = 1000", "")
     });
     let server = TestServer::start_with(app.path().to_str().unwrap(), admin_config()).await;
     let first = post_message(&server, "first").await;

@@ -234,6 +234,14 @@ def request_handler(module):
         calls through `request-handler`, as on the four-call path."""
 
         def handle(self, req, settings, method, path_args, path_kwargs):
+            try:
+                self._handle(req, settings, method, path_args, path_kwargs)
+            except pubsub.Parked:
+                # A wait parked the request: the host runs it again later.
+                if State.handler is not None:
+                    State.handler._bind(None)
+
+        def _handle(self, req, settings, method, path_args, path_kwargs):
             steps.initialize(settings)
             handler = State.handler
             if handler is not None:

@@ -20,6 +20,13 @@ Topics must be granted to the handler in ``waterspout.toml``
 hangs up during ``wait``, it raises ``StreamClosedError``; let it propagate
 (or return): the SDK then calls the handler's ``on_connection_close()`` and
 nothing more is sent.
+
+With ``park_waits = true`` on the handler, a ``wait`` that would block
+*parks* the request: it raises ``Parked`` (a ``BaseException``, like
+``GeneratorExit``: ``except Exception`` does not catch it), the SDK returns
+from the handler, and the host runs the request again from the start when
+the topic has news, where the same ``wait`` answers at once. Only reads
+should come before the wait (docs/pubsub.md).
 """
 
 import collections
@@ -52,6 +59,11 @@ class TopicDenied(PubsubError):
 
 class StreamClosedError(PubsubError):
     """The client hung up while this handler waited (as ``tornado.iostream``'s)."""
+
+
+class Parked(BaseException):
+    """The request parked at a ``wait`` (``park_waits``): let it propagate;
+    the request runs again when the topic has news."""
 
 
 _client_closed = [False]
@@ -99,9 +111,12 @@ def wait(topic, after=0, timeout=None):
     restart answers with every kept message.
     """
     try:
-        return [Message(m.cursor, m.data) for m in _raw.wait(topic, int(after), _millis(timeout))]
+        kept = _raw.wait_or_park(topic, int(after), _millis(timeout))
     except _Err as err:
         _raise(err)
+    if kept is None:
+        raise Parked()
+    return [Message(m.cursor, m.data) for m in kept]
 
 
 def latest(topic):

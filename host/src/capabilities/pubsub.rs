@@ -9,6 +9,8 @@
 //! (a trap the driver recognises), the driver drops the instance, waits on
 //! the broker itself and runs the request again, handing the outcome to the
 //! new instance ([`Woke`]), whose same `wait` then answers at once.
+//! `wait-or-park` parks without the trap: it answers `none` and the SDK
+//! returns from the handler, so the instance may serve again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,8 @@ pub struct PubsubCtx {
     /// of a `park_waits` handler); holds what the parked wait got, if this
     /// run follows one.
     park: Option<Option<Woke>>,
+    /// The wait a `wait-or-park` call parked on in this run.
+    parked: Option<Parked>,
 }
 
 /// A run ended by a `wait` that parked: what the driver waits for.
@@ -56,6 +60,7 @@ impl PubsubCtx {
             broker: Some(broker),
             topics,
             park: None,
+            parked: None,
         }
     }
 
@@ -63,6 +68,17 @@ impl PubsubCtx {
     /// `woke` is what the wait the previous run parked on got.
     pub fn allow_parking(&mut self, woke: Option<Woke>) {
         self.park = Some(woke);
+    }
+
+    /// The wait a `wait-or-park` parked on in this run (the guest returned
+    /// from its handler at once), if any.
+    pub fn take_parked(&mut self) -> Option<Parked> {
+        self.parked.take()
+    }
+
+    /// Whether a `wait-or-park` parked in this run.
+    pub fn is_parked(&self) -> bool {
+        self.parked.is_some()
     }
 
     fn broker(&self, topic: &str) -> Result<&Arc<dyn Broker>, PubsubError> {
@@ -109,6 +125,58 @@ fn from_broker(error: BrokerError) -> PubsubError {
     }
 }
 
+/// How a wait ended: its messages (none at the timeout), or the request parks.
+enum Waited {
+    Messages(Vec<Message>),
+    Park(Parked),
+}
+
+impl PubsubView<'_> {
+    async fn wait_or_park_now(
+        &mut self,
+        topic: String,
+        after: u64,
+        timeout_ms: u32,
+    ) -> Result<Waited, PubsubError> {
+        let broker = self.ctx.broker(&topic)?.clone();
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        if let Some(park) = &mut self.ctx.park {
+            // The run after a parked wait: that wait's answer, at once.
+            if let Some(woke) = park.take_if(|w| w.topic == topic && w.after == after) {
+                return woke
+                    .outcome
+                    .map(|kept| Waited::Messages(messages(kept)))
+                    .map_err(from_broker);
+            }
+            let timeout = timeout.min(self.waiting.remaining());
+            if self.unanswered && !self.waiting.is_closed() && !timeout.is_zero() {
+                // Whatever is kept answers now; otherwise the request parks.
+                let kept = broker
+                    .wait(&topic, after, Duration::ZERO)
+                    .await
+                    .map_err(from_broker)?;
+                return Ok(if kept.is_empty() {
+                    Waited::Park(Parked {
+                        topic,
+                        after,
+                        timeout,
+                    })
+                } else {
+                    Waited::Messages(messages(kept))
+                });
+            }
+        }
+        // The broker's own timeout is the wait's; the budget may cut it shorter.
+        let wait = broker.wait(&topic, after, timeout);
+        match self.waiting.wait(timeout, wait).await {
+            Ok(Ok(kept)) => Ok(Waited::Messages(messages(kept))),
+            Ok(Err(e)) => Err(from_broker(e)),
+            Err(Interrupted::TimedOut) => Ok(Waited::Messages(Vec::new())),
+            Err(Interrupted::Closed) => Err(PubsubError::Closed),
+        }
+    }
+}
+
 fn messages(kept: Vec<TopicMessage>) -> Vec<Message> {
     kept.into_iter()
         .map(|m| Message {
@@ -133,39 +201,27 @@ impl pubsub::Host for PubsubView<'_> {
         after: u64,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Vec<Message>, PubsubError>> {
-        let broker = match self.ctx.broker(&topic) {
-            Ok(b) => b.clone(),
-            Err(e) => return Ok(Err(e)),
-        };
-        let timeout = Duration::from_millis(u64::from(timeout_ms));
-        if let Some(park) = &mut self.ctx.park {
-            // The run after a parked wait: that wait's answer, at once.
-            if let Some(woke) = park.take_if(|w| w.topic == topic && w.after == after) {
-                return Ok(woke.outcome.map(messages).map_err(from_broker));
+        Ok(match self.wait_or_park_now(topic, after, timeout_ms).await {
+            Ok(Waited::Messages(messages)) => Ok(messages),
+            Ok(Waited::Park(parked)) => return Err(wasmtime::Error::new(parked)),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn wait_or_park(
+        &mut self,
+        topic: String,
+        after: u64,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<Option<Vec<Message>>, PubsubError>> {
+        Ok(match self.wait_or_park_now(topic, after, timeout_ms).await {
+            Ok(Waited::Messages(messages)) => Ok(Some(messages)),
+            Ok(Waited::Park(parked)) => {
+                self.ctx.parked = Some(parked);
+                Ok(None)
             }
-            let timeout = timeout.min(self.waiting.remaining());
-            if self.unanswered && !self.waiting.is_closed() && !timeout.is_zero() {
-                // Whatever is kept answers now; otherwise the request parks.
-                return match broker.wait(&topic, after, Duration::ZERO).await {
-                    Ok(kept) if kept.is_empty() => Err(wasmtime::Error::new(Parked {
-                        topic,
-                        after,
-                        timeout,
-                    })),
-                    Ok(kept) => Ok(Ok(messages(kept))),
-                    Err(e) => Ok(Err(from_broker(e))),
-                };
-            }
-        }
-        // The broker's own timeout is the wait's; the budget may cut it shorter.
-        let wait = broker.wait(&topic, after, timeout);
-        let result = match self.waiting.wait(timeout, wait).await {
-            Ok(Ok(kept)) => Ok(messages(kept)),
-            Ok(Err(e)) => Err(from_broker(e)),
-            Err(Interrupted::TimedOut) => Ok(Vec::new()),
-            Err(Interrupted::Closed) => Err(PubsubError::Closed),
-        };
-        Ok(result)
+            Err(e) => Err(e),
+        })
     }
 
     async fn latest(&mut self, topic: String) -> wasmtime::Result<Result<u64, PubsubError>> {

@@ -101,15 +101,28 @@ pub(super) async fn serve(
                     Ok(instance)
                 })
                 .await;
+            // A wait parked the request: by trapping (`wait`: the instance
+            // is gone) or by the guest returning (`wait-or-park`: the
+            // instance may serve again).
+            // (A guest that went on after `none` and flushed is answered.)
+            let unsent = guest.ctx().response.get().is_some_and(|r| !r.headers_sent());
+            let parked = match (outcome, guest.ctx().pubsub.take_parked()) {
+                (Err(Fault::Parked(parked)), _) => Err((parked, None)),
+                (Ok(instance), Some(parked)) if unsent => Err((parked, Some(instance))),
+                (outcome, _) => Ok(outcome),
+            };
             let response = guest.ctx().response.get().expect("http instance has a response");
-            let (status, instance) = match outcome {
-                Ok(instance) => (response.status(), Some(instance)),
-                Err(Fault::Parked(parked)) => {
+            let outcome = match parked {
+                Ok(outcome) => outcome,
+                Err((parked, instance)) => {
                     // Nothing was sent (a wait parks only then): the next run answers.
                     head_tx = response
                         .take_unsent_head()
                         .expect("a request parks before its head is sent");
-                    drop(guest);
+                    match instance {
+                        Some(instance) => guest.recycle(instance, slot.limits.reuse),
+                        None => drop(guest),
+                    }
                     let began = Instant::now();
                     let Some(outcome) = wait_parked(&app, &version, &parked, closed.clone()).await else {
                         // The client hung up: nobody to answer.
@@ -125,6 +138,9 @@ pub(super) async fn serve(
                     web = web_ctx(&app, &data.headers);
                     continue;
                 }
+            };
+            let (status, instance) = match outcome {
+                Ok(instance) => (response.status(), Some(instance)),
                 Err(fault) => match response.take_unsent_head() {
                     Some(head_tx) => {
                         let _ = head_tx.send(error_page(fault.status()));
@@ -257,6 +273,11 @@ async fn lifecycle(
             )
             .await?
             .expect("the component exports dispatch");
+        if store.data().ctx.pubsub.is_parked() {
+            // The guest returned at a parked wait: the next run answers.
+            store.data_mut().ctx.table.delete(req)?;
+            return Ok(());
+        }
         if handled.is_ok() {
             // prepare, the verb, finish and on-finish ran in the guest.
             let response = response(store);
@@ -287,6 +308,10 @@ async fn lifecycle(
         }
     };
 
+    if store.data().ctx.pubsub.is_parked() {
+        store.data_mut().ctx.table.delete(req)?;
+        return Ok(());
+    }
     if let Err(error) = outcome {
         send_error(store, handler, req.rep(), error).await?;
     }
