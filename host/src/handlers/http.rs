@@ -91,16 +91,16 @@ pub(super) async fn serve(
             guest.ctx().queue = QueueCtx::new(app.services().queues.clone(), &slot.limits.queues);
             // A request that may park keeps its data to run again.
             let rerun = park.then(|| data.clone());
-            let outcome = guest
-                .call("request", async |store| {
-                    let instance = match reused {
-                        Some(Warm::Handler(instance)) => instance,
-                        _ => pre.instantiate_async(&mut *store).await?,
-                    };
-                    lifecycle(store, &instance, &settings, data, &checks).await?;
-                    Ok(instance)
-                })
-                .await;
+            // Boxed: a parked request's future then holds none of the call's state.
+            let outcome = Box::pin(guest.call("request", async |store| {
+                let instance = match reused {
+                    Some(Warm::Handler(instance)) => instance,
+                    _ => pre.instantiate_async(&mut *store).await?,
+                };
+                lifecycle(store, &instance, &settings, data, &checks).await?;
+                Ok(instance)
+            }))
+            .await;
             // A wait parked the request: by trapping (`wait`: the instance
             // is gone) or by the guest returning (`wait-or-park`: the
             // instance may serve again).
