@@ -485,7 +485,9 @@ async fn the_instance_pool_holds_max_instances_python_long_polls() {
     let mut config = waterspout::ServerConfig::default();
     config.engine.max_instances = 12;
     let app = app_copy(waterspout_tests::guests::PYTHON_CHAT_APP, |manifest| {
-        manifest.replace("park_waits = true", "park_waits = false")
+        manifest
+            .replace("park_waits = true", "park_waits = false")
+            .replace("max_instances = 8\n", "max_instances = 100\n")
     });
     let server = TestServer::start_with(app.path().to_str().unwrap(), config).await;
     let first = post_message(&server, "first").await;
