@@ -271,16 +271,21 @@ pub fn run(
     let mut notes = Vec::new();
     let mut servers: Vec<Server> = Vec::new();
     let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
-    let bigger = [Work::Bytes(4096), Work::Bytes(65536), Work::Form, Work::Routes];
+    let bigger: Vec<Work> = if works {
+        vec![Work::Bytes(4096), Work::Bytes(65536), Work::Form, Work::Routes]
+    } else {
+        Vec::new()
+    };
 
     let hyper = hyper_baseline()?;
     servers.push(Server {
         label: HYPER.into(),
         url: format!("http://{}", hyper.addr),
         pid: hyper.pid(),
+        // It has no router: not the routes.
         works: [Work::Hello]
             .into_iter()
-            .chain(bigger.into_iter().take(3))
+            .chain(bigger.iter().copied().filter(|w| *w != Work::Routes))
             .collect(),
     });
     keep.push(Box::new(hyper));
@@ -313,7 +318,7 @@ pub fn run(
             label: WORKLOADS.into(),
             url: format!("http://127.0.0.1:{}", server.port),
             pid: server.child.id(),
-            works: bigger.to_vec(),
+            works: bigger.clone(),
         });
         keep.push(Box::new(server));
     }
@@ -351,7 +356,7 @@ pub fn run(
                         },
                         url: format!("http://{}", peer.addr),
                         pid: peer.pid(),
-                        works: [Work::Hello].into_iter().chain(bigger).collect(),
+                        works: [Work::Hello].into_iter().chain(bigger.iter().copied()).collect(),
                     });
                     if processes == 1 {
                         notes.push(format!("Tornado {version}."));
@@ -396,7 +401,7 @@ pub fn run(
             results.hello.push(sample(&s.label, c, result));
         }
     }
-    for w in bigger {
+    for &w in &bigger {
         for s in servers.iter().filter(|s| s.works.contains(&w)) {
             let script = (w == Work::Form).then_some(form.as_path());
             let result = measure(&s.label, &s.url, w, 64, duration, script, s.pid)?;
@@ -512,7 +517,7 @@ pub fn section(results: &Results, notes: &[String], duration: u64) -> anyhow::Re
     let mut out = String::from("## a. HTTP hello, bigger requests, and cost as work grows\n\n");
     writeln!(
         out,
-        "Every server is a process of its own, started by the tool, measured with `wrk -t1` on the same 2 cores; all are started first and, at each concurrency, measured back to back ({duration} s each after a 1 s warm-up, the others idle), so a ratio compares numbers taken seconds apart. **Server CPU** is the server's user + system time over the measured run (all its threads, and for Tornado all its processes; `/proc/PID/stat`) per request answered; **RSS** the server's largest resident memory sampled during the run. Waterspout makes a fresh instance per request and runs a thread per core, as does the hyper baseline (this tool, `--serve-baseline`). `waterspout serve` logs every request (Tornado's access line, at the default level `info`) into a file; the `WATERSPOUT_LOG=warn` row is the same server with the access log off. `wasmtime serve` runs the very same component as the wasi:http row; Tornado runs the seed's hello world in one process, and in one process per core as Tornado's docs deploy it (`bind_sockets`, `fork_processes(0)`, an `HTTPServer` per process on the shared socket): **the ratios to that row are the honest ones**, every server here uses both cores.\n"
+        "Every server is a process of its own, started by the tool, measured with `wrk -t1` on the same 2 cores; all are started first and, at each concurrency, measured back to back ({duration} s each after a 1 s warm-up, the others idle), so a ratio compares numbers taken seconds apart. **Server CPU** is the server's user + system time over the measured run (all its threads, and for Tornado all its processes; `/proc/PID/stat`) per request answered; **RSS** the server's largest resident memory sampled during the run. Waterspout makes a fresh instance per request and runs a thread per core, as does the hyper baseline (this tool, `--serve-baseline`). `waterspout serve` logs every request (Tornado's access line, at the default level `info`) to its stderr, a pipe this tool reads (as systemd, docker or a terminal would); the `WATERSPOUT_LOG=warn` row is the same server with the access log off. `wasmtime serve` runs the very same component as the wasi:http row; Tornado runs the seed's hello world in one process, and in one process per core as Tornado's docs deploy it (`bind_sockets`, `fork_processes(0)`, an `HTTPServer` per process on the shared socket): **the ratios to that row are the honest ones**, every server here uses both cores.\n"
     )?;
     writeln!(
         out,

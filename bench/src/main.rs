@@ -7,7 +7,11 @@
 //! wasmtime-cli 48.0.8 and Tornado 6 into target/bench-tools), or
 //! `make bench-quick` for one short pass of scenario a (the CI smoke test).
 //!
-//! Scenarios: a (HTTP hello vs hyper, wasmtime serve, Tornado), b (request
+//! Scenarios: a (http.rs: HTTP, every server a process of its own with its
+//! CPU µs per request and RSS: the hello at 1–1024 connections vs hyper,
+//! wasmtime serve, Tornado in one process and one per core, Waterspout's
+//! access log on and off; 4 KiB and 64 KiB responses, a 16 KiB form POST,
+//! 200 regex routes; 1/10/100 handlers), b (request
 //! path µs, criterion), c (WebSocket echo vs tokio-tungstenite; RSS with
 //! 10,000 idle WebSockets), d (hot swap; its upload-to-visible and restart
 //! timings alone: `--swap-bench`), h (three nodes on Redis vs one node:
