@@ -2,12 +2,18 @@
 //! connection setup as Waterspout's server: one thread per core, each with a
 //! single-threaded tokio runtime; the first accepts and hands connections out
 //! in turn, and each is served start to finish on the thread it was given.
+//!
+//! Besides `/`, what scenario a's other rows ask: `GET /bytes/N` answers N
+//! bytes, and a POST reads the whole body and answers how many form fields
+//! it held. Scenario a runs it as a process of its own
+//! (`waterspout-bench --serve-baseline ADDR`), so its CPU time is its own.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,8 +21,8 @@ use tokio::sync::{mpsc, watch};
 
 /// Starts the baseline on loopback; sending `true` (or dropping the sender)
 /// stops it.
-pub fn start() -> anyhow::Result<(SocketAddr, watch::Sender<bool>)> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+pub fn start(addr: &str) -> anyhow::Result<(SocketAddr, watch::Sender<bool>)> {
+    let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let (tx, rx) = watch::channel(false);
@@ -64,14 +70,30 @@ async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, S
     }
 }
 
+async fn answer(req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    if req.method() == hyper::Method::POST {
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let fields = form_urlencoded::parse(&body).count();
+        return Ok(hyper::Response::new(Full::new(Bytes::from(fields.to_string()))));
+    }
+    if let Some(n) = req.uri().path().strip_prefix("/bytes/") {
+        let n: usize = n.parse().unwrap_or(0);
+        return Ok(hyper::Response::new(Full::new(Bytes::from(vec![b'x'; n]))));
+    }
+    Ok(hyper::Response::new(Full::new(Bytes::from_static(
+        b"Hello, world",
+    ))))
+}
+
 fn serve(stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     tokio::spawn(async move {
-        let service = service_fn(|_req| async {
-            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                b"Hello, world",
-            ))))
-        });
+        let service = service_fn(answer);
         let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
             .serve_connection(TokioIo::new(stream), service)
             .await;

@@ -7,7 +7,11 @@
 //! wasmtime-cli 48.0.8 and Tornado 6 into target/bench-tools), or
 //! `make bench-quick` for one short pass of scenario a (the CI smoke test).
 //!
-//! Scenarios: a (HTTP hello vs hyper, wasmtime serve, Tornado), b (request
+//! Scenarios: a (http.rs: HTTP, every server a process of its own with its
+//! CPU µs per request and RSS: the hello at 1–1024 connections vs hyper,
+//! wasmtime serve, Tornado in one process and one per core, Waterspout's
+//! access log on and off; 4 KiB and 64 KiB responses, a 16 KiB form POST,
+//! 200 regex routes; 1/10/100 handlers), b (request
 //! path µs, criterion), c (WebSocket echo vs tokio-tungstenite; RSS with
 //! 10,000 idle WebSockets), d (hot swap; its upload-to-visible and restart
 //! timings alone: `--swap-bench`), h (three nodes on Redis vs one node:
@@ -31,9 +35,11 @@ use clap::Parser;
 mod baseline;
 mod chart;
 mod cluster;
+mod http;
 mod kv;
 mod languages;
 mod peers;
+mod procstat;
 mod pubsub;
 mod report;
 mod swap;
@@ -54,9 +60,15 @@ struct Args {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
     duration: u64,
-    /// Concurrency levels for scenario a.
-    #[arg(long, value_delimiter = ',', default_value = "1,64,256")]
+    /// Concurrency levels for scenario a's hello.
+    #[arg(long, value_delimiter = ',', default_value = "1,64,256,1024")]
     connections: Vec<u32>,
+    /// Scenario a: the handler counts of "cost as handlers grow".
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    handlers: Vec<usize>,
+    /// Scenario a without the bigger requests (4 KiB, 64 KiB, form POST, 200 routes).
+    #[arg(long)]
+    no_bigger: bool,
     /// Concurrency levels for scenarios e (languages) and g (kv).
     #[arg(long, value_delimiter = ',', default_value = "1,64")]
     language_connections: Vec<u32>,
@@ -87,9 +99,15 @@ struct Args {
     /// to serving): printed, and written to --out when it is given.
     #[arg(long)]
     swap_bench: bool,
-    /// Where to write the report (default: BENCHMARKS.md at the root).
+    /// Where to write the report (default: BENCHMARKS.md at the root, its
+    /// chart bench/chart.svg); the chart goes beside it, named after it
+    /// (`--out /tmp/run.md` → /tmp/run.svg).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Internal: serve the plain hyper baseline on ADDR until killed
+    /// (scenario a runs it as a process of its own).
+    #[arg(long, hide = true, value_name = "ADDR")]
+    serve_baseline: Option<String>,
 }
 
 /// One scenario-a measurement.
@@ -117,11 +135,19 @@ pub fn profile_dir() -> anyhow::Result<PathBuf> {
 
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
+    if let Some(addr) = &args.serve_baseline {
+        let (_addr, _stop) = baseline::start(addr)?;
+        loop {
+            std::thread::park();
+        }
+    }
     if args.quick {
         args.duration = 2;
         args.connections = vec![64];
         args.scenarios = vec!["a".into()];
         args.no_peers = true;
+        args.handlers = vec![];
+        args.no_bigger = true;
     }
     let root = root();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -135,11 +161,23 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let (header, date, commit) = header(&root)?;
-    let mut http = Vec::new();
+    let mut http_results: Option<http::Results> = None;
     let mut sections = Vec::new();
     for scenario in &args.scenarios {
         let section = match scenario.as_str() {
-            "a" => scenario_a(&runtime, &root, &args, &mut http)?,
+            "a" => {
+                let (results, notes) = http::run(
+                    &root,
+                    &args.connections,
+                    args.duration,
+                    args.no_peers,
+                    &args.handlers,
+                    !args.no_bigger,
+                )?;
+                let section = http::section(&results, &notes, args.duration)?;
+                http_results = Some(results);
+                section
+            }
             "b" => scenario_b(&root)?,
             "c" => scenario_c(&runtime, &root, &args)?,
             "d" => swap::scenario_d(&runtime, &root, args.duration)?,
@@ -167,25 +205,34 @@ fn main() -> anyhow::Result<()> {
     }
     if args.quick {
         // A smoke test: it must have measured something, and nothing failed.
+        let http = http_results.as_ref().map_or(&[][..], |r| &r.hello[..]);
         let errors: u64 = http.iter().map(|s| s.result.errors).sum();
         anyhow::ensure!(
-            http.iter().all(|s| s.result.rps > 0.0),
-            "a server answered nothing"
+            !http.is_empty() && http.iter().all(|s| s.result.rps > 0.0 && s.result.cpu_us > 0.0),
+            "a server answered nothing, or its CPU time was not read"
         );
         anyhow::ensure!(errors == 0, "{errors} failed requests");
         println!("bench: 1 passed, 0 failed");
         return Ok(());
     }
-    let out = args.out.unwrap_or_else(|| root.join("BENCHMARKS.md"));
-    if !http.is_empty() {
-        let svg = root.join("bench/chart.svg");
-        chart::http_chart(&http, &svg)?;
+    let (out, svg) = match args.out {
+        Some(out) => {
+            let svg = out.with_extension("svg");
+            (out, svg)
+        }
+        None => (root.join("BENCHMARKS.md"), root.join("bench/chart.svg")),
+    };
+    // The chart's link, relative to the report.
+    let chart_link = report::relative_link(&out, &svg);
+    if let Some(results) = &http_results {
+        chart::http_chart(results, &svg)?;
+        eprintln!("chart written to {}", svg.display());
     }
     // What profiling found and what was tried: kept by hand in bench/NOTES.md.
     let notes = std::fs::read_to_string(root.join("bench/NOTES.md")).unwrap_or_default();
     // The sections of the scenarios not run this time stay as they were.
     let old = std::fs::read_to_string(&out).ok();
-    let report = report::merge(old.as_deref(), &header, &sections, &notes);
+    let report = report::merge(old.as_deref(), &header, &sections, &notes, &chart_link);
     std::fs::write(&out, report)?;
     eprintln!("written to {}", out.display());
     Ok(())
@@ -268,114 +315,6 @@ fn load_app(root: &Path, example: &str) -> anyhow::Result<std::sync::Arc<watersp
             dir.display()
         )
     })
-}
-
-/// Scenario a: HTTP hello at each concurrency for every server.
-fn scenario_a(
-    runtime: &tokio::runtime::Runtime,
-    root: &Path,
-    args: &Args,
-    samples: &mut Vec<HttpSample>,
-) -> anyhow::Result<String> {
-    wrk::check_installed()?;
-    // Every server is started first and left idle while the others are
-    // measured; then, concurrency by concurrency, the servers are measured
-    // back to back, so the numbers a ratio compares are seconds apart and
-    // not minutes (this VM's speed drifts).
-    let mut servers: Vec<(String, String)> = Vec::new();
-    let (baseline_addr, baseline_stop) = baseline::start()?;
-    servers.push(("hyper (baseline)".into(), format!("http://{baseline_addr}/")));
-    let mut waterspouts = Vec::new();
-    for (label, example) in [
-        ("waterspout (Rust guest)", "hello"),
-        ("waterspout (wasi:http)", "wasi-hello"),
-    ] {
-        let app = load_app(root, example)?;
-        let server = runtime.block_on(waterspout::server::start(app, "127.0.0.1:0".parse()?))?;
-        servers.push((label.into(), format!("http://{}/", server.local_addr())));
-        waterspouts.push(server);
-    }
-    let mut notes = Vec::new();
-    let mut peers = Vec::new();
-    if !args.no_peers {
-        let component = root.join("examples/target/wasm32-wasip2/release/wasi_hello.wasm");
-        match peers::wasmtime_serve(root, &component) {
-            Ok(peer) => {
-                servers.push(("wasmtime serve 48".into(), format!("http://{}/", peer.addr)));
-                peers.push(peer);
-            }
-            Err(e) => notes.push(format!("wasmtime serve skipped: {e:#}")),
-        }
-        match peers::tornado(root) {
-            Ok((peer, version)) => {
-                servers.push((format!("Tornado {version}"), format!("http://{}/", peer.addr)));
-                peers.push(peer);
-            }
-            Err(e) => notes.push(format!("Tornado skipped: {e:#}")),
-        }
-    }
-    for &c in &args.connections {
-        for (server, url) in &servers {
-            let result = wrk::measure(url, c, args.duration)?;
-            eprintln!(
-                "{server:>22} c={c:<4} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
-                result.rps, result.p50_ms, result.p99_ms, result.errors
-            );
-            samples.push(HttpSample {
-                server: server.clone(),
-                connections: c,
-                result,
-            });
-        }
-    }
-    let _ = baseline_stop.send(true);
-    for server in waterspouts {
-        runtime.block_on(server.shutdown());
-    }
-    drop(peers);
-    // Rows grouped by server, in the order they were started.
-    let order = |name: &str| servers.iter().position(|(s, _)| s == name);
-    samples.sort_by_key(|s| (order(&s.server), s.connections));
-    let mut out = String::from("## a. HTTP hello\n\n");
-    writeln!(
-        out,
-        "`GET /` → `Hello, world`. Waterspout makes a fresh instance per request. `wasmtime serve` runs the very same wasi:http component as the wasi:http row; Tornado runs the seed's hello world (one process). All servers are started first; at each concurrency they are measured back to back (the others idle), so a ratio compares numbers taken seconds apart. Waterspout and the hyper baseline run a thread per core (2 here).\n"
-    )?;
-    writeln!(
-        out,
-        "| server | connections | req/s | p50 ms | p99 ms | errors | vs hyper | vs wasmtime serve | vs Tornado |"
-    )?;
-    writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")?;
-    for s in samples.iter() {
-        let base = |prefix: &str| {
-            samples
-                .iter()
-                .find(|b| b.server.starts_with(prefix) && b.connections == s.connections)
-                .map(|b| b.result.rps)
-        };
-        let ratio = |b: Option<f64>| {
-            b.map(|b| format!("{:.2}×", s.result.rps / b))
-                .unwrap_or_else(|| "–".into())
-        };
-        writeln!(
-            out,
-            "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {:.0}% | {} | {} |",
-            s.server,
-            s.connections,
-            s.result.rps,
-            s.result.p50_ms,
-            s.result.p99_ms,
-            s.result.errors,
-            100.0 * s.result.rps / base("hyper").unwrap_or(f64::NAN),
-            ratio(base("wasmtime serve")),
-            ratio(base("Tornado")),
-        )?;
-    }
-    for note in notes {
-        writeln!(out, "\n_{note}_")?;
-    }
-    out.push('\n');
-    Ok(out)
 }
 
 /// Scenario b: the criterion microbenchmark of the request path.

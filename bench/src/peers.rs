@@ -9,14 +9,32 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// A server process, killed on drop.
+/// A server process, killed on drop with every process it started.
 pub struct Peer {
     child: Child,
     pub addr: SocketAddr,
 }
 
+impl Peer {
+    /// `child`, once it accepts connections on `addr`.
+    pub fn started(mut child: Child, addr: SocketAddr, what: &str) -> anyhow::Result<Peer> {
+        wait_until_listening(addr, &mut child, what)?;
+        Ok(Peer { child, addr })
+    }
+
+    /// The server's process id (for its CPU time and RSS: crate::procstat).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
+        // Children first (Tornado's forked workers), then the parent, which
+        // would otherwise restart them.
+        for pid in crate::procstat::tree(self.child.id()).into_iter().skip(1) {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -95,19 +113,48 @@ fn wasmtime_serve_with(root: &Path, component: &Path, flags: &[&str]) -> anyhow:
     Ok(Peer { child, addr })
 }
 
-/// The seed's Tornado hello world, verbatim apart from the port.
+/// The seed's Tornado hello world (`MainHandler` on `/`, verbatim), with
+/// what scenario a's other rows ask beside it: `GET /bytes/N` (N bytes), a
+/// POST of a form to `/form` (answers how many fields it read), and 200
+/// regex routes `/api/v1/itemI/(\d+)` (I = 0…199, the table before
+/// `/bytes`). With a process count other than 1 it deploys as Tornado's
+/// docs show for multi-process: `bind_sockets`, `fork_processes(n)`
+/// (0 = one per core), then an `HTTPServer` per process on the shared socket.
 const TORNADO_HELLO: &str = r#"
 import asyncio, sys
 import tornado
+import tornado.httpserver, tornado.netutil, tornado.process
 
 class MainHandler(tornado.web.RequestHandler):
     def get(self):
         self.write("Hello, world")
 
+class BytesHandler(tornado.web.RequestHandler):
+    def get(self, n):
+        self.write(b"x" * int(n))
+
+class FormHandler(tornado.web.RequestHandler):
+    def post(self):
+        self.write(str(len(self.request.body_arguments)))
+
+class ItemHandler(tornado.web.RequestHandler):
+    def get(self, item):
+        self.write("Hello, world")
+
 def make_app():
     return tornado.web.Application([
         (r"/", MainHandler),
+    ] + [
+        (r"/api/v1/item%d/(\d+)" % i, ItemHandler) for i in range(200)
+    ] + [
+        (r"/bytes/(\d+)", BytesHandler),
+        (r"/form", FormHandler),
     ])
+
+async def serve(sockets):
+    server = tornado.httpserver.HTTPServer(make_app())
+    server.add_sockets(sockets)
+    await asyncio.Event().wait()
 
 async def main():
     app = make_app()
@@ -115,11 +162,23 @@ async def main():
     await asyncio.Event().wait()
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    processes = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    if processes == 1:
+        asyncio.run(main())
+    else:
+        sockets = tornado.netutil.bind_sockets(int(sys.argv[1]), address="127.0.0.1")
+        tornado.process.fork_processes(processes)
+        asyncio.run(serve(sockets))
 "#;
 
-/// Tornado 6 from PyPI in a virtualenv under target/bench-tools.
+/// Tornado 6 from PyPI in a virtualenv under target/bench-tools, one process.
 pub fn tornado(root: &Path) -> anyhow::Result<(Peer, String)> {
+    tornado_processes(root, 1)
+}
+
+/// Tornado with `processes` processes (0: one per core, Tornado's
+/// `fork_processes(0)`), all started when this returns.
+pub fn tornado_processes(root: &Path, processes: usize) -> anyhow::Result<(Peer, String)> {
     let tools = tools_dir(root);
     let venv = tools.join("venv");
     let python = venv.join("bin/python");
@@ -156,10 +215,25 @@ pub fn tornado(root: &Path) -> anyhow::Result<(Peer, String)> {
     let mut child = Command::new(&python)
         .arg(&script)
         .arg(addr.port().to_string())
+        .arg(processes.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .context("starting tornado")?;
     wait_until_listening(addr, &mut child, "tornado")?;
-    Ok((Peer { child, addr }, version))
+    let peer = Peer { child, addr };
+    // Every forked worker up before anything is measured.
+    let want = match processes {
+        1 => 1,
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()) + 1,
+        n => n + 1,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while crate::procstat::tree(peer.pid()).len() < want {
+        if Instant::now() > deadline {
+            bail!("tornado did not fork {want} processes");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((peer, version))
 }

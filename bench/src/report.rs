@@ -3,8 +3,23 @@
 //! with the line saying when and at which commit it was measured; the
 //! notes (bench/NOTES.md) are appended fresh every time.
 
-/// The chart of scenario a, placed at the end of its section.
-pub const CHART_LINE: &str = "![requests/sec per server](bench/chart.svg)";
+use std::path::Path;
+
+/// The start of the chart's line, placed at the end of section a.
+const CHART_PREFIX: &str = "![requests/sec per server](";
+
+/// The chart's markdown line for a link.
+pub fn chart_line(link: &str) -> String {
+    format!("{CHART_PREFIX}{link})")
+}
+
+/// `svg` as a link from the report `report`: relative when it is in the
+/// report's directory or below it (`bench/chart.svg`, `run.svg`), else the
+/// path as it is.
+pub fn relative_link(report: &Path, svg: &Path) -> String {
+    let dir = report.parent().unwrap_or(Path::new(""));
+    svg.strip_prefix(dir).unwrap_or(svg).display().to_string()
+}
 
 /// The line under a section's heading saying when it was measured.
 pub fn stamp(date: &str, commit: &str) -> String {
@@ -45,7 +60,7 @@ fn sections(report: &str) -> Vec<(String, String)> {
             current = scenario_key(line.trim_end()).map(|k| (k, String::new()));
         }
         if let Some((_, text)) = current.as_mut()
-            && line.trim_end() != CHART_LINE
+            && !line.starts_with(CHART_PREFIX)
         {
             text.push_str(line);
         }
@@ -56,9 +71,16 @@ fn sections(report: &str) -> Vec<(String, String)> {
 
 /// The new report: `header`, then every scenario section, those of this run
 /// (`fresh`, already stamped) replacing the old file's with the same letter,
-/// in letter order; the chart under section a; then `notes`. An old section
-/// without a stamp gets one from the old header's date and commit.
-pub fn merge(old: Option<&str>, header: &str, fresh: &[(String, String)], notes: &str) -> String {
+/// in letter order; the chart (its link: `chart`) under section a; then
+/// `notes`. An old section without a stamp gets one from the old header's
+/// date and commit.
+pub fn merge(
+    old: Option<&str>,
+    header: &str,
+    fresh: &[(String, String)],
+    notes: &str,
+    chart: &str,
+) -> String {
     let mut all: Vec<(String, String)> = Vec::new();
     if let Some(old) = old {
         let date = header_field(old, "date")
@@ -86,7 +108,7 @@ pub fn merge(old: Option<&str>, header: &str, fresh: &[(String, String)], notes:
         out.push_str(text.trim_end());
         out.push_str("\n\n");
         if key == "a" {
-            out.push_str(CHART_LINE);
+            out.push_str(&chart_line(chart));
             out.push_str("\n\n");
         }
     }
@@ -112,6 +134,7 @@ mod tests {
             "# Benchmarks\n\nheader\n",
             &fresh,
             "## Where the time goes\n\nnotes\n",
+            "bench/chart.svg",
         );
         let order: Vec<usize> = [
             "## a.", "old a", "## b.", "old b", "## d.", "old d2", "## e.", "new e", "notes",
@@ -126,8 +149,9 @@ mod tests {
         // The notes once, the chart once and under a.
         assert_eq!(new.matches("## Where the time goes").count(), 1, "{new}");
         assert!(!new.contains("old notes"));
-        assert_eq!(new.matches(CHART_LINE).count(), 1);
-        assert!(new.find(CHART_LINE) < new.find("## b."));
+        let chart = chart_line("bench/chart.svg");
+        assert_eq!(new.matches(&chart).count(), 1);
+        assert!(new.find(&chart) < new.find("## b."));
         assert!(new.starts_with("# Benchmarks\n\nheader\n"));
     }
 
@@ -141,12 +165,14 @@ mod tests {
                 ("b".into(), stamped("## b. B\n\nbee\n", "d1", "c1")),
             ],
             "",
+            "first.svg",
         );
         let second = merge(
             Some(&first),
             "# B\n",
             &[("a".into(), stamped("## a. A\n\ntwo\n", "d2", "c2"))],
             "",
+            "second.svg",
         );
         assert!(second.contains("two") && !second.contains("one"), "{second}");
         assert!(
@@ -154,5 +180,24 @@ mod tests {
             "{second}"
         );
         assert_eq!(second.matches("_Measured").count(), 2, "{second}");
+        // The chart's line follows the report it belongs to: one, the new one.
+        assert_eq!(second.matches("![requests/sec").count(), 1, "{second}");
+        assert!(second.contains(&chart_line("second.svg")), "{second}");
+    }
+
+    #[test]
+    fn the_chart_is_linked_from_beside_the_report() {
+        assert_eq!(
+            relative_link(Path::new("/tmp/x/run.md"), Path::new("/tmp/x/run.svg")),
+            "run.svg"
+        );
+        assert_eq!(
+            relative_link(Path::new("/r/BENCHMARKS.md"), Path::new("/r/bench/chart.svg")),
+            "bench/chart.svg"
+        );
+        assert_eq!(
+            relative_link(Path::new("run.md"), Path::new("run.svg")),
+            "run.svg"
+        );
     }
 }

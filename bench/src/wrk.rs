@@ -1,7 +1,13 @@
-//! Driving `wrk` and reading its summary.
+//! Driving `wrk` and reading its summary; with the server's pid, also what
+//! the server spent (CPU per request, RSS while loaded) during the run.
 
+use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use crate::procstat;
 
 use anyhow::{Context, bail};
 
@@ -12,6 +18,14 @@ pub struct WrkResult {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub errors: u64,
+    /// Requests completed in the measured run.
+    pub requests: u64,
+    /// The server's CPU time (user + system, all its threads and child
+    /// processes) per request, µs; NaN when the server was not watched.
+    pub cpu_us: f64,
+    /// The server's largest RSS sampled during the run (every 200 ms),
+    /// MiB; NaN when not watched.
+    pub rss_mib: f64,
 }
 
 pub fn check_installed() -> anyhow::Result<()> {
@@ -23,30 +37,70 @@ pub fn check_installed() -> anyhow::Result<()> {
 
 /// Warms up for a second, then measures for `secs`.
 pub fn measure(url: &str, connections: u32, secs: u64) -> anyhow::Result<WrkResult> {
-    run(url, connections, 1)?;
-    let out = run(url, connections, secs)?;
+    measure_server(url, connections, secs, None, None)
+}
+
+/// [`measure`], with a wrk Lua `script` (a POST body, paths spread over
+/// handlers) and the server process `server` watched: its CPU time over
+/// the measured run (not the warm-up) and its RSS while loaded.
+pub fn measure_server(
+    url: &str,
+    connections: u32,
+    secs: u64,
+    script: Option<&Path>,
+    server: Option<u32>,
+) -> anyhow::Result<WrkResult> {
+    run(url, connections, 1, script)?;
+    let pids = server.map(procstat::tree).unwrap_or_default();
+    let cpu_before = procstat::cpu_seconds(&pids);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (pids, stop) = (pids.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut max = f64::NAN;
+            while !pids.is_empty() && !stop.load(Ordering::Relaxed) {
+                max = f64::max(max, procstat::rss_mib(&pids));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            max
+        })
+    };
+    let out = run(url, connections, secs, script);
+    let cpu = procstat::cpu_seconds(&pids) - cpu_before;
+    stop.store(true, Ordering::Relaxed);
+    let rss_mib = sampler.join().unwrap_or(f64::NAN);
+    let out = out?;
     let rps = field(&out, "Requests/sec:").context("wrk printed no Requests/sec")?;
     let errors = count(&out, "Non-2xx or 3xx responses:") + socket_errors(&out);
+    let requests = requests(&out).unwrap_or(0);
     Ok(WrkResult {
         rps,
         p50_ms: latency(&out, "50%").unwrap_or(f64::NAN),
         p99_ms: latency(&out, "99%").unwrap_or(f64::NAN),
         errors,
+        requests,
+        cpu_us: if pids.is_empty() || requests == 0 {
+            f64::NAN
+        } else {
+            cpu * 1e6 / requests as f64
+        },
+        rss_mib,
     })
 }
 
-fn run(url: &str, connections: u32, secs: u64) -> anyhow::Result<String> {
+fn run(url: &str, connections: u32, secs: u64, script: Option<&Path>) -> anyhow::Result<String> {
     // One wrk thread: the machine has two cores and the server needs the other.
-    let out = Command::new("wrk")
-        .args([
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{secs}s"),
-            "--latency",
-            url,
-        ])
-        .output()
-        .context("running wrk")?;
+    let mut wrk = Command::new("wrk");
+    wrk.args([
+        "-t1",
+        &format!("-c{connections}"),
+        &format!("-d{secs}s"),
+        "--latency",
+    ]);
+    if let Some(script) = script {
+        wrk.arg("-s").arg(script);
+    }
+    let out = wrk.arg(url).output().context("running wrk")?;
     if !out.status.success() {
         bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -58,6 +112,13 @@ fn field(out: &str, name: &str) -> Option<f64> {
     out.lines()
         .find_map(|l| l.trim().strip_prefix(name))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// `  1000 requests in 1.00s, 1.00MB read`
+fn requests(out: &str) -> Option<u64> {
+    out.lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
 }
 
 fn count(out: &str, name: &str) -> u64 {
@@ -101,6 +162,7 @@ mod tests {
         assert_eq!(field(SAMPLE, "Requests/sec:"), Some(51234.56));
         assert_eq!(latency(SAMPLE, "50%"), Some(0.312));
         assert_eq!(latency(SAMPLE, "99%"), Some(1500.0));
+        assert_eq!(requests(SAMPLE), Some(1000));
         assert_eq!(
             count(SAMPLE, "Non-2xx or 3xx responses:") + socket_errors(SAMPLE),
             12

@@ -13,6 +13,7 @@ use crate::manifest::Manifest;
 
 mod build;
 mod check;
+pub mod log_writer;
 mod new;
 
 #[derive(Debug, Parser)]
@@ -150,7 +151,10 @@ pub struct ServeArgs {
 pub fn main() -> std::process::ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    match run(cli) {
+    let result = run(cli);
+    // The log's last lines before anything else (cli/log_writer.rs).
+    log_writer::flush();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -159,12 +163,15 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
+/// The log: `WATERSPOUT_LOG` (an EnvFilter, default `info`) to stderr,
+/// written in batches by a thread of its own (cli/log_writer.rs), so a
+/// request's access line costs it no `write`.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WATERSPOUT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer::BatchedStderr::global())
         // Colours only on a terminal: logs in files stay plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();

@@ -1,0 +1,650 @@
+//! Scenario a: HTTP. Every server is a process of its own, started here,
+//! so its CPU time and RSS are its own (crate::procstat): plain hyper (this
+//! binary, `--serve-baseline`), `waterspout serve` on the Rust hello (its
+//! access log on, written to a file, and off with `WATERSPOUT_LOG=warn`),
+//! on the wasi:http hello, on a generated app of bigger requests and on
+//! generated apps of 1, 10 and 100 handlers; `wasmtime serve` on the same
+//! wasi:http component; Tornado in one process and in one per core
+//! (`fork_processes(0)`).
+//!
+//! Tables: the hello at every concurrency; bigger requests (a 4 KiB and a
+//! 64 KiB response, a POST of a 16 KiB form, a route found at the end of
+//! 200 regex routes) at 64 connections; the cost as handlers grow.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::wrk::{self, WrkResult};
+use crate::{HttpSample, peers};
+
+/// The requests of scenario a.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// `GET /` → `Hello, world`.
+    Hello,
+    /// `GET /bytes/N` → N bytes.
+    Bytes(usize),
+    /// `POST /form`, a urlencoded body of 16 fields of 1 KiB names + values.
+    Form,
+    /// `GET /api/v1/item198/42`: the 199th of 200 regex routes.
+    Routes,
+}
+
+/// Fields of the POST's form body: 16 × (`fNN=` + 1019 bytes + `&`) ≈ 16 KiB.
+const FORM_FIELDS: usize = 16;
+
+impl Work {
+    pub fn label(self) -> String {
+        match self {
+            Work::Hello => "hello".into(),
+            Work::Bytes(n) => format!("{} KiB response", n / 1024),
+            Work::Form => "POST, 16 KiB form".into(),
+            Work::Routes => "200 regex routes, match at 199".into(),
+        }
+    }
+
+    fn path(self) -> String {
+        match self {
+            Work::Hello => "/".into(),
+            Work::Bytes(n) => format!("/bytes/{n}"),
+            Work::Form => "/form".into(),
+            Work::Routes => "/api/v1/item198/42".into(),
+        }
+    }
+}
+
+/// The urlencoded form of [`Work::Form`].
+fn form_body() -> String {
+    (0..FORM_FIELDS)
+        .map(|i| format!("f{i:02}={}", "x".repeat(1019)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A wrk script POSTing [`form_body`].
+fn form_script(dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("form.lua");
+    std::fs::write(
+        &path,
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = \"{}\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n",
+            form_body()
+        ),
+    )?;
+    Ok(path)
+}
+
+/// A wrk script spreading requests over `/h0` … `/h{n-1}` in turn.
+fn handlers_script(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {
+    let path = dir.join(format!("handlers-{n}.lua"));
+    std::fs::write(
+        &path,
+        format!(
+            "local i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(nil, \"/h\" .. (i % {n}))\nend\n"
+        ),
+    )?;
+    Ok(path)
+}
+
+/// A `waterspout serve` process, killed on drop.
+struct Waterspout {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Waterspout {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `waterspout serve APP` on 127.0.0.1; `log_level` is `WATERSPOUT_LOG`
+/// (None: the default, `info`). Its stderr (the log) is a pipe, read by a
+/// thread here into `WORK/NAME.log`: as under systemd or docker, or in a
+/// terminal, the log's reader is another process that a write wakes.
+fn waterspout_serve(
+    root: &Path,
+    app: &Path,
+    work: &Path,
+    name: &str,
+    log_level: Option<&str>,
+) -> anyhow::Result<Waterspout> {
+    let bin = crate::profile_dir()?.join("waterspout");
+    let port_file = work.join(format!("{name}.port"));
+    let mut log = std::io::BufWriter::new(std::fs::File::create(work.join(format!("{name}.log")))?);
+    let mut command = Command::new(&bin);
+    command
+        .arg("serve")
+        .arg(app)
+        .args(["--listen", "127.0.0.1:0", "--port-file"])
+        .arg(&port_file)
+        .arg("--cache-dir")
+        .arg(peers::tools_dir(root).join("compile-cache"))
+        .arg("--store")
+        .arg(work.join(format!("{name}.store")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command.env_remove("WATERSPOUT_LOG");
+    if let Some(level) = log_level {
+        command.env("WATERSPOUT_LOG", level);
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {} (`make bench` builds it)", bin.display()))?;
+    if let Some(mut stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut stderr, &mut log);
+            let _ = log.flush();
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+        {
+            return Ok(Waterspout { child, port });
+        }
+        if let Some(status) = child.try_wait()? {
+            std::thread::sleep(Duration::from_millis(200));
+            let log = std::fs::read_to_string(work.join(format!("{name}.log"))).unwrap_or_default();
+            bail!("waterspout serve {} exited with {status}:\n{log}", app.display());
+        }
+        if Instant::now() > deadline {
+            bail!("waterspout serve {} did not start", app.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The plain hyper baseline: this binary with `--serve-baseline ADDR`.
+fn hyper_baseline() -> anyhow::Result<peers::Peer> {
+    let exe = std::env::current_exe()?;
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let child = Command::new(exe)
+        .args(["--serve-baseline", &addr.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the hyper baseline")?;
+    peers::Peer::started(child, addr, "the hyper baseline")
+}
+
+/// The app of the bigger requests: `/` (hello), 200 regex routes
+/// `/api/v1/itemI/(\d+)` (hello), `/bytes/(\d+)` and `/form`
+/// (tests/guests/bench-bodies), in Tornado's table order.
+fn workloads_app(root: &Path, dir: &Path) -> anyhow::Result<()> {
+    let hello = wasm(root, "examples/target/wasm32-wasip2/release/hello.wasm")?;
+    let bodies = wasm(
+        root,
+        "tests/guests/target/wasm32-wasip2/release/bench_bodies.wasm",
+    )?;
+    let mut manifest = String::from("# Generated by waterspout-bench (scenario a).\n\n");
+    let mut route = |pattern: &str, handler: &str| {
+        writeln!(
+            manifest,
+            "[[route]]\npattern = {pattern:?}\nhandler = \"{handler}\"\n"
+        )
+        .unwrap();
+    };
+    route("/", "hello");
+    for i in 0..200 {
+        route(&format!(r"/api/v1/item{i}/(\d+)"), "hello");
+    }
+    route(r"/bytes/(\d+)", "bodies");
+    route("/form", "bodies");
+    writeln!(
+        manifest,
+        "[handler.hello]\nwasm = {hello:?}\n\n[handler.bodies]\nwasm = {bodies:?}"
+    )?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("waterspout.toml"), manifest)?;
+    Ok(())
+}
+
+/// An app of `n` handlers, each the Rust hello on its own route `/hI`.
+fn handlers_app(root: &Path, dir: &Path, n: usize) -> anyhow::Result<()> {
+    let hello = wasm(root, "examples/target/wasm32-wasip2/release/hello.wasm")?;
+    let mut manifest = String::from("# Generated by waterspout-bench (scenario a).\n\n");
+    for i in 0..n {
+        writeln!(manifest, "[[route]]\npattern = \"/h{i}\"\nhandler = \"h{i}\"\n")?;
+    }
+    for i in 0..n {
+        writeln!(manifest, "[handler.h{i}]\nwasm = {hello:?}\n")?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("waterspout.toml"), manifest)?;
+    Ok(())
+}
+
+fn wasm(root: &Path, path: &str) -> anyhow::Result<String> {
+    let path = root.join(path);
+    anyhow::ensure!(
+        path.is_file(),
+        "{} is missing (`make bench` builds it: `make bench-deps`)",
+        path.display()
+    );
+    Ok(path.display().to_string())
+}
+
+/// One server of scenario a.
+struct Server {
+    label: String,
+    url: String,
+    pid: u32,
+    /// Which requests it is measured on.
+    works: Vec<Work>,
+}
+
+/// What scenario a measured.
+pub struct Results {
+    pub hello: Vec<HttpSample>,
+    pub works: Vec<(Work, HttpSample)>,
+    /// (handlers, sample) at 64 connections.
+    pub handlers: Vec<(usize, HttpSample)>,
+}
+
+pub const HYPER: &str = "hyper (baseline)";
+pub const RUST: &str = "waterspout (Rust guest)";
+pub const RUST_NO_LOG: &str = "waterspout (Rust guest), WATERSPOUT_LOG=warn";
+pub const WORKLOADS: &str = "waterspout (Rust guests)";
+pub const TORNADO_ONE: &str = "Tornado, 1 process";
+
+/// Runs scenario a.
+pub fn run(
+    root: &Path,
+    connections: &[u32],
+    duration: u64,
+    no_peers: bool,
+    handler_counts: &[usize],
+    works: bool,
+) -> anyhow::Result<(Results, Vec<String>)> {
+    wrk::check_installed()?;
+    // wrk and the servers at 1024 connections.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let work = tempfile::tempdir()?;
+    let mut notes = Vec::new();
+    let mut servers: Vec<Server> = Vec::new();
+    let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
+    let bigger: Vec<Work> = if works {
+        vec![Work::Bytes(4096), Work::Bytes(65536), Work::Form, Work::Routes]
+    } else {
+        Vec::new()
+    };
+
+    let hyper = hyper_baseline()?;
+    servers.push(Server {
+        label: HYPER.into(),
+        url: format!("http://{}", hyper.addr),
+        pid: hyper.pid(),
+        // It has no router: not the routes.
+        works: [Work::Hello]
+            .into_iter()
+            .chain(bigger.iter().copied().filter(|w| *w != Work::Routes))
+            .collect(),
+    });
+    keep.push(Box::new(hyper));
+    for (label, example, level) in [
+        (RUST, "hello", None),
+        (RUST_NO_LOG, "hello", Some("warn")),
+        ("waterspout (wasi:http)", "wasi-hello", None),
+    ] {
+        let name = label.replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+        let server = waterspout_serve(
+            root,
+            &root.join("examples").join(example),
+            work.path(),
+            &name,
+            level,
+        )?;
+        servers.push(Server {
+            label: label.into(),
+            url: format!("http://127.0.0.1:{}", server.port),
+            pid: server.child.id(),
+            works: vec![Work::Hello],
+        });
+        keep.push(Box::new(server));
+    }
+    if works {
+        let dir = work.path().join("workloads");
+        workloads_app(root, &dir)?;
+        let server = waterspout_serve(root, &dir, work.path(), "workloads", None)?;
+        servers.push(Server {
+            label: WORKLOADS.into(),
+            url: format!("http://127.0.0.1:{}", server.port),
+            pid: server.child.id(),
+            works: bigger.clone(),
+        });
+        keep.push(Box::new(server));
+    }
+    let mut handler_servers = Vec::new();
+    for &n in handler_counts {
+        let dir = work.path().join(format!("handlers-{n}"));
+        handlers_app(root, &dir, n)?;
+        let server = waterspout_serve(root, &dir, work.path(), &format!("handlers-{n}"), None)?;
+        handler_servers.push((n, format!("http://127.0.0.1:{}/", server.port), server.child.id()));
+        keep.push(Box::new(server));
+    }
+    if !no_peers {
+        let component = root.join("examples/target/wasm32-wasip2/release/wasi_hello.wasm");
+        match peers::wasmtime_serve(root, &component) {
+            Ok(peer) => {
+                servers.push(Server {
+                    label: "wasmtime serve 48".into(),
+                    url: format!("http://{}", peer.addr),
+                    pid: peer.pid(),
+                    works: vec![Work::Hello],
+                });
+                keep.push(Box::new(peer));
+            }
+            Err(e) => notes.push(format!("wasmtime serve skipped: {e:#}")),
+        }
+        for processes in [1, 0] {
+            match peers::tornado_processes(root, processes) {
+                Ok((peer, version)) => {
+                    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    servers.push(Server {
+                        label: if processes == 1 {
+                            TORNADO_ONE.into()
+                        } else {
+                            format!("Tornado, {cores} processes")
+                        },
+                        url: format!("http://{}", peer.addr),
+                        pid: peer.pid(),
+                        works: [Work::Hello].into_iter().chain(bigger.iter().copied()).collect(),
+                    });
+                    if processes == 1 {
+                        notes.push(format!("Tornado {version}."));
+                    }
+                    keep.push(Box::new(peer));
+                }
+                Err(e) => notes.push(format!("Tornado ({processes} processes) skipped: {e:#}")),
+            }
+        }
+    }
+    // Every server answers every request it is measured on, as expected,
+    // before anything is measured.
+    let client = reqwest::blocking::Client::new();
+    for s in &servers {
+        for &w in &s.works {
+            check(&client, &s.url, w).with_context(|| format!("{} on {}", s.label, w.label()))?;
+        }
+    }
+    for (n, url, _) in &handler_servers {
+        let body = client
+            .get(format!("{url}h{}", n - 1))
+            .send()?
+            .error_for_status()?
+            .text()?;
+        anyhow::ensure!(body == "Hello, world", "{n} handlers: {body:?}");
+    }
+
+    let form = form_script(work.path())?;
+    let mut results = Results {
+        hello: Vec::new(),
+        works: Vec::new(),
+        handlers: Vec::new(),
+    };
+    // Concurrency by concurrency, every server back to back (the others
+    // idle), so the numbers a ratio compares are seconds apart.
+    for &c in connections {
+        for s in &servers {
+            if !s.works.contains(&Work::Hello) {
+                continue;
+            }
+            let result = measure(&s.label, &s.url, Work::Hello, c, duration, None, s.pid)?;
+            results.hello.push(sample(&s.label, c, result));
+        }
+    }
+    for &w in &bigger {
+        for s in servers.iter().filter(|s| s.works.contains(&w)) {
+            let script = (w == Work::Form).then_some(form.as_path());
+            let result = measure(&s.label, &s.url, w, 64, duration, script, s.pid)?;
+            results.works.push((w, sample(&s.label, 64, result)));
+        }
+    }
+    for (n, url, pid) in &handler_servers {
+        let script = handlers_script(work.path(), *n)?;
+        let label = format!("waterspout, {n} handlers");
+        let result = measure(
+            &label,
+            url.trim_end_matches('/'),
+            Work::Hello,
+            64,
+            duration,
+            Some(&script),
+            *pid,
+        )?;
+        results.handlers.push((*n, sample(&label, 64, result)));
+    }
+    drop(keep);
+    Ok((results, notes))
+}
+
+fn sample(server: &str, connections: u32, result: WrkResult) -> HttpSample {
+    HttpSample {
+        server: server.to_owned(),
+        connections,
+        result,
+    }
+}
+
+fn measure(
+    label: &str,
+    base: &str,
+    work: Work,
+    c: u32,
+    duration: u64,
+    script: Option<&Path>,
+    pid: u32,
+) -> anyhow::Result<WrkResult> {
+    let result = wrk::measure_server(&format!("{base}{}", work.path()), c, duration, script, Some(pid))?;
+    eprintln!(
+        "{label:>46} {:<30} c={c:<4} {:>9.0} req/s  p99 {:>7.3} ms  {:>6.1} µs CPU/req  RSS {:>6.1} MiB  errors {}",
+        work.label(),
+        result.rps,
+        result.p99_ms,
+        result.cpu_us,
+        result.rss_mib,
+        result.errors
+    );
+    Ok(result)
+}
+
+/// One request of `work` answers as it should.
+fn check(client: &reqwest::blocking::Client, base: &str, work: Work) -> anyhow::Result<()> {
+    let url = format!("{base}{}", work.path());
+    let response = match work {
+        Work::Form => client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body())
+            .send()?,
+        _ => client.get(&url).send()?,
+    }
+    .error_for_status()?;
+    let body = response.bytes()?;
+    let ok = match work {
+        Work::Hello | Work::Routes => &body[..] == b"Hello, world",
+        Work::Bytes(n) => body.len() == n && body.iter().all(|&b| b == b'x'),
+        Work::Form => body == FORM_FIELDS.to_string().as_bytes(),
+    };
+    anyhow::ensure!(
+        ok,
+        "unexpected answer: {:?}",
+        String::from_utf8_lossy(&body[..body.len().min(80)])
+    );
+    Ok(())
+}
+
+/// `x / y` as `1.23×`, or `–`.
+fn ratio(x: f64, y: Option<f64>) -> String {
+    match y {
+        Some(y) if y > 0.0 && x.is_finite() => format!("{:.2}×", x / y),
+        _ => "–".into(),
+    }
+}
+
+/// `x / y` as `45%`, or `–`.
+fn percent(x: f64, y: Option<f64>) -> String {
+    match y {
+        Some(y) if y > 0.0 && x.is_finite() => format!("{:.0}%", 100.0 * x / y),
+        _ => "–".into(),
+    }
+}
+
+fn num(v: f64, digits: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.digits$}")
+    } else {
+        "–".into()
+    }
+}
+
+/// The section of scenario a.
+pub fn section(results: &Results, notes: &[String], duration: u64) -> anyhow::Result<String> {
+    let hello = &results.hello;
+    let tornado_n = hello
+        .iter()
+        .find(|s| s.server.starts_with("Tornado, ") && s.server != TORNADO_ONE)
+        .map(|s| s.server.clone())
+        .unwrap_or_else(|| "Tornado, N processes".into());
+    let mut out = String::from("## a. HTTP hello, bigger requests, and cost as work grows\n\n");
+    writeln!(
+        out,
+        "Every server is a process of its own, started by the tool, measured with `wrk -t1` on the same 2 cores; all are started first and, at each concurrency, measured back to back ({duration} s each after a 1 s warm-up, the others idle), so a ratio compares numbers taken seconds apart. **Server CPU** is the server's user + system time over the measured run (all its threads, and for Tornado all its processes; `/proc/PID/stat`) per request answered; **RSS** the server's largest resident memory sampled during the run. Waterspout makes a fresh instance per request and runs a thread per core, as does the hyper baseline (this tool, `--serve-baseline`). `waterspout serve` logs every request (Tornado's access line, at the default level `info`) to its stderr, a pipe this tool reads (as systemd, docker or a terminal would); the `WATERSPOUT_LOG=warn` row is the same server with the access log off. `wasmtime serve` runs the very same component as the wasi:http row; Tornado runs the seed's hello world in one process, and in one process per core as Tornado's docs deploy it (`bind_sockets`, `fork_processes(0)`, an `HTTPServer` per process on the shared socket): **the ratios to that row are the honest ones**, every server here uses both cores.\n"
+    )?;
+    writeln!(
+        out,
+        "| server | connections | req/s | p50 ms | p99 ms | errors | server CPU µs/req | RSS MiB | vs hyper | vs wasmtime serve | vs {tornado_n} | vs {TORNADO_ONE} |"
+    )?;
+    writeln!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    )?;
+    let base = |name: &str, c: u32| {
+        hello
+            .iter()
+            .find(|b| b.server.starts_with(name) && b.connections == c)
+            .map(|b| b.result.rps)
+    };
+    for s in hello {
+        let r = &s.result;
+        writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} |",
+            s.server,
+            s.connections,
+            r.rps,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            num(r.cpu_us, 1),
+            num(r.rss_mib, 0),
+            percent(r.rps, base(HYPER, s.connections)),
+            ratio(r.rps, base("wasmtime serve", s.connections)),
+            ratio(r.rps, base(&tornado_n, s.connections)),
+            ratio(r.rps, base(TORNADO_ONE, s.connections)),
+        )?;
+    }
+    // What the access log costs, from the two rows of the same server.
+    let mut log_costs = Vec::new();
+    for c in hello.iter().filter(|s| s.server == RUST).map(|s| s.connections) {
+        let on = hello.iter().find(|s| s.server == RUST && s.connections == c);
+        let off = hello
+            .iter()
+            .find(|s| s.server == RUST_NO_LOG && s.connections == c);
+        if let (Some(on), Some(off)) = (on, off) {
+            log_costs.push(format!(
+                "c={c}: {} vs {} µs ({:+.1} µs, {} req/s)",
+                num(on.result.cpu_us, 1),
+                num(off.result.cpu_us, 1),
+                on.result.cpu_us - off.result.cpu_us,
+                ratio(on.result.rps, Some(off.result.rps))
+            ));
+        }
+    }
+    if !log_costs.is_empty() {
+        writeln!(
+            out,
+            "\nThe access log, server CPU per request with it and without it (`WATERSPOUT_LOG=warn`), and req/s with it as a share of without: {}.",
+            log_costs.join("; ")
+        )?;
+    }
+
+    if !results.works.is_empty() {
+        writeln!(
+            out,
+            "\n### Bigger requests (64 connections)\n\nA 4 KiB and a 64 KiB response (`GET /bytes/N`), a POST of a 16 KiB urlencoded form of 16 fields (the handler answers how many it read), and `GET /api/v1/item198/42` routed through a table of 200 regex routes `/api/v1/itemI/(\\d+)` (Tornado matches in order; so does Waterspout). Waterspout serves them from one generated app: the Rust hello on the routes, `tests/guests/bench-bodies` on `/bytes` and `/form`; Tornado from the same script as its hello; hyper answers `/bytes` and the POST (it parses the form with `form_urlencoded`), it has no router. \"vs its hello\" divides by the same server's hello at 64 connections above.\n"
+        )?;
+        writeln!(
+            out,
+            "| request | server | req/s | p50 ms | p99 ms | errors | server CPU µs/req | vs hyper | vs {tornado_n} | vs its hello |"
+        )?;
+        writeln!(
+            out,
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        )?;
+        for (w, s) in &results.works {
+            let same = |name: &str| {
+                results
+                    .works
+                    .iter()
+                    .find(|(w2, b)| w2 == w && b.server.starts_with(name))
+                    .map(|(_, b)| b.result.rps)
+            };
+            let own_hello = if s.server == WORKLOADS { RUST } else { &s.server };
+            let r = &s.result;
+            writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} |",
+                w.label(),
+                s.server,
+                r.rps,
+                r.p50_ms,
+                r.p99_ms,
+                r.errors,
+                num(r.cpu_us, 1),
+                ratio(r.rps, same(HYPER)),
+                ratio(r.rps, same(&tornado_n)),
+                ratio(r.rps, base(own_hello, 64)),
+            )?;
+        }
+    }
+    if !results.handlers.is_empty() {
+        writeln!(
+            out,
+            "\n### Cost as handlers grow (64 connections)\n\n`waterspout serve` on a generated app of N handlers, each the Rust hello on its own route (`/h0` … `/hN-1`), the load spread over all of them in turn (a wrk script). The cost as connections grow is in the hello table above (1 to 1024 connections, with RSS).\n"
+        )?;
+        writeln!(
+            out,
+            "| handlers | req/s | p50 ms | p99 ms | errors | server CPU µs/req | RSS MiB | vs 1 handler |"
+        )?;
+        writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |")?;
+        let one = results.handlers.first().map(|(_, s)| s.result.rps);
+        for (n, s) in &results.handlers {
+            let r = &s.result;
+            writeln!(
+                out,
+                "| {n} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} |",
+                r.rps,
+                r.p50_ms,
+                r.p99_ms,
+                r.errors,
+                num(r.cpu_us, 1),
+                num(r.rss_mib, 0),
+                ratio(r.rps, one)
+            )?;
+        }
+    }
+    for note in notes {
+        writeln!(out, "\n_{note}_")?;
+    }
+    out.push('\n');
+    Ok(out)
+}
