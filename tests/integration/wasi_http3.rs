@@ -150,6 +150,63 @@ async fn wasi_http3_instances_are_fresh_by_default_and_reused_when_configured() 
     server.shutdown().await;
 }
 
+/// A body the guest writes after the head, waiting between its parts,
+/// arrives whole (the rest of the run goes on while hyper waits for it), and
+/// the instance then serves the next request (`/count` counts on).
+#[tokio::test]
+async fn a_body_written_after_the_head_arrives_whole_and_its_instance_serves_again() {
+    let dir = manifest_with("reuse = 10\nmax_instances = 1");
+    let server = TestServer::start(dir.path().to_str().unwrap()).await;
+    for (ms, count) in [(0, "2"), (50, "4")] {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            server.get_text(&format!("/stream?ms={ms}")),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("/stream?ms={ms} did not end"));
+        assert_eq!(answer, (200, "abc".into()), "/stream?ms={ms}");
+        assert_eq!(
+            server.get_text("/count").await,
+            (200, count.into()),
+            "after ms={ms}"
+        );
+    }
+    server.shutdown().await;
+}
+
+/// A body that stops coming after the head is cut at the handler's time
+/// limit (the client gets the response's end, without the parts never
+/// written, instead of a hang), and its instance is dropped: with one
+/// instance allowed, the next request gets a fresh one (`/count` is 1)
+/// instead of waiting behind it.
+#[tokio::test]
+async fn a_body_that_stalls_after_the_head_is_cut_at_the_time_limit() {
+    let dir = app_with_manifest(&format!(
+        "[[route]]\npattern = \"/.*\"\nhandler = \"fetch\"\n\n[handler.fetch]\nwasm = {:?}\ntimeout_ms = 1000\nreuse = 3\nmax_instances = 1\n",
+        guests::WASI_FETCH_P3_WASM
+    ));
+    let server = TestServer::start(dir.path().to_str().unwrap()).await;
+    let start = Instant::now();
+    let response = server.get("/stall").await;
+    assert_eq!(response.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(10), response.bytes())
+        .await
+        .expect("the stalled body was not cut");
+    let took = start.elapsed();
+    // Cut: the body ends (cleanly, as wasmtime's body channel closes with
+    // the store) or fails, after its first part.
+    if let Ok(body) = &body {
+        assert_eq!(&body[..], b"a");
+    }
+    assert!(took >= Duration::from_millis(900), "cut after {took:?}");
+    assert!(took < Duration::from_secs(5), "cut after {took:?}");
+    let next = tokio::time::timeout(Duration::from_secs(10), server.get_text("/count"))
+        .await
+        .unwrap();
+    assert_eq!(next, (200, "1".into()));
+    server.shutdown().await;
+}
+
 /// The test guest on one worker thread (requests share instances per
 /// thread) with `options` for its handler.
 fn shared_app(options: &str) -> tempfile::TempDir {

@@ -9,6 +9,7 @@
 //! `App`, the runtime and the capabilities' contexts, never the server.
 
 mod http;
+mod inline;
 mod services;
 mod wasi_http;
 mod wasi_http3;
@@ -28,6 +29,7 @@ use crate::body::Body;
 use crate::registry::HandlerSlot;
 use crate::runtime::{Fault, HandlerVersion, Prepared};
 
+use self::inline::inline_until_head;
 pub(crate) use self::websocket::close_all;
 
 /// Where a request goes: its handler, the version active when it arrived
@@ -145,22 +147,4 @@ fn wasi_http_status(
         }
     };
     version.metrics.request_done(status, start.elapsed());
-}
-
-/// Runs a standard wasi:http guest's request inline, like Waterspout
-/// handlers; once the response head (`head`) is out while the guest still
-/// streams the body, the rest of the run gets its own task.
-async fn inline_until_head(
-    run: impl Future<Output = ()> + Send + 'static,
-    mut head: oneshot::Receiver<::http::Response<Body>>,
-) -> ::http::Response<Body> {
-    let mut guest = Box::pin(run);
-    tokio::select! {
-        biased;
-        head = &mut head => {
-            tokio::spawn(guest);
-            head.unwrap_or_else(|_| crate::body::error_page(StatusCode::INTERNAL_SERVER_ERROR))
-        }
-        () = &mut guest => head.await.unwrap_or_else(|_| crate::body::error_page(StatusCode::INTERNAL_SERVER_ERROR)),
-    }
 }

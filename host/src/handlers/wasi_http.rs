@@ -99,9 +99,12 @@ async fn run(
         });
         tokio::pin!(call);
         loop {
+            // The call first: the guest's answer then reaches `forward`
+            // (and the head hyper) within the same poll.
             tokio::select! {
-                f = &mut forward, if forwarded.is_none() => forwarded = Some(f),
+                biased;
                 outcome = &mut call => break outcome,
+                f = &mut forward, if forwarded.is_none() => forwarded = Some(f),
             }
         }
     };

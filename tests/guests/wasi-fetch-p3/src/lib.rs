@@ -12,6 +12,8 @@
 //! | `GET /id`            | this instance's random id                                 |
 //! | `GET /in-flight`     | `/slow` requests in flight on this instance now           |
 //! | `GET …/scheme`       | the request's scheme: `http` or `https`                  |
+//! | `GET /stream?ms=N`   | `abc`, written after the head in three parts N ms apart  |
+//! | `GET /stall`         | `a` after the head, then the body never ends             |
 //! | anything else        | `wasi-fetch-p3`                                          |
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -75,6 +77,12 @@ impl wasip3::exports::http::handler::Guest for Fetch {
             instance_id().to_string()
         } else if path == "/in-flight" {
             IN_FLIGHT.load(Ordering::Relaxed).to_string()
+        } else if let Some(ms) = path.strip_prefix("/stream?ms=") {
+            // The head at once, the body in three parts `ms` apart.
+            return Ok(streamed_response(ms.parse().unwrap_or(0), false));
+        } else if path == "/stall" {
+            // The head and a first part, then the body never ends.
+            return Ok(streamed_response(0, true));
         } else if let Some(ms) = path.strip_prefix("/slow?ms=") {
             slow(ms.parse().unwrap_or(0)).await
         } else if let Some(url) = path.strip_prefix("/fetch?url=") {
@@ -93,6 +101,27 @@ fn text_response(text: String) -> Response {
     drop(trailers_tx);
     wasip3::wit_bindgen::spawn_local(async move {
         body_tx.write_all(text.into_bytes()).await;
+    });
+    response
+}
+
+/// A response whose body the guest writes after returning it: `a`, `b`,
+/// `c` with `ms` on the host's clock between them; with `stall`, `a` and
+/// then a wait of an hour.
+fn streamed_response(ms: u64, stall: bool) -> Response {
+    let (mut body_tx, body_rx) = wit_stream::new();
+    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+    let (response, _sent) = Response::new(Fields::new(), Some(body_rx), trailers_rx);
+    drop(trailers_tx);
+    wasip3::wit_bindgen::spawn_local(async move {
+        body_tx.write_all(b"a".to_vec()).await;
+        if stall {
+            wasip3::clocks::monotonic_clock::wait_for(3_600_000_000_000).await;
+        }
+        for part in [b"b", b"c"] {
+            wasip3::clocks::monotonic_clock::wait_for(ms * 1_000_000).await;
+            body_tx.write_all(part.to_vec()).await;
+        }
     });
     response
 }
