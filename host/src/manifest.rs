@@ -549,7 +549,7 @@ impl Manifest {
         let cluster = match &raw.cluster {
             None => None,
             Some(section) => Some(
-                ClusterConfig::from_raw(section.get_ref())
+                ClusterConfig::from_raw(section.get_ref(), &dir)
                     .map_err(|message| err(line_of(section.span().start), message))?,
             ),
         };
@@ -748,6 +748,29 @@ struct RawCluster {
     node: Option<String>,
     prefix: Option<String>,
     timeout_ms: Option<u64>,
+    /// PEM file of the CA(s) that signed the server's certificate (rediss://).
+    ca: Option<String>,
+    /// PEM files of this node's client certificate and key, for a Redis
+    /// that checks clients (`tls-auth-clients yes`).
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+/// How a node checks a `rediss://` server and shows itself to it: files,
+/// absolute or relative to the manifest's folder. Without `ca` the system's
+/// roots are trusted; with it, only its certificates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    pub ca: Option<PathBuf>,
+    /// The client certificate and its key (both or neither).
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+impl RedisTls {
+    /// Whether anything is set (then the URL must be `rediss://`).
+    pub fn is_set(&self) -> bool {
+        self.ca.is_some() || self.client.is_some()
+    }
 }
 
 /// Where the cluster's services live (`[cluster]` or `serve --redis URL`).
@@ -763,6 +786,8 @@ pub struct ClusterConfig {
     /// The longest one Redis call may take before the guest gets an error
     /// value (default 1000 ms).
     pub timeout: std::time::Duration,
+    /// `ca`, `cert`, `key`: TLS settings for a `rediss://` URL.
+    pub tls: RedisTls,
 }
 
 impl fmt::Debug for ClusterConfig {
@@ -772,6 +797,7 @@ impl fmt::Debug for ClusterConfig {
             .field("node", &self.node)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -796,15 +822,22 @@ pub fn redact_url(url: &str) -> String {
 impl ClusterConfig {
     /// A cluster on `redis` with the defaults (what `--redis URL` gives).
     pub fn new(redis: &str) -> Result<ClusterConfig, String> {
-        ClusterConfig::from_raw(&RawCluster {
-            redis: redis.to_owned(),
-            node: None,
-            prefix: None,
-            timeout_ms: None,
-        })
+        ClusterConfig::from_raw(
+            &RawCluster {
+                redis: redis.to_owned(),
+                node: None,
+                prefix: None,
+                timeout_ms: None,
+                ca: None,
+                cert: None,
+                key: None,
+            },
+            Path::new("."),
+        )
     }
 
-    fn from_raw(raw: &RawCluster) -> Result<ClusterConfig, String> {
+    /// `dir`: the folder relative file names are in (the manifest's).
+    fn from_raw(raw: &RawCluster, dir: &Path) -> Result<ClusterConfig, String> {
         let redis = raw.redis.trim();
         if !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
             return Err(format!(
@@ -826,16 +859,40 @@ impl ClusterConfig {
         if timeout_ms == 0 {
             return Err("[cluster] timeout_ms must be positive".into());
         }
-        Ok(ClusterConfig {
+        let file = |name: &Option<String>| name.as_ref().map(|n| dir.join(n.trim()));
+        let client = match (file(&raw.cert), file(&raw.key)) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err("[cluster] cert and key go together: give both or neither".into()),
+        };
+        let tls = RedisTls {
+            ca: file(&raw.ca),
+            client,
+        };
+        let config = ClusterConfig {
             redis: redis.to_owned(),
             node,
             prefix,
             timeout: std::time::Duration::from_millis(timeout_ms),
-        })
+            tls,
+        };
+        config.check_tls()?;
+        Ok(config)
     }
 }
 
 impl ClusterConfig {
+    /// TLS settings need a `rediss://` URL (a plain connection would ignore them).
+    pub fn check_tls(&self) -> Result<(), String> {
+        if self.tls.is_set() && !self.redis.starts_with("rediss://") {
+            return Err(format!(
+                "[cluster] ca, cert and key are for TLS: redis = {:?} must be a rediss:// URL",
+                redact_url(&self.redis)
+            ));
+        }
+        Ok(())
+    }
+
     /// `node` if it is a valid node name.
     pub fn checked_node(node: &str) -> Result<String, String> {
         if cluster_name_ok(node) {

@@ -144,6 +144,10 @@ pub struct ServeArgs {
     /// This node's name in the cluster [default: `[cluster] node`, else hostname-pid].
     #[arg(long, env = "WATERSPOUT_NODE")]
     pub node: Option<String>,
+    /// For a rediss:// URL: trust only the CA certificates in this PEM file
+    /// (over `[cluster] ca`) [default: the system's roots].
+    #[arg(long, env = "WATERSPOUT_REDIS_CA", value_name = "FILE")]
+    pub redis_ca: Option<PathBuf>,
 }
 
 /// Entry point of the binary: parses arguments, runs, returns the exit code.
@@ -263,6 +267,16 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         }
         manifest.cluster = Some(cluster);
     }
+    if let Some(ca) = &args.redis_ca {
+        let cluster = manifest
+            .cluster
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("--redis-ca needs a cluster: --redis URL or [cluster]"))?;
+        cluster.tls.ca = Some(ca.clone());
+    }
+    if let Some(cluster) = &manifest.cluster {
+        cluster.check_tls().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     if let (Some(node), Some(cluster)) = (&args.node, &mut manifest.cluster) {
         cluster.node =
             crate::manifest::ClusterConfig::checked_node(node).map_err(|e| anyhow::anyhow!("--node: {e}"))?;
@@ -281,6 +295,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // Cluster-wide deploys (docs/cluster.md): keys under "PREFIX:".
     let link = manifest.cluster.as_ref().map(|c| crate::deploy::ClusterLink {
         url: c.redis.clone(),
+        tls: c.tls.clone(),
         node: c.node.clone(),
         prefix: format!("{}:", c.prefix),
     });
