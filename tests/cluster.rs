@@ -794,6 +794,13 @@ async fn kv_and_pubsub_are_shared_over_rediss_trusting_a_test_ca() {
     );
     assert!(!status.success(), "{log}");
     assert!(log.contains("must be a rediss:// URL"), "{log}");
+    // A CA file that cannot be read: refused at start, naming it.
+    let (status, log) = failing_node(
+        plain.path(),
+        &["--redis", &url, "--redis-ca", "/nonexistent/ca.pem"],
+    );
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("cannot read /nonexistent/ca.pem"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

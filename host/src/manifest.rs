@@ -1068,4 +1068,36 @@ timeout_ms = 500
         assert_eq!(redact_url("redis://p@h"), "redis://***@h");
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
     }
+
+    #[test]
+    fn cluster_tls_files_are_relative_to_the_manifest_and_need_rediss() {
+        let app = "[[route]]\npattern = \"/\"\nhandler = \"h\"\n[handler.h]\nwasm = \"h.wasm\"\n";
+        let parse =
+            |text: &str| Manifest::parse(Path::new("/srv/app/waterspout.toml"), &format!("{text}{app}"));
+        let m = parse(
+            "[cluster]\nredis = \"rediss://r:6380\"\nca = \"ca.pem\"\ncert = \"/etc/n.pem\"\nkey = \"n.key\"\n",
+        )
+        .unwrap();
+        let tls = m.cluster.unwrap().tls;
+        assert_eq!(tls.ca.as_deref(), Some(Path::new("/srv/app/ca.pem")));
+        assert_eq!(
+            tls.client,
+            Some((PathBuf::from("/etc/n.pem"), PathBuf::from("/srv/app/n.key")))
+        );
+        assert_eq!(
+            parse("[cluster]\nredis = \"rediss://r\"\n")
+                .unwrap()
+                .cluster
+                .unwrap()
+                .tls,
+            RedisTls::default()
+        );
+        let e = parse("[cluster]\nredis = \"redis://r\"\nca = \"ca.pem\"\n").unwrap_err();
+        assert!(
+            e.message.contains("must be a rediss:// URL") && e.line == Some(1),
+            "{e}"
+        );
+        let e = parse("[cluster]\nredis = \"rediss://r\"\nkey = \"n.key\"\n").unwrap_err();
+        assert!(e.message.contains("cert and key go together"), "{e}");
+    }
 }

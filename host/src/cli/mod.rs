@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve an app directory (one holding waterspout.toml), or a Tornado
     /// app file (hello.py), built as it is with its Application's routes.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the `build` command of every handler in the app's manifest; for a
     /// Tornado app file, write its component (-o) and a manifest beside it.
     Build {
@@ -194,7 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let manifest = Manifest::load(&app)?;
             build::build_app(&manifest)
         }
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::New(args) => new::run(&args),
         Command::Check { app, build } => check::run(&app, build),
         Command::Deploy {
