@@ -114,6 +114,10 @@ impl App {
             }
             None => RootCertificates::default(),
         };
+        // Before the services: a cluster's first Redis answer sets
+        // `waterspout_redis_up` (on a change only), which a recorder
+        // installed later would never see.
+        crate::metrics::install();
         let mut services = Services::embedded(ServiceOptions {
             kv_dir: kv_dir.as_deref(),
             http_client_roots,
@@ -122,7 +126,6 @@ impl App {
         if let Some(cluster) = &manifest.cluster {
             services = services.clustered(cluster, queues)?;
         }
-        crate::metrics::install();
         let statics = match &config.static_path {
             Some(root) => Some(Arc::new(Statics::open(root, &config.static_url_prefix).map_err(
                 |e| manifest.error(None, format!("[app] static_path {}: {e}", root.display())),

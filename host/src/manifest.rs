@@ -558,7 +558,7 @@ impl Manifest {
         let cluster = match &raw.cluster {
             None => None,
             Some(section) => Some(
-                ClusterConfig::from_raw(section.get_ref())
+                ClusterConfig::from_raw(section.get_ref(), &dir)
                     .map_err(|message| err(line_of(section.span().start), message))?,
             ),
         };
@@ -757,6 +757,29 @@ struct RawCluster {
     node: Option<String>,
     prefix: Option<String>,
     timeout_ms: Option<u64>,
+    /// PEM file of the CA(s) that signed the server's certificate (rediss://).
+    ca: Option<String>,
+    /// PEM files of this node's client certificate and key, for a Redis
+    /// that checks clients (`tls-auth-clients yes`).
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+/// How a node checks a `rediss://` server and shows itself to it: files,
+/// absolute or relative to the manifest's folder. Without `ca` the system's
+/// roots are trusted; with it, only its certificates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    pub ca: Option<PathBuf>,
+    /// The client certificate and its key (both or neither).
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+impl RedisTls {
+    /// Whether anything is set (then the URL must be `rediss://`).
+    pub fn is_set(&self) -> bool {
+        self.ca.is_some() || self.client.is_some()
+    }
 }
 
 /// Where the cluster's services live (`[cluster]` or `serve --redis URL`).
@@ -772,6 +795,8 @@ pub struct ClusterConfig {
     /// The longest one Redis call may take before the guest gets an error
     /// value (default 1000 ms).
     pub timeout: std::time::Duration,
+    /// `ca`, `cert`, `key`: TLS settings for a `rediss://` URL.
+    pub tls: RedisTls,
 }
 
 impl fmt::Debug for ClusterConfig {
@@ -781,6 +806,7 @@ impl fmt::Debug for ClusterConfig {
             .field("node", &self.node)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -805,15 +831,22 @@ pub fn redact_url(url: &str) -> String {
 impl ClusterConfig {
     /// A cluster on `redis` with the defaults (what `--redis URL` gives).
     pub fn new(redis: &str) -> Result<ClusterConfig, String> {
-        ClusterConfig::from_raw(&RawCluster {
-            redis: redis.to_owned(),
-            node: None,
-            prefix: None,
-            timeout_ms: None,
-        })
+        ClusterConfig::from_raw(
+            &RawCluster {
+                redis: redis.to_owned(),
+                node: None,
+                prefix: None,
+                timeout_ms: None,
+                ca: None,
+                cert: None,
+                key: None,
+            },
+            Path::new("."),
+        )
     }
 
-    fn from_raw(raw: &RawCluster) -> Result<ClusterConfig, String> {
+    /// `dir`: the folder relative file names are in (the manifest's).
+    fn from_raw(raw: &RawCluster, dir: &Path) -> Result<ClusterConfig, String> {
         let redis = raw.redis.trim();
         if !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
             return Err(format!(
@@ -835,16 +868,40 @@ impl ClusterConfig {
         if timeout_ms == 0 {
             return Err("[cluster] timeout_ms must be positive".into());
         }
-        Ok(ClusterConfig {
+        let file = |name: &Option<String>| name.as_ref().map(|n| dir.join(n.trim()));
+        let client = match (file(&raw.cert), file(&raw.key)) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err("[cluster] cert and key go together: give both or neither".into()),
+        };
+        let tls = RedisTls {
+            ca: file(&raw.ca),
+            client,
+        };
+        let config = ClusterConfig {
             redis: redis.to_owned(),
             node,
             prefix,
             timeout: std::time::Duration::from_millis(timeout_ms),
-        })
+            tls,
+        };
+        config.check_tls()?;
+        Ok(config)
     }
 }
 
 impl ClusterConfig {
+    /// TLS settings need a `rediss://` URL (a plain connection would ignore them).
+    pub fn check_tls(&self) -> Result<(), String> {
+        if self.tls.is_set() && !self.redis.starts_with("rediss://") {
+            return Err(format!(
+                "[cluster] ca, cert and key are for TLS: redis = {:?} must be a rediss:// URL",
+                redact_url(&self.redis)
+            ));
+        }
+        Ok(())
+    }
+
     /// `node` if it is a valid node name.
     pub fn checked_node(node: &str) -> Result<String, String> {
         if cluster_name_ok(node) {
@@ -1019,5 +1076,37 @@ timeout_ms = 500
         assert_eq!(redact_url("redis://u:p@h"), "redis://u:***@h");
         assert_eq!(redact_url("redis://p@h"), "redis://***@h");
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+    }
+
+    #[test]
+    fn cluster_tls_files_are_relative_to_the_manifest_and_need_rediss() {
+        let app = "[[route]]\npattern = \"/\"\nhandler = \"h\"\n[handler.h]\nwasm = \"h.wasm\"\n";
+        let parse =
+            |text: &str| Manifest::parse(Path::new("/srv/app/waterspout.toml"), &format!("{text}{app}"));
+        let m = parse(
+            "[cluster]\nredis = \"rediss://r:6380\"\nca = \"ca.pem\"\ncert = \"/etc/n.pem\"\nkey = \"n.key\"\n",
+        )
+        .unwrap();
+        let tls = m.cluster.unwrap().tls;
+        assert_eq!(tls.ca.as_deref(), Some(Path::new("/srv/app/ca.pem")));
+        assert_eq!(
+            tls.client,
+            Some((PathBuf::from("/etc/n.pem"), PathBuf::from("/srv/app/n.key")))
+        );
+        assert_eq!(
+            parse("[cluster]\nredis = \"rediss://r\"\n")
+                .unwrap()
+                .cluster
+                .unwrap()
+                .tls,
+            RedisTls::default()
+        );
+        let e = parse("[cluster]\nredis = \"redis://r\"\nca = \"ca.pem\"\n").unwrap_err();
+        assert!(
+            e.message.contains("must be a rediss:// URL") && e.line == Some(1),
+            "{e}"
+        );
+        let e = parse("[cluster]\nredis = \"rediss://r\"\nkey = \"n.key\"\n").unwrap_err();
+        assert!(e.message.contains("cert and key go together"), "{e}");
     }
 }

@@ -1,6 +1,6 @@
 //! What the tests share: the real server on 127.0.0.1:0 (in this process or
 //! as the `waterspout` binary), the admin API, app and store directories,
-//! raw HTTP/1 and WebSocket clients, and measuring the process.
+//! raw HTTP/1 and WebSocket clients, a small web site to crawl, and measuring the process.
 //!
 //! The host is restructured now and then: a host internal the tests look at
 //! is named once, below, so that renaming it costs one line here.
@@ -15,6 +15,7 @@ mod process;
 pub mod raw;
 mod redis;
 mod server;
+mod site;
 mod store;
 pub mod websocket;
 
@@ -26,8 +27,9 @@ pub use self::{
     measure::{measure_alone, own_rss_kib},
     nginx::Nginx,
     process::{ServerProcess, serve_command, server_binary},
-    redis::RedisServer,
+    redis::{RedisOptions, RedisServer, RedisTls},
     server::TestServer,
+    site::{Page, SPIDER_PATHS, Site, spider_pages},
     store::{check_store, sha256_hex},
 };
 

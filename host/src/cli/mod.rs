@@ -27,7 +27,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve an app directory (one holding waterspout.toml), or a Tornado
     /// app file (hello.py), built as it is with its Application's routes.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the `build` command of every handler in the app's manifest; for a
     /// Tornado app file, write its component (-o) and a manifest beside it.
     Build {
@@ -145,6 +145,10 @@ pub struct ServeArgs {
     /// This node's name in the cluster [default: `[cluster] node`, else hostname-pid].
     #[arg(long, env = "WATERSPOUT_NODE")]
     pub node: Option<String>,
+    /// For a rediss:// URL: trust only the CA certificates in this PEM file
+    /// (over `[cluster] ca`) [default: the system's roots].
+    #[arg(long, env = "WATERSPOUT_REDIS_CA", value_name = "FILE")]
+    pub redis_ca: Option<PathBuf>,
 }
 
 /// Entry point of the binary: parses arguments, runs, returns the exit code.
@@ -197,7 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let manifest = Manifest::load(&app)?;
             build::build_app(&manifest)
         }
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::New(args) => new::run(&args),
         Command::Check { app, build } => check::run(&app, build),
         Command::Deploy {
@@ -270,6 +274,16 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         }
         manifest.cluster = Some(cluster);
     }
+    if let Some(ca) = &args.redis_ca {
+        let cluster = manifest
+            .cluster
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("--redis-ca needs a cluster: --redis URL or [cluster]"))?;
+        cluster.tls.ca = Some(ca.clone());
+    }
+    if let Some(cluster) = &manifest.cluster {
+        cluster.check_tls().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     if let (Some(node), Some(cluster)) = (&args.node, &mut manifest.cluster) {
         cluster.node =
             crate::manifest::ClusterConfig::checked_node(node).map_err(|e| anyhow::anyhow!("--node: {e}"))?;
@@ -288,6 +302,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // Cluster-wide deploys (docs/cluster.md): keys under "PREFIX:".
     let link = manifest.cluster.as_ref().map(|c| crate::deploy::ClusterLink {
         url: c.redis.clone(),
+        tls: c.tls.clone(),
         node: c.node.clone(),
         prefix: format!("{}:", c.prefix),
     });

@@ -53,6 +53,8 @@ const FOLLOW_BLOCK_MS: u64 = 1000;
 pub struct ClusterLink {
     /// `redis://…` or `rediss://…`.
     pub url: String,
+    /// The CA and client certificate for `rediss://` (`[cluster] ca`, `cert`, `key`).
+    pub tls: crate::manifest::RedisTls,
     /// This node's name (unique in the cluster).
     pub node: String,
     /// Key prefix shared by every node of one app, e.g. `ws:myapp:`.
@@ -184,7 +186,10 @@ fn unix_ms() -> u64 {
 impl Cluster {
     /// Connects (bounded: a Redis that does not answer is an error).
     pub async fn connect(link: &ClusterLink) -> Result<Cluster, ClusterError> {
-        let client = redis::Client::open(link.url.as_str()).map_err(redis_error("its URL"))?;
+        let client = crate::services::redis::client(&link.url, &link.tls).map_err(|e| ClusterError {
+            what: "its URL",
+            message: e.to_string(),
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))

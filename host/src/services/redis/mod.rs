@@ -32,7 +32,7 @@ pub mod queues;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 
-use crate::manifest::{ClusterConfig, redact_url};
+use crate::manifest::{ClusterConfig, RedisTls, redact_url};
 
 /// How often the heartbeat runs.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -106,8 +106,7 @@ impl Redis {
     /// Redis that is down now is not an error: calls answer `Unavailable`
     /// until it is up).
     pub fn start(config: &ClusterConfig) -> Result<Redis, RedisError> {
-        let client = redis::Client::open(config.redis.as_str())
-            .map_err(|e| RedisError::Command(format!("bad redis URL {}: {e}", redact_url(&config.redis))))?;
+        let client = client(&config.redis, &config.tls)?;
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
@@ -424,6 +423,36 @@ impl Redis {
         self.inner.up.store(reached, Ordering::Relaxed);
         metrics::gauge!("waterspout_redis_up").set(if reached { 1.0 } else { 0.0 });
     }
+}
+
+/// A client for `url` (not yet connected): for `rediss://` with `tls.ca`,
+/// trusting only those CA certificates (else the system's roots, which
+/// rustls-native-certs reads, `SSL_CERT_FILE` included), and showing
+/// `tls.client` when set. Deploys (deploy/cluster.rs) connect with it too.
+pub fn client(url: &str, tls: &RedisTls) -> Result<redis::Client, RedisError> {
+    let bad = |what: String| RedisError::Command(format!("redis {}: {what}", redact_url(url)));
+    if !tls.is_set() {
+        return redis::Client::open(url).map_err(|e| bad(format!("bad URL: {e}")));
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))
+    };
+    let root_cert = tls.ca.as_deref().map(read).transpose()?;
+    let client_tls = match &tls.client {
+        Some((cert, key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        None => None,
+    };
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+    .map_err(|e| bad(format!("bad URL or TLS files: {e}")))
 }
 
 /// An I/O failure, a refused or dropped connection, a timeout: Redis is
