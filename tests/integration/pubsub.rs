@@ -492,18 +492,7 @@ async fn the_instance_pool_holds_max_instances_python_long_polls() {
     let server = TestServer::start_with(app.path().to_str().unwrap(), config).await;
     let first = post_message(&server, "first").await;
     let cursor = first["id"].as_str().unwrap().to_owned();
-    let polls: Vec<_> = (0..10)
-        .map(|_| {
-            let request = server
-                .client
-                .post(server.url("/a/message/updates"))
-                .form(&[("cursor", cursor.as_str())]);
-            tokio::spawn(async move {
-                let response = request.send().await.unwrap();
-                (response.status().as_u16(), response.text().await.unwrap())
-            })
-        })
-        .collect();
+    let polls = chat_polls(&server, &cursor, 10);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for poll in &polls {
         assert!(!poll.is_finished(), "a poll answered before any message");
@@ -536,18 +525,7 @@ async fn the_python_chats_waiting_polls_hold_no_instance() {
     let first = post_message(&server, "first").await;
     let cursor = first["id"].as_str().unwrap().to_owned();
     const POLLS: usize = 20;
-    let polls: Vec<_> = (0..POLLS)
-        .map(|_| {
-            let request = server
-                .client
-                .post(server.url("/a/message/updates"))
-                .form(&[("cursor", cursor.as_str())]);
-            tokio::spawn(async move {
-                let response = request.send().await.unwrap();
-                (response.status().as_u16(), response.text().await.unwrap())
-            })
-        })
-        .collect();
+    let polls = chat_polls(&server, &cursor, POLLS);
     until("every poll parked", Duration::from_secs(20), async || {
         handler_gauge(&server, "waterspout_parked_requests", "parkchat").await == POLLS as f64
     })
@@ -655,6 +633,22 @@ fn persistent_chat_app() -> tempfile::TempDir {
     app_copy(waterspout_tests::guests::PYTHON_CHAT_APP, |manifest| {
         format!("[app]\nkv_persist = true\n\n{manifest}")
     })
+}
+
+/// `n` long polls of the chat after `cursor`, each answering `(status, body)`.
+fn chat_polls(server: &TestServer, cursor: &str, n: usize) -> Vec<tokio::task::JoinHandle<(u16, String)>> {
+    (0..n)
+        .map(|_| {
+            let request = server
+                .client
+                .post(server.url("/a/message/updates"))
+                .form(&[("cursor", cursor)]);
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            })
+        })
+        .collect()
 }
 
 async fn post_message(server: &TestServer, body: &str) -> Value {
