@@ -247,7 +247,6 @@ where
             inner: body,
             done: Some(done_tx),
         }
-        .map_err(|e| std::io::Error::other(e.to_string()))
         .boxed_unsync()
     });
     (response, done_rx)
@@ -292,30 +291,46 @@ fn with_scheme_and_authority(mut parts: http::request::Parts) -> http::request::
 /// A response body that tells when it ended (`true`: read to its end) or
 /// failed or was dropped by hyper (`false`, by dropping `done`): until then
 /// the guest's event loop keeps running.
+///
+/// A body whose run was cut (its time limit, a trap) fails instead of
+/// ending: wasmtime's guest body ends cleanly when the store that would
+/// have written its trailers is dropped, which would tell the client that a
+/// truncated body was whole. The run waits for `done` until the body ends,
+/// so a body that ends while `done` has no receiver any more was cut.
 struct Watched<B> {
     inner: B,
     done: Option<oneshot::Sender<bool>>,
 }
 
-impl<B: HttpBody + Unpin> HttpBody for Watched<B> {
+impl<B: HttpBody + Unpin> HttpBody for Watched<B>
+where
+    B::Error: std::fmt::Display,
+{
     type Data = B::Data;
-    type Error = B::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => {
-                if let Some(done) = self.done.take() {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(None) => match self.done.take() {
+                Some(done) if done.is_closed() => Poll::Ready(Some(Err(std::io::Error::other(
+                    "the guest's run ended before its response body: the body is cut",
+                )))),
+                Some(done) => {
                     let _ = done.send(true);
+                    Poll::Ready(None)
                 }
+                None => Poll::Ready(None),
+            },
+            Poll::Ready(Some(Err(e))) => {
+                self.done = None;
+                Poll::Ready(Some(Err(std::io::Error::other(e.to_string()))))
             }
-            Poll::Ready(Some(Err(_))) => self.done = None,
-            _ => {}
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Pending => Poll::Pending,
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
