@@ -416,11 +416,11 @@ fn report(
     writeln!(out, "\n### TLS handshakes per second\n")?;
     writeln!(
         out,
-        "{CONNECTIONS} clients in the tool (tokio-rustls, session resumption off: every connection a full handshake, X25519 key exchange), each opening a new TCP + TLS connection, sending `GET /static/small.css` with `Connection: close`, reading the answer to its end, and starting over; handshakes/s = connections answered 200 per second. The servers keep their defaults for session tickets (neither can be used).\n"
+        "{CONNECTIONS} clients in the tool (tokio-rustls, session resumption off: every connection a full handshake, X25519 key exchange), each opening a new TCP + TLS connection, sending `GET /static/small.css` with `Connection: close`, reading the answer to its end, and starting over; handshakes/s = connections answered 200 per second. The client's CPU per handshake (the bench process's, from /proc) is beside the server's: both share the {cores} cores, so the rate depends on the client too and server CPU per handshake is the number to compare. The servers keep their defaults for session tickets (neither can be used).\n"
     )?;
     writeln!(
         out,
-        "| TLS | server | handshakes/s | mean ms per connection | server CPU µs/handshake | errors | vs nginx | CPU vs nginx |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| TLS | server | handshakes/s | mean ms per connection | server CPU µs/handshake | client CPU µs/handshake | errors | vs nginx | server CPU vs nginx |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )?;
     for row in handshakes {
         let nginx = handshakes
@@ -430,12 +430,13 @@ fn report(
         let (per_sec, cpu) = nginx.map_or((f64::NAN, f64::NAN), |n| (n.per_sec, n.cpu_us));
         writeln!(
             out,
-            "| {} | {} | {:.0} | {:.2} | {:.0} | {} | {:.0}% | {:.2}× |",
+            "| {} | {} | {:.0} | {:.2} | {:.0} | {:.0} | {} | {:.0}% | {:.2}× |",
             row.version,
             row.server,
             row.result.per_sec,
             row.result.mean_ms,
             row.result.cpu_us,
+            row.result.client_cpu_us,
             row.result.errors,
             100.0 * row.result.per_sec / per_sec,
             row.result.cpu_us / cpu

@@ -2,7 +2,7 @@
 //! TCP + TLS connection (tokio-rustls, session resumption off, one TLS
 //! version) for one HTTP/1.1 request with `Connection: close`, reading the
 //! answer to its end, then the next; with the server's CPU time per
-//! handshake (crate::procstat).
+//! handshake (crate::procstat), and the client's own.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +25,9 @@ pub struct HandshakeResult {
     pub errors: u64,
     /// The server's CPU time per connection, µs.
     pub cpu_us: f64,
+    /// This client's (the bench process's) CPU time per connection, µs:
+    /// the load generator shares the cores.
+    pub client_cpu_us: f64,
 }
 
 /// A client that trusts `ca` (DER) and speaks only `version`, without
@@ -55,10 +58,11 @@ pub fn measure(
 ) -> anyhow::Result<HandshakeResult> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     runtime.block_on(run(connector, addr, &request, clients, 1))?;
-    let pids = procstat::tree(server);
-    let cpu_before = procstat::cpu_seconds(&pids);
+    let (pids, me) = (procstat::tree(server), [std::process::id()]);
+    let (cpu_before, client_before) = (procstat::cpu_seconds(&pids), procstat::cpu_seconds(&me));
     let (done, errors, busy) = runtime.block_on(run(connector, addr, &request, clients, secs))?;
     let cpu = procstat::cpu_seconds(&pids) - cpu_before;
+    let client_cpu = procstat::cpu_seconds(&me) - client_before;
     std::thread::sleep(Duration::from_millis(300));
     anyhow::ensure!(
         done > 0,
@@ -69,6 +73,7 @@ pub fn measure(
         mean_ms: busy.as_secs_f64() * 1e3 / done as f64,
         errors,
         cpu_us: cpu * 1e6 / done as f64,
+        client_cpu_us: client_cpu * 1e6 / done as f64,
     })
 }
 
