@@ -163,7 +163,10 @@ async fn static_files_larger_than_one_read_come_whole_and_in_ranges() {
         header(&r, "content-range").as_deref(),
         Some("bytes 70000-200000/300001")
     );
-    assert!(r.bytes().await.unwrap() == big[70000..=200000], "the range, byte for byte");
+    assert!(
+        r.bytes().await.unwrap() == big[70000..=200000],
+        "the range, byte for byte"
+    );
     server.shutdown().await;
 }
 
