@@ -49,7 +49,7 @@ lint: setup layers
 layers:
 	scripts/layers.sh
 
-# The full benchmark (minutes): scenarios a–e, writes BENCHMARKS.md and bench/chart.svg.
+# The full benchmark (minutes): scenarios a–e and i, writes BENCHMARKS.md and bench/chart.svg.
 # One release build of all it runs: the bench, the server it starts and
 # scenario b's criterion bench (`cargo bench --workspace`). Scenario e serves
 # the hello of each guest language, built here from source by the `build`
@@ -70,10 +70,13 @@ bench-quick: bench-deps
 	$(CARGO) build --workspace --bins
 	$(TARGET_DIR)/debug/waterspout-bench --quick
 
-# wrk from apt; the guests the benchmark serves, where it looks for them
-# (--target-dir: not in $CARGO_TARGET_DIR).
-bench-deps:
+# wrk, and for scenario i nginx (tools-nginx: Debian's nginx-light pulls in
+# nginx, with ssl and http2) and h2load (nghttp2-client), from apt; the
+# guests the benchmark serves, where it looks for them (--target-dir: not in
+# $CARGO_TARGET_DIR).
+bench-deps: tools-nginx
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v h2load >/dev/null || (apt-get update -qq && apt-get install -y -qq nghttp2-client)
 	cd examples && $(CARGO) build --release --target wasm32-wasip2 --target-dir target
 	cd tests/guests && $(CARGO) build --release --target wasm32-wasip2 --target-dir target
 

@@ -92,9 +92,16 @@ fn handlers_script(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {
 }
 
 /// A `waterspout serve` process, killed on drop.
-struct Waterspout {
+pub struct Waterspout {
     child: Child,
-    port: u16,
+    pub port: u16,
+}
+
+impl Waterspout {
+    /// The server's process id (for its CPU time: crate::procstat).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Waterspout {
@@ -108,7 +115,7 @@ impl Drop for Waterspout {
 /// (None: the default, `info`). Its stderr (the log) is a pipe, read by a
 /// thread here into `WORK/NAME.log`: as under systemd or docker, or in a
 /// terminal, the log's reader is another process that a write wakes.
-fn waterspout_serve(
+pub fn waterspout_serve(
     root: &Path,
     app: &Path,
     work: &Path,

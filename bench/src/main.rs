@@ -20,7 +20,9 @@
 //! hello vs `wasmtime serve`, all vs Tornado), f (pub/sub on the chat
 //! example: 10,000 suspended long polls, a broadcast to 10,000 WebSocket
 //! group members), g (kv calls from a Rust and a Python guest vs their
-//! hellos). A scenario is a function
+//! hellos), i (edge.rs: static files, full TLS handshakes per second and
+//! HTTP/2 streams, against Debian's nginx on the same files and
+//! certificate). A scenario is a function
 //! returning markdown; new ones slot into `main`. A run replaces only the
 //! sections of the scenarios it ran (`--scenarios e` keeps a–d).
 
@@ -35,6 +37,9 @@ use clap::Parser;
 mod baseline;
 mod chart;
 mod cluster;
+mod edge;
+mod h2load;
+mod handshakes;
 mod http;
 mod kv;
 mod languages;
@@ -55,7 +60,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run.
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e")]
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,i")]
     scenarios: Vec<String>,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
@@ -198,7 +203,8 @@ fn main() -> anyhow::Result<()> {
             )?,
             "g" => kv::scenario_g(&runtime, &root, args.duration, &args.language_connections)?,
             "h" => cluster::scenario_h(&runtime, &root)?,
-            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, f, g, h)"),
+            "i" => edge::scenario_i(&runtime, &root, args.duration)?,
+            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, f, g, h, i)"),
         };
         println!("{section}");
         sections.push((scenario.clone(), report::stamped(&section, &date, &commit)));
@@ -299,7 +305,7 @@ fn header(root: &Path) -> anyhow::Result<(String, String, String)> {
     Ok((out, date, commit))
 }
 
-fn command_output(cmd: &str, args: &[&str]) -> String {
+pub fn command_output(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
         .output()

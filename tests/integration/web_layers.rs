@@ -137,6 +137,39 @@ async fn static_files_answer_conditional_and_range_requests_as_tornado() {
     server.shutdown().await;
 }
 
+/// A file of several reads (the server reads 64 KiB at a time, on its
+/// worker thread): whole, and a range starting inside one read and ending
+/// inside another.
+#[tokio::test]
+async fn static_files_larger_than_one_read_come_whole_and_in_ranges() {
+    let dir = web_app("");
+    let big: Vec<u8> = (0..300_001u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("static/big.bin"), &big).unwrap();
+    let server = start(dir.path(), ServerConfig::default()).await;
+    let url = server.url("/static/big.bin");
+    let r = server.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-length").as_deref(), Some("300001"));
+    assert!(r.bytes().await.unwrap() == big, "the whole file, byte for byte");
+    let r = server
+        .client
+        .get(&url)
+        .header("range", "bytes=70000-200000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        header(&r, "content-range").as_deref(),
+        Some("bytes 70000-200000/300001")
+    );
+    assert!(
+        r.bytes().await.unwrap() == big[70000..=200000],
+        "the range, byte for byte"
+    );
+    server.shutdown().await;
+}
+
 // Raw requests: a polite client would normalize these paths before sending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_static_path_leaves_the_root() {
