@@ -21,7 +21,7 @@ rank() {
         runtime) echo 3 ;;
         capabilities) echo 2 ;;
         services) echo 1 ;;
-        config | manifest | registry | router | metrics | body | text | statics | client | logtail) echo 0 ;;
+        config | manifest | registry | router | metrics | body | text | statics | client | logtail | head) echo 0 ;;
         *) echo "" ;;
     esac
 }

@@ -36,6 +36,7 @@ use clap::Parser;
 
 mod baseline;
 mod chart;
+mod clients;
 mod cluster;
 mod edge;
 mod h2load;
@@ -97,6 +98,13 @@ struct Args {
     /// holds a CPython instance of several MiB: see BENCHMARKS.md).
     #[arg(long, default_value_t = 200)]
     python_waiters: usize,
+    /// Scenarios c and f at N connections: the idle WebSockets, and the
+    /// Rust guests' long polls (held and parked), group members and the
+    /// Python chat's parked polls (not its members: a CPython instance
+    /// each). N is bounded by the open-files hard limit (every connection
+    /// is a socket in the server and one in this process).
+    #[arg(long, value_name = "N")]
+    many: Option<usize>,
     /// Skip the peers that must be installed (wasmtime serve, Tornado).
     #[arg(long)]
     no_peers: bool,
@@ -156,6 +164,12 @@ fn main() -> anyhow::Result<()> {
     }
     let root = root();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Some(n) = args.many {
+        args.idle_websockets = n;
+        args.long_polls = n;
+        args.group_members = n;
+        args.python_polls = n;
+    }
     if args.swap_bench {
         let report = runtime.block_on(swap_bench::run(&root))?;
         println!("{report}");
@@ -423,8 +437,9 @@ fn scenario_c(runtime: &tokio::runtime::Runtime, root: &Path, args: &Args) -> an
         Ok(idle) => {
             writeln!(
                 out,
-                "Idle: {} WebSockets open to `waterspout serve` on the echo component (a separate process): RSS {:.0} MiB before, {:.0} MiB with all open — {:.1} KiB per connection (host + guest instance).\n",
+                "Idle: {} WebSockets open to `waterspout serve` on the echo component (a separate process), opened one after another in {:.1} s: RSS {:.0} MiB before, {:.0} MiB with all open — {:.1} KiB per connection (host + guest instance).\n",
                 idle.connections,
+                idle.open_all.as_secs_f64(),
                 idle.rss_before_mib,
                 idle.rss_after_mib,
                 (idle.rss_after_mib - idle.rss_before_mib) * 1024.0 / idle.connections as f64

@@ -197,7 +197,7 @@ fn serve(root: &Path, guest: Guest, connections: usize, held: usize) -> anyhow::
     // hold every connection (and its own files) before measuring.
     let files = open_files_limit(server.child.id())?;
     anyhow::ensure!(
-        files >= connections as u64 + 100,
+        files >= connections as u64 + crate::clients::SPARE_FILES,
         "the server may open only {files} files, too few for {connections} connections: raise the hard limit (`ulimit -Hn`)"
     );
     Ok(server)
@@ -295,7 +295,7 @@ pub struct LongPolls {
 
 /// `n` long polls waiting, then one publish answers them all.
 pub fn long_polls(root: &Path, guest: Guest, n: usize) -> anyhow::Result<LongPolls> {
-    rlimit::increase_nofile_limit(u64::MAX).context("raising the open-files limit")?;
+    crate::clients::check_open_files(n)?;
     // A parked poll holds no instance: room for the runs that park and wake.
     let held = match guest {
         Guest::PythonChat | Guest::RustParked => n.min(300),
@@ -315,9 +315,7 @@ pub fn long_polls(root: &Path, guest: Guest, n: usize) -> anyhow::Result<LongPol
         // poll waits past its handler's time limit for an instance.
         for batch in (0..n).collect::<Vec<_>>().chunks(500) {
             for &i in batch {
-                let mut socket = TcpStream::connect(addr)
-                    .await
-                    .with_context(|| format!("poll {i}"))?;
+                let mut socket = crate::clients::connect(i, addr).await?;
                 socket.write_all(request.as_bytes()).await?;
                 sockets.push(socket);
             }
@@ -359,6 +357,8 @@ pub fn long_polls(root: &Path, guest: Guest, n: usize) -> anyhow::Result<LongPol
 
 pub struct Broadcast {
     pub members: usize,
+    /// From the first member's connect to the last one's handshake done.
+    pub open_all: Duration,
     pub rss_before: f64,
     pub rss: f64,
     pub reach_all: Duration,
@@ -366,7 +366,7 @@ pub struct Broadcast {
 
 /// `n` WebSockets, members of one group, then one broadcast reaches them all.
 pub fn broadcast(root: &Path, guest: Guest, n: usize) -> anyhow::Result<Broadcast> {
-    rlimit::increase_nofile_limit(u64::MAX).context("raising the open-files limit")?;
+    crate::clients::check_open_files(n)?;
     let server = serve(root, guest, n, n)?;
     let (addr, pid) = (server.addr, server.child.id());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -377,12 +377,15 @@ pub fn broadcast(root: &Path, guest: Guest, n: usize) -> anyhow::Result<Broadcas
             Guest::Rust | Guest::RustParked => format!("ws://{addr}/ws?group=lobby"),
         };
         let mut members = Vec::with_capacity(n);
+        let opening = Instant::now();
         for i in 0..n {
-            let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            let stream = crate::clients::connect(i, addr).await?;
+            let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
                 .await
                 .with_context(|| format!("member {i}"))?;
             members.push(ws);
         }
+        let open_all = opening.elapsed();
         let rss = settled_rss(pid, Duration::from_secs(300)).await?;
         let tasks: Vec<_> = members
             .into_iter()
@@ -407,6 +410,7 @@ pub fn broadcast(root: &Path, guest: Guest, n: usize) -> anyhow::Result<Broadcas
         drop(server);
         Ok(Broadcast {
             members: n,
+            open_all,
             rss_before,
             rss,
             reach_all,
@@ -488,12 +492,13 @@ pub fn scenario_f(
                 );
                 writeln!(
                     out,
-                    "| {} | group members | {} | – | {:.0} | {:.0} | {:.0} | – | {:.0} |",
+                    "| {} | group members | {} | – | {:.0} | {:.0} | {:.0} | {:.1} | {:.0} |",
                     guest.label(),
                     r.members,
                     r.rss_before,
                     r.rss,
                     (r.rss - r.rss_before) * 1024.0 / r.members as f64,
+                    r.open_all.as_secs_f64(),
                     r.reach_all.as_secs_f64() * 1000.0
                 )?
             }

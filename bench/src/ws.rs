@@ -101,6 +101,8 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 /// Result of the idle-connections measurement.
 pub struct IdleResult {
     pub connections: usize,
+    /// From the first connect to the last handshake done, one at a time.
+    pub open_all: Duration,
     pub rss_before_mib: f64,
     pub rss_after_mib: f64,
 }
@@ -109,7 +111,7 @@ pub struct IdleResult {
 /// instances, opens `n` WebSockets, and reads the server's RSS.
 pub fn idle_rss(root: &Path, n: usize) -> anyhow::Result<IdleResult> {
     // Every connection holds a socket on both sides.
-    rlimit::increase_nofile_limit(u64::MAX).context("raising the open-files limit")?;
+    crate::clients::check_open_files(n)?;
     let echo = root.join("examples/target/wasm32-wasip2/release/echo.wasm");
     let app = tempfile_dir()?;
     std::fs::write(
@@ -148,14 +150,16 @@ pub fn idle_rss(root: &Path, n: usize) -> anyhow::Result<IdleResult> {
     let before = rss_kib(child.id())?;
     let url = format!("ws://{addr}/echo");
     let pid = child.id();
-    let result = std::thread::spawn(move || -> anyhow::Result<(usize, u64)> {
+    let result = std::thread::spawn(move || -> anyhow::Result<(usize, Duration, u64)> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         rt.block_on(async move {
             let mut open = Vec::with_capacity(n);
+            let opening = Instant::now();
             for i in 0..n {
-                let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+                let stream = crate::clients::connect(i, addr).await?;
+                let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
                     .await
                     .with_context(|| format!("connection {i}"))?;
                 if i % 1000 == 0 {
@@ -165,19 +169,21 @@ pub fn idle_rss(root: &Path, n: usize) -> anyhow::Result<IdleResult> {
                 }
                 open.push(ws);
             }
+            let open_all = opening.elapsed();
             // Let the server settle; read its RSS while all are open.
             tokio::time::sleep(Duration::from_secs(2)).await;
             let rss = rss_kib(pid)?;
-            Ok((open.len(), rss))
+            Ok((open.len(), open_all, rss))
         })
     })
     .join()
     .map_err(|_| anyhow::anyhow!("client panicked"))?;
     let _ = child.kill();
     let _ = child.wait();
-    let (connections, after) = result?;
+    let (connections, open_all, after) = result?;
     Ok(IdleResult {
         connections,
+        open_all,
         rss_before_mib: before as f64 / 1024.0,
         rss_after_mib: after as f64 / 1024.0,
     })

@@ -42,6 +42,7 @@ mod body;
 #[doc(hidden)]
 pub mod client;
 pub mod config;
+mod head;
 mod logtail;
 #[doc(hidden)]
 pub mod manifest;

@@ -68,6 +68,11 @@ pub(crate) fn find(app: &App, path: &str) -> Result<Target, StatusCode> {
 }
 
 /// Serves one request whose body was read (within the limits) by the edge.
+///
+/// Each driver's future is boxed: hyper keeps a connection's request future
+/// in one allocation of its full size (the largest state of every path the
+/// edge may take) for as long as the request lasts, so a long poll would
+/// otherwise hold the biggest driver's size (~19 KiB) whatever it runs.
 pub(crate) async fn serve(
     app: Arc<App>,
     target: Target,
@@ -78,15 +83,15 @@ pub(crate) async fn serve(
     match &target.version.prepared {
         Prepared::Handler(pre) => {
             let pre = pre.clone();
-            http::serve(app, target, pre, parts, body, remote).await
+            Box::pin(http::serve(app, target, pre, parts, body, remote)).await
         }
         Prepared::WasiHttp(pre) => {
             let pre = pre.clone();
-            wasi_http::serve(app, target, pre, parts, body).await
+            Box::pin(wasi_http::serve(app, target, pre, parts, body)).await
         }
         Prepared::WasiHttp3(pre) => {
             let pre = pre.clone();
-            wasi_http3::serve(app, target, pre, parts, body).await
+            Box::pin(wasi_http3::serve(app, target, pre, parts, body)).await
         }
         Prepared::Websocket(_) => unreachable!("the edge upgrades websocket routes"),
         Prepared::Worker(_) => {
@@ -105,7 +110,7 @@ pub(crate) async fn upgrade(
     on_upgrade: Option<hyper::upgrade::OnUpgrade>,
     remote: SocketAddr,
 ) -> ::http::Response<Body> {
-    websocket::upgrade(app, target, parts, on_upgrade, remote).await
+    Box::pin(websocket::upgrade(app, target, parts, on_upgrade, remote)).await
 }
 
 /// A request whose guest could not be admitted (every instance busy, the

@@ -14,6 +14,12 @@ use crate::config::EngineConfig;
 /// every tick, so a CPU-bound handler never holds a worker thread longer.
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 
+/// Linear-memory slots in the pool at most. The pool reserves them in one
+/// mapping, ~4 GiB of address space each (not resident), and the largest
+/// hole in a process's 128 TiB (below the binary) is ~85 TiB: 20,480 slots
+/// take ~81 TiB and map; 24,576 (97 TiB) fail.
+const MAX_MEMORIES: u32 = 20_480;
+
 /// The engine and the thread that advances its epoch.
 pub struct WasmEngine {
     pub engine: Engine,
@@ -39,7 +45,11 @@ impl WasmEngine {
         // slots are small (metadata, a table's elements), so there is room
         // for 16 each; memories are what reserve address space, so 2.
         pool.total_core_instances(n.saturating_mul(16));
-        pool.total_memories(n.saturating_mul(2));
+        // Each memory slot reserves ~4 GiB of address space (bounds checks
+        // elided): past ~10,000 instances two memories each no longer fit
+        // and the engine would not start. Capped, the pool still holds one
+        // memory per instance up to the cap (a Rust component has one).
+        pool.total_memories(n.saturating_mul(2).min(MAX_MEMORIES));
         pool.total_tables(n.saturating_mul(16));
         pool.total_stacks(n);
         pool.max_memory_size(cfg.max_memory_bytes);

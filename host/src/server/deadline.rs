@@ -24,7 +24,10 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub(super) struct ConnDeadline<S> {
     io: S,
     phase: Phase,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Gone once the connection is HTTP/1: a timer left in the wheel would
+    /// keep the waker of the task that polled it (for a WebSocket, hyper's
+    /// finished connection task) until it fires.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     seen: usize,
     idle: Duration,
     in_flight: Arc<AtomicUsize>,
@@ -45,7 +48,7 @@ impl<S> ConnDeadline<S> {
         ConnDeadline {
             io,
             phase: Phase::Preface,
-            deadline: Box::pin(tokio::time::sleep(header_timeout)),
+            deadline: Some(Box::pin(tokio::time::sleep(header_timeout))),
             seen: 0,
             idle,
             in_flight,
@@ -54,9 +57,10 @@ impl<S> ConnDeadline<S> {
 
     /// Activity on an HTTP/2 connection pushes the idle deadline back.
     fn touch(&mut self) {
-        if self.phase == Phase::Http2 {
-            let at = tokio::time::Instant::now() + self.idle;
-            self.deadline.as_mut().reset(at);
+        if self.phase == Phase::Http2
+            && let Some(deadline) = &mut self.deadline
+        {
+            deadline.as_mut().reset(tokio::time::Instant::now() + self.idle);
         }
     }
 
@@ -64,7 +68,10 @@ impl<S> ConnDeadline<S> {
     /// wake-up otherwise).
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         loop {
-            if self.deadline.as_mut().poll(cx).is_pending() {
+            let Some(deadline) = &mut self.deadline else {
+                return false;
+            };
+            if deadline.as_mut().poll(cx).is_pending() {
                 return false;
             }
             if self.phase == Phase::Http2 && self.in_flight.load(Ordering::Relaxed) > 0 {
@@ -96,6 +103,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ConnDeadline<S> {
                 let differs = new[..end - start] != H2_PREFACE[start..end];
                 if new.is_empty() || differs {
                     this.phase = Phase::PassThrough;
+                    this.deadline = None;
                 } else if this.seen >= H2_PREFACE.len() {
                     this.phase = Phase::Http2;
                     this.touch();

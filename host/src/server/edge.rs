@@ -101,7 +101,16 @@ where
     if let Some(statics) = app.statics()
         && let Some(name) = statics.match_path(req.uri().path())
     {
-        return static_files::serve(statics.clone(), req.method(), req.uri(), req.headers(), name).await;
+        // Boxed, as the drivers are (handlers::serve): a long request's
+        // future then does not carry this branch's size.
+        return Box::pin(static_files::serve(
+            statics.clone(),
+            req.method(),
+            req.uri(),
+            req.headers(),
+            name,
+        ))
+        .await;
     }
     let target = match crate::handlers::find(&app, req.uri().path()) {
         Ok(target) => target,

@@ -368,9 +368,13 @@ impl<S: Service> Connection<S> {
         let service = service_fn(move |mut req: http::Request<Incoming>| {
             let in_flight = Counted::enter(&in_flight);
             req.extensions_mut().insert(client);
-            let response = service.clone().call(req, remote);
+            let service = service.clone();
+            // The call's future is made inside this block, not captured by
+            // it: a captured future is stored twice in the block (as the
+            // capture and as the future awaited), and hyper keeps the block
+            // for as long as the request lasts.
             async move {
-                let response = response.await;
+                let response = service.call(req, remote).await;
                 drop(in_flight);
                 Ok::<_, std::convert::Infallible>(response)
             }

@@ -85,7 +85,7 @@ pub(super) async fn upgrade(
 async fn handshake(
     app: &Arc<App>,
     target: Target,
-    parts: http::request::Parts,
+    mut parts: http::request::Parts,
     on_upgrade: Option<hyper::upgrade::OnUpgrade>,
     remote: SocketAddr,
 ) -> http::Response<Body> {
@@ -104,6 +104,10 @@ async fn handshake(
     let Some(on_upgrade) = on_upgrade else {
         return page(StatusCode::BAD_REQUEST, Some("WebSocket needs HTTP/1.1"));
     };
+    // The request stays as long as the connection: in copies, so that it
+    // does not keep hyper's read buffer (16 KiB) alive.
+    parts.uri = crate::head::detached_uri(&parts.uri);
+    parts.headers = crate::head::detached_headers(&parts.headers);
     let Some(registration) = app.connections().register() else {
         return page(StatusCode::SERVICE_UNAVAILABLE, None);
     };
