@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 use crate::procstat;
+use crate::wrk::duration_ms;
 
 /// What one h2load run measured.
 #[derive(Debug, Clone)]
@@ -119,18 +120,6 @@ fn counts(out: &str, line: &str) -> std::collections::HashMap<String, u64> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// `142us`, `4.56ms`, `1.2s` → ms.
-fn duration_ms(value: &str) -> Option<f64> {
-    let (num, unit) = value.split_at(value.find(|c: char| c.is_ascii_alphabetic())?);
-    let num: f64 = num.parse().ok()?;
-    Some(match unit {
-        "us" => num / 1000.0,
-        "ms" => num,
-        "s" => num * 1000.0,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

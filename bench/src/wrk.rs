@@ -140,7 +140,11 @@ fn socket_errors(out: &str) -> u64 {
 /// wrk prints latency percentiles as `50%  1.23ms` (or us / s).
 fn latency(out: &str, pct: &str) -> Option<f64> {
     let line = out.lines().find(|l| l.trim_start().starts_with(pct))?;
-    let value = line.split_whitespace().nth(1)?;
+    duration_ms(line.split_whitespace().nth(1)?)
+}
+
+/// `142us`, `4.56ms`, `1.2s` (as wrk and h2load print them) → ms.
+pub fn duration_ms(value: &str) -> Option<f64> {
     let (num, unit) = value.split_at(value.find(|c: char| c.is_ascii_alphabetic())?);
     let num: f64 = num.parse().ok()?;
     Some(match unit {
