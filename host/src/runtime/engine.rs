@@ -62,6 +62,16 @@ impl WasmEngine {
         pool.pagemap_scan(wasmtime::Enabled::Auto);
         pool.linear_memory_keep_resident(2 << 20);
         pool.table_keep_resident(1 << 20);
+        // A freed slot stays affine to its module (its memory image stays
+        // mapped) until a request of another module needs it. wasmtime's
+        // default keeps only 100 such slots across all its shards (50 a
+        // core here), so an app of 100 handlers kept re-imaging slots:
+        // an `mmap` and TLB-shootdown IPIs a request (72 µs of server CPU
+        // against 25 for one handler, scenario a). With the whole pool as
+        // budget a never-used slot is taken before an affine one is
+        // evicted; resident memory is still bounded by what the slots
+        // dirtied, up to `linear_memory_keep_resident` each.
+        pool.max_unused_warm_slots(n);
         // What still needs decommitting goes in batches: fewer IPIs.
         pool.decommit_batch_size(32);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
