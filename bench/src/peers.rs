@@ -173,13 +173,9 @@ if __name__ == "__main__":
         asyncio.run(serve(sockets))
 "#;
 
-/// Tornado 6 from PyPI in a virtualenv under target/bench-tools, one process.
-pub fn tornado(root: &Path) -> anyhow::Result<(Peer, String)> {
-    tornado_processes(root, 1)
-}
-
-/// Tornado with `processes` processes (0: one per core, Tornado's
-/// `fork_processes(0)`), all started when this returns.
+/// Tornado 6 from PyPI in a virtualenv under target/bench-tools, with
+/// `processes` processes (0: one per core, Tornado's `fork_processes(0)`),
+/// all started when this returns.
 pub fn tornado_processes(root: &Path, processes: usize) -> anyhow::Result<(Peer, String)> {
     let tools = tools_dir(root);
     let venv = tools.join("venv");
