@@ -13,8 +13,26 @@ use anyhow::Context;
 use crate::variants::{SHARED_CONCURRENCY, manifest, variants};
 use crate::{peers, wrk};
 
-/// The label of the Tornado that runs a process per core.
-const TORNADO_PER_CORE: &str = "Tornado per core";
+/// The peers the ratios of scenario e divide by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// The seed's hello in one Tornado process (issue #15's "Tornado").
+    Tornado,
+    /// Tornado with a process per core (`fork_processes(0)`).
+    TornadoPerCore,
+    /// `wasmtime serve` 48 on the same 0.3 component.
+    WasmtimeServe,
+}
+
+impl Baseline {
+    fn name(self) -> &'static str {
+        match self {
+            Baseline::Tornado => "Tornado",
+            Baseline::TornadoPerCore => "Tornado per core",
+            Baseline::WasmtimeServe => "wasmtime serve",
+        }
+    }
+}
 
 /// One measurement of scenario e.
 #[derive(Debug, Clone)]
@@ -23,6 +41,8 @@ pub struct Sample {
     pub language: String,
     pub reuse: String,
     pub size_mb: f64,
+    /// Which peer this row is, if it is one.
+    pub baseline: Option<Baseline>,
     pub connections: u32,
     pub result: wrk::WrkResult,
 }
@@ -32,6 +52,7 @@ struct Server {
     language: String,
     reuse: String,
     size_mb: f64,
+    baseline: Option<Baseline>,
     url: String,
 }
 
@@ -80,6 +101,7 @@ pub fn scenario_e(
                 "fresh".into()
             },
             size_mb: size_mb(&v.wasm),
+            baseline: None,
             url: format!("http://{}/{}", server.local_addr(), v.handler),
         })
         .collect();
@@ -97,6 +119,7 @@ pub fn scenario_e(
                     language: p3.language.into(),
                     reuse: "its default".into(),
                     size_mb: size_mb(&p3.wasm),
+                    baseline: Some(Baseline::WasmtimeServe),
                     url: format!("http://{}/", peer.addr),
                 });
                 peers.push(peer);
@@ -108,17 +131,19 @@ pub fn scenario_e(
         // issue's "Tornado"), and one per core (`fork_processes(0)`, as
         // Tornado's docs deploy it): Waterspout uses every core too.
         for processes in [1, 0] {
+            let (baseline, processes_label) = if processes == 1 {
+                (Baseline::Tornado, String::new())
+            } else {
+                (Baseline::TornadoPerCore, format!(", {cores} processes"))
+            };
             match peers::tornado_processes(root, processes) {
                 Ok((peer, version)) => {
                     servers.push(Server {
-                        server: if processes == 1 {
-                            format!("Tornado {version}")
-                        } else {
-                            format!("{TORNADO_PER_CORE} {version}, {cores} processes")
-                        },
+                        server: format!("{} {version}{processes_label}", baseline.name()),
                         language: "Python (CPython)".into(),
                         reuse: "–".into(),
                         size_mb: f64::NAN,
+                        baseline: Some(baseline),
                         url: format!("http://{}/", peer.addr),
                     });
                     peers.push(peer);
@@ -153,6 +178,7 @@ pub fn scenario_e(
                 language: s.language.clone(),
                 reuse: s.reuse.clone(),
                 size_mb: s.size_mb,
+                baseline: s.baseline,
                 connections: c,
                 result,
             });
@@ -183,15 +209,10 @@ fn report(samples: &[Sample], duration: u64, reuse: u32, notes: &[String]) -> an
         out,
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )?;
-    let base = |prefix: &str, c: u32| {
+    let base = |baseline: Baseline, c: u32| {
         samples
             .iter()
-            .find(|b| {
-                // "Tornado" is the one-process row, not the per-core one.
-                b.server.starts_with(prefix)
-                    && (prefix == TORNADO_PER_CORE || !b.server.starts_with(TORNADO_PER_CORE))
-                    && b.connections == c
-            })
+            .find(|b| b.baseline == Some(baseline) && b.connections == c)
             .map(|b| b.result.rps)
     };
     let ratio = |rps: f64, b: Option<f64>| {
@@ -215,9 +236,9 @@ fn report(samples: &[Sample], duration: u64, reuse: u32, notes: &[String]) -> an
             s.result.p50_ms,
             s.result.p99_ms,
             s.result.errors,
-            ratio(s.result.rps, base("Tornado", s.connections)),
-            ratio(s.result.rps, base(TORNADO_PER_CORE, s.connections)),
-            ratio(s.result.rps, base("wasmtime serve", s.connections)),
+            ratio(s.result.rps, base(Baseline::Tornado, s.connections)),
+            ratio(s.result.rps, base(Baseline::TornadoPerCore, s.connections)),
+            ratio(s.result.rps, base(Baseline::WasmtimeServe, s.connections)),
         )?;
     }
     // The issue's targets, from the rows above.
@@ -250,15 +271,36 @@ fn report(samples: &[Sample], duration: u64, reuse: u32, notes: &[String]) -> an
     };
     // The rows against Tornado per core carry no target of the issue: they
     // show the same comparison with both servers on every core.
-    let targets: [(&str, &str, Kind, &str, f64, f64); 7] = [
-        ("Python, reuse", "Python", Kind::Reuse, "Tornado", 2.0, 4.0),
-        ("Python, reuse", "Python", Kind::Reuse, TORNADO_PER_CORE, 0.0, 0.0),
-        ("Python, fresh", "Python", Kind::Fresh, "Tornado", 0.0, 1.0),
+    let targets: [(&str, &str, Kind, Baseline, f64, f64); 7] = [
+        (
+            "Python, reuse",
+            "Python",
+            Kind::Reuse,
+            Baseline::Tornado,
+            2.0,
+            4.0,
+        ),
+        (
+            "Python, reuse",
+            "Python",
+            Kind::Reuse,
+            Baseline::TornadoPerCore,
+            0.0,
+            0.0,
+        ),
+        (
+            "Python, fresh",
+            "Python",
+            Kind::Fresh,
+            Baseline::Tornado,
+            0.0,
+            1.0,
+        ),
         (
             "JavaScript, reuse",
             "JavaScript",
             Kind::Reuse,
-            "Tornado",
+            Baseline::Tornado,
             1.5,
             0.0,
         ),
@@ -266,7 +308,7 @@ fn report(samples: &[Sample], duration: u64, reuse: u32, notes: &[String]) -> an
             "JavaScript, reuse",
             "JavaScript",
             Kind::Reuse,
-            TORNADO_PER_CORE,
+            Baseline::TornadoPerCore,
             0.0,
             0.0,
         ),
@@ -274,7 +316,7 @@ fn report(samples: &[Sample], duration: u64, reuse: u32, notes: &[String]) -> an
             "wasi:http 0.3, reuse",
             "Rust wasi:http 0.3",
             Kind::Reuse,
-            "wasmtime serve",
+            Baseline::WasmtimeServe,
             1.0,
             1.5,
         ),
@@ -282,7 +324,7 @@ fn report(samples: &[Sample], duration: u64, reuse: u32, notes: &[String]) -> an
             "wasi:http 0.3, reuse, 16 at once (as `wasmtime serve`)",
             "Rust wasi:http 0.3",
             Kind::Shared,
-            "wasmtime serve",
+            Baseline::WasmtimeServe,
             1.0,
             1.5,
         ),
@@ -312,7 +354,7 @@ fn report(samples: &[Sample], duration: u64, reuse: u32, notes: &[String]) -> an
                 "–".into()
             }
         };
-        write!(out, "| {name} | {vs} | {} | {} |", x(must), x(aim))?;
+        write!(out, "| {name} | {} | {} | {} |", vs.name(), x(must), x(aim))?;
         for &c in &levels {
             let cell = match (find(language, wanted, c), base(vs, c)) {
                 (Some(ours), Some(theirs)) => {
