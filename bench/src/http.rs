@@ -246,6 +246,8 @@ struct Server {
     pid: u32,
     /// Which requests it is measured on.
     works: Vec<Work>,
+    /// Where its access log goes (`waterspout serve` with the log on).
+    log: Option<PathBuf>,
 }
 
 /// What scenario a measured.
@@ -254,7 +256,30 @@ pub struct Results {
     pub works: Vec<(Work, HttpSample)>,
     /// (handlers, sample) at 64 connections.
     pub handlers: Vec<(usize, HttpSample)>,
+    /// Issue #16's must-reach, measured [`ROUNDS`] times at 64 connections.
+    pub rounds: Vec<Round>,
 }
+
+/// One round of the must-reach: plain hyper, then the Rust hello (log on)
+/// right after it, and how long the hello's requests took inside the
+/// server by its own access log.
+pub struct Round {
+    pub hyper: WrkResult,
+    pub hello: WrkResult,
+    /// The access lines' times (from the request's head parsed to the
+    /// response's last byte handed to the socket) of the measured run.
+    pub inside: Option<Percentiles>,
+}
+
+/// p50 and p99, ms.
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub lines: usize,
+}
+
+/// How many times the must-reach pair is measured.
+pub const ROUNDS: usize = 3;
 
 pub const HYPER: &str = "hyper (baseline)";
 pub const RUST: &str = "waterspout (Rust guest)";
@@ -294,6 +319,7 @@ pub fn run(
             .into_iter()
             .chain(bigger.iter().copied().filter(|w| *w != Work::Routes))
             .collect(),
+        log: None,
     });
     keep.push(Box::new(hyper));
     for (label, example, level) in [
@@ -314,6 +340,7 @@ pub fn run(
             url: format!("http://127.0.0.1:{}", server.port),
             pid: server.child.id(),
             works: vec![Work::Hello],
+            log: level.is_none().then(|| work.path().join(format!("{name}.log"))),
         });
         keep.push(Box::new(server));
     }
@@ -326,6 +353,7 @@ pub fn run(
             url: format!("http://127.0.0.1:{}", server.port),
             pid: server.child.id(),
             works: bigger.clone(),
+            log: None,
         });
         keep.push(Box::new(server));
     }
@@ -346,6 +374,7 @@ pub fn run(
                     url: format!("http://{}", peer.addr),
                     pid: peer.pid(),
                     works: vec![Work::Hello],
+                    log: None,
                 });
                 keep.push(Box::new(peer));
             }
@@ -364,6 +393,7 @@ pub fn run(
                         url: format!("http://{}", peer.addr),
                         pid: peer.pid(),
                         works: [Work::Hello].into_iter().chain(bigger.iter().copied()).collect(),
+                        log: None,
                     });
                     if processes == 1 {
                         notes.push(format!("Tornado {version}."));
@@ -396,6 +426,7 @@ pub fn run(
         hello: Vec::new(),
         works: Vec::new(),
         handlers: Vec::new(),
+        rounds: Vec::new(),
     };
     // Concurrency by concurrency, every server back to back (the others
     // idle), so the numbers a ratio compares are seconds apart.
@@ -406,6 +437,51 @@ pub fn run(
             }
             let result = measure(&s.label, &s.url, Work::Hello, c, duration, None, s.pid)?;
             results.hello.push(sample(&s.label, c, result));
+        }
+    }
+    // The must-reach pair, again and again: each round's ratio compares
+    // two runs taken seconds apart.
+    if let (Some(hyper), Some(hello)) = (
+        servers.iter().find(|s| s.label == HYPER),
+        servers.iter().find(|s| s.label == RUST),
+    ) {
+        for round in 1..=ROUNDS {
+            let hyper = measure(
+                &format!("round {round}: {}", hyper.label),
+                &hyper.url,
+                Work::Hello,
+                64,
+                duration,
+                None,
+                hyper.pid,
+            )?;
+            let log_len = |s: &Server| {
+                s.log
+                    .as_ref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len())
+            };
+            let before = log_len(hello);
+            let result = measure(
+                &format!("round {round}: {}", hello.label),
+                &hello.url,
+                Work::Hello,
+                64,
+                duration,
+                None,
+                hello.pid,
+            )?;
+            // The log's last batch reaches the file within its batch window.
+            std::thread::sleep(Duration::from_millis(300));
+            let inside = match (&hello.log, before) {
+                (Some(path), Some(from)) => access_times(path, from)?,
+                _ => None,
+            };
+            results.rounds.push(Round {
+                hyper,
+                hello: result,
+                inside,
+            });
         }
     }
     for &w in &bigger {
@@ -431,6 +507,41 @@ pub fn run(
     }
     drop(keep);
     Ok((results, notes))
+}
+
+/// The p50 and p99 of the access lines' times (`200 GET / (127.0.0.1)
+/// 0.05ms`) in the log at `path` from byte `from` on: the warm-up's last
+/// lines may be among them, a few of hundreds of thousands.
+fn access_times(path: &Path, from: u64) -> anyhow::Result<Option<Percentiles>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let mut times: Vec<f64> = text.lines().filter_map(access_ms).collect();
+    if times.is_empty() {
+        return Ok(None);
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+    Ok(Some(Percentiles {
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        lines: times.len(),
+    }))
+}
+
+/// The time at the end of an access line: `… 200 GET / (127.0.0.1) 0.05ms`.
+fn access_ms(line: &str) -> Option<f64> {
+    if !line.contains("waterspout::access") {
+        return None;
+    }
+    line.trim_end()
+        .strip_suffix("ms")?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn sample(server: &str, connections: u32, result: WrkResult) -> HttpSample {
@@ -584,6 +695,38 @@ pub fn section(results: &Results, notes: &[String], duration: u64) -> anyhow::Re
         )?;
     }
 
+    if !results.rounds.is_empty() {
+        writeln!(
+            out,
+            "\n### Issue #16's must-reach, {} rounds (64 connections)\n\nPlain hyper, then the Rust hello with a fresh instance per request and the access log on, measured again {} times in a row ({duration} s each): must reach ≥ 50% of hyper in every round, and a p99 ≤ 2 ms. **Inside the server** is what the hello's own access lines say of the same run: the time from its request head parsed to the response's last byte handed to the socket; the rest of wrk's latency is the request waiting in its socket while the worker thread serves the connections before it, or while the thread waits for a core (two worker threads and wrk on two cores).\n",
+            results.rounds.len(),
+            results.rounds.len(),
+        )?;
+        writeln!(
+            out,
+            "| round | hyper req/s | hyper p99 ms | hello req/s | share of hyper | hello p50 ms | hello p99 ms | inside the server: p50 / p99 ms (lines) | server CPU µs/req, hyper / hello |"
+        )?;
+        writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")?;
+        for (i, r) in results.rounds.iter().enumerate() {
+            let inside = r.inside.as_ref().map_or("–".to_owned(), |p| {
+                format!("{:.2} / {:.2} ({})", p.p50_ms, p.p99_ms, p.lines)
+            });
+            writeln!(
+                out,
+                "| {} | {:.0} | {:.3} | {:.0} | {} | {:.3} | {:.3} | {inside} | {} / {} |",
+                i + 1,
+                r.hyper.rps,
+                r.hyper.p99_ms,
+                r.hello.rps,
+                percent(r.hello.rps, Some(r.hyper.rps)),
+                r.hello.p50_ms,
+                r.hello.p99_ms,
+                num(r.hyper.cpu_us, 1),
+                num(r.hello.cpu_us, 1),
+            )?;
+        }
+    }
+
     if !results.works.is_empty() {
         writeln!(
             out,
@@ -654,4 +797,37 @@ pub fn section(results: &Results, notes: &[String], duration: u64) -> anyhow::Re
     }
     out.push('\n');
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_times_come_from_the_access_lines_after_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hello.log");
+        let warm_up = "2026-12-03T04:26:50.000001Z  INFO waterspout::access: 200 GET / (127.0.0.1) 9.00ms\n";
+        let mut text = String::from(warm_up);
+        for ms in 1..=100 {
+            text.push_str(&format!(
+                "2026-12-03T04:26:51.000001Z  INFO waterspout::access: 200 GET / (127.0.0.1) {:.2}ms\n",
+                ms as f64 / 100.0
+            ));
+        }
+        text.push_str(
+            "2026-12-03T04:26:53.045107Z  INFO waterspout::cli: signal received; shutting down gracefully\n",
+        );
+        std::fs::write(&path, text).unwrap();
+
+        let p = access_times(&path, warm_up.len() as u64).unwrap().unwrap();
+        assert_eq!(p.lines, 100);
+        assert_eq!(p.p50_ms, 0.5);
+        assert_eq!(p.p99_ms, 0.99);
+        assert!(
+            access_times(&path, std::fs::metadata(&path).unwrap().len())
+                .unwrap()
+                .is_none()
+        );
+    }
 }

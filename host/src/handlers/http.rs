@@ -242,7 +242,6 @@ async fn lifecycle(
     mut data: RequestData,
     web: &Web,
 ) -> wasmtime::Result<()> {
-    let handler = instance.handler();
     let body_error = data.parse_body().await.err();
     let method = data.method.clone();
     let refused = refusal(body_error, &method, unsafe_request_refused(web, &data));
@@ -258,6 +257,7 @@ async fn lifecycle(
     let borrow = || Resource::<RequestData>::new_borrow(req.rep());
 
     let outcome: Result<(), HttpError> = if let Some(error) = refused {
+        let handler = instance.handler(store)?;
         handler.call_initialize(&mut *store, settings).await?;
         Err(error)
     } else if dispatched {
@@ -289,6 +289,7 @@ async fn lifecycle(
         }
         handled
     } else {
+        let handler = instance.handler(store)?;
         handler.call_initialize(&mut *store, settings).await?;
         match handler.call_prepare(&mut *store, borrow()).await? {
             Err(e) => Err(e),
@@ -312,6 +313,7 @@ async fn lifecycle(
         store.data_mut().ctx.table.delete(req)?;
         return Ok(());
     }
+    let handler = instance.handler(store)?;
     if let Err(error) = outcome {
         send_error(store, handler, req.rep(), error).await?;
     }

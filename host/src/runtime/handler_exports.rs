@@ -5,7 +5,9 @@
 //! for them. (The world-level `HandlerPre` that `bindgen!` generates would
 //! refuse such a component, so the two interfaces are looked up one by one.)
 
-use wasmtime::component::{InstancePre, Resource};
+use std::sync::{Arc, OnceLock};
+
+use wasmtime::component::{Instance, InstancePre, Resource};
 
 use crate::capabilities::bindings::{HttpError, RequestHandler, WitMethod, dispatch};
 use crate::capabilities::request::RequestData;
@@ -18,7 +20,7 @@ pub(super) const DISPATCH_EXPORT: &str = "waterspout:handler/dispatch@0.1.0";
 #[derive(Clone)]
 pub struct HandlerPre {
     pre: InstancePre<HostState>,
-    handler: crate::capabilities::bindings::RequestHandlerIndices,
+    handler: Arc<crate::capabilities::bindings::RequestHandlerIndices>,
     dispatch: Option<dispatch::GuestIndices>,
 }
 
@@ -26,7 +28,7 @@ impl HandlerPre {
     /// Finds the exports in `pre`'s component: `request-handler` must be
     /// there, `dispatch` may be.
     pub fn new(pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
-        let handler = crate::capabilities::bindings::RequestHandlerIndices::new(&pre)?;
+        let handler = Arc::new(crate::capabilities::bindings::RequestHandlerIndices::new(&pre)?);
         let dispatch = if pre.component().get_export_index(None, DISPATCH_EXPORT).is_some() {
             Some(dispatch::GuestIndices::new(&pre)?)
         } else {
@@ -44,32 +46,49 @@ impl HandlerPre {
         self.dispatch.is_some()
     }
 
-    /// A new instance in `store`.
+    /// A new instance in `store`. Only `dispatch` is looked up (and
+    /// type-checked) now; `request-handler`'s eleven functions are looked
+    /// up when a request first needs them (the four calls, the error path):
+    /// most requests of a dispatching component never do.
     pub async fn instantiate_async(
         &self,
         store: &mut wasmtime::Store<HostState>,
     ) -> wasmtime::Result<HandlerInstance> {
         let instance = self.pre.instantiate_async(&mut *store).await?;
-        let handler = self.handler.load(&mut *store, &instance)?;
         let dispatch = match &self.dispatch {
             Some(indices) => Some(indices.load(&mut *store, &instance)?),
             None => None,
         };
-        Ok(HandlerInstance { handler, dispatch })
+        Ok(HandlerInstance {
+            instance,
+            indices: self.handler.clone(),
+            handler: OnceLock::new(),
+            dispatch,
+        })
     }
 }
 
 /// A live handler-world instance's exports.
 pub struct HandlerInstance {
-    handler: RequestHandler,
+    instance: Instance,
+    indices: Arc<crate::capabilities::bindings::RequestHandlerIndices>,
+    /// `request-handler`, once looked up.
+    handler: OnceLock<RequestHandler>,
     dispatch: Option<dispatch::Guest>,
 }
 
 impl HandlerInstance {
     /// The four-call interface (`initialize`, `prepare`, the verbs,
-    /// `write-error`, `on-finish`).
-    pub fn handler(&self) -> &RequestHandler {
-        &self.handler
+    /// `write-error`, `on-finish`), looked up in `store` on first use.
+    pub fn handler<'a>(
+        &'a self,
+        store: &mut wasmtime::Store<HostState>,
+    ) -> wasmtime::Result<&'a RequestHandler> {
+        if let Some(handler) = self.handler.get() {
+            return Ok(handler);
+        }
+        let handler = self.indices.load(store, &self.instance)?;
+        Ok(self.handler.get_or_init(|| handler))
     }
 
     /// `dispatch.handle`, when the component exports it: `Ok(None)` when it

@@ -136,6 +136,10 @@ where
     let (mut parts, body) = req.into_parts();
     // `decompress_request`: the limit counts inflated bytes.
     let gzip = config.decompress_request && compression::is_gzip(&parts.headers);
+    // A request without a body (most GETs): nothing to read, no timer.
+    if body.is_end_stream() && !gzip {
+        return crate::handlers::serve(app, target, parts, Bytes::new(), remote).await;
+    }
     let body = compression::request_body(body, gzip);
     // hyper times out slow headers, never a slow body: bound the whole read.
     let collect = http_body_util::Limited::new(body, max as usize).collect();
