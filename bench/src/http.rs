@@ -510,8 +510,8 @@ pub fn run(
 }
 
 /// The p50 and p99 of the access lines' times (`200 GET / (127.0.0.1)
-/// 0.05ms`) in the log at `path` from byte `from` on: the warm-up's last
-/// lines may be among them, a few of hundreds of thousands.
+/// 0.05ms`) in the log at `path` from byte `from` on (the measured run
+/// and the second of warm-up before it).
 fn access_times(path: &Path, from: u64) -> anyhow::Result<Option<Percentiles>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
@@ -698,7 +698,7 @@ pub fn section(results: &Results, notes: &[String], duration: u64) -> anyhow::Re
     if !results.rounds.is_empty() {
         writeln!(
             out,
-            "\n### Issue #16's must-reach, {} rounds (64 connections)\n\nPlain hyper, then the Rust hello with a fresh instance per request and the access log on, measured again {} times in a row ({duration} s each): must reach ≥ 50% of hyper in every round, and a p99 ≤ 2 ms. **Inside the server** is what the hello's own access lines say of the same run: the time from its request head parsed to the response's last byte handed to the socket; the rest of wrk's latency is the request waiting in its socket while the worker thread serves the connections before it, or while the thread waits for a core (two worker threads and wrk on two cores).\n",
+            "\n### Issue #16's must-reach, {} rounds (64 connections)\n\nPlain hyper, then the Rust hello with a fresh instance per request and the access log on, measured again {} times in a row ({duration} s each): must reach ≥ 50% of hyper in every round, and a p99 ≤ 2 ms. **Inside the server** is what the hello's own access lines say of the same run (and its second of warm-up): the time from its request head parsed to the response's last byte handed to the socket; the rest of wrk's latency is the request waiting in its socket while the worker thread serves the connections before it, or while the thread waits for a core (two worker threads and wrk on two cores).\n",
             results.rounds.len(),
             results.rounds.len(),
         )?;
