@@ -446,31 +446,17 @@ pub fn run(
         servers.iter().find(|s| s.label == RUST),
     ) {
         for round in 1..=ROUNDS {
-            let hyper = measure(
-                &format!("round {round}: {}", hyper.label),
-                &hyper.url,
-                Work::Hello,
-                64,
-                duration,
-                None,
-                hyper.pid,
-            )?;
-            let log_len = |s: &Server| {
-                s.log
-                    .as_ref()
-                    .and_then(|p| std::fs::metadata(p).ok())
-                    .map(|m| m.len())
+            let run = |s: &Server| {
+                let label = format!("round {round}: {}", s.label);
+                measure(&label, &s.url, Work::Hello, 64, duration, None, s.pid)
             };
-            let before = log_len(hello);
-            let result = measure(
-                &format!("round {round}: {}", hello.label),
-                &hello.url,
-                Work::Hello,
-                64,
-                duration,
-                None,
-                hello.pid,
-            )?;
+            let hyper = run(hyper)?;
+            let before = hello
+                .log
+                .as_ref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len());
+            let result = run(hello)?;
             // The log's last batch reaches the file within its batch window.
             std::thread::sleep(Duration::from_millis(300));
             let inside = match (&hello.log, before) {
