@@ -3,7 +3,8 @@
 #   make test    — builds everything and runs the whole test suite
 #
 # `rustup target add` runs first and on its own: RUSTUP_AUTO_INSTALL=0 means a
-# toolchain file alone never installs the wasm32-wasip2 target, and rustup must
+# toolchain file alone never installs the wasm32-wasip2 target (nor
+# wasm32-unknown-unknown, the lean build of examples/hello), and rustup must
 # not run while cargo is building.
 #
 # One build per profile: every cargo command below selects the whole workspace
@@ -22,7 +23,7 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 .PHONY: setup tools tools-c tools-js tools-python tools-browser tools-redis tools-nginx serve test bench bench-quick bench-deps lint layers load fuzz
 
 setup:
-	rustup target add wasm32-wasip2
+	rustup target add wasm32-wasip2 wasm32-unknown-unknown
 
 # The guest toolchains of the other languages, installed by the project into
 # .tools/ (the test build compiles every example from source with them): the
@@ -78,6 +79,7 @@ bench-deps: tools-nginx
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	command -v h2load >/dev/null || (apt-get update -qq && apt-get install -y -qq nghttp2-client)
 	cd examples && $(CARGO) build --release --target wasm32-wasip2 --target-dir target
+	cd examples && $(CARGO) build --release --target wasm32-unknown-unknown --target-dir target -p hello
 	cd tests/guests && $(CARGO) build --release --target wasm32-wasip2 --target-dir target
 
 # The long runs of docs/SECURITY.md, outside `make test`: load (30 s, 256

@@ -1,7 +1,10 @@
 //! Builds every guest component the integration tests load, so `cargo test`
 //! never runs against stale wasm: the example apps (`examples/`) and the test
 //! guests (`tests/guests/`), each its own cargo workspace built with
-//! `cargo build --release --target wasm32-wasip2`.
+//! `cargo build --release --target wasm32-wasip2`. The crates of
+//! [`LEAN_CRATES`] are built again for `wasm32-unknown-unknown` (the Rust
+//! SDK's lean build, a core module the server makes a component of), and
+//! that build is the one their constant and their `waterspout.toml` name.
 //!
 //! Guest apps in other languages (`examples/<language>/<app>/`) are built by
 //! their manifest's `build` lines (the SDK's build command), and only when a
@@ -22,6 +25,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// The lean build's target: no WASI from std, only the WIT imports a guest calls.
+const LEAN_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Crates also built for [`LEAN_TARGET`]: (workspace, package).
+const LEAN_CRATES: &[(&str, &str)] = &[("examples", "hello"), ("tests/guests", "lean")];
 
 /// The guest workspaces, relative to the repository root.
 const GUEST_WORKSPACES: &[&str] = &["examples", "tests/guests"];
@@ -59,8 +68,13 @@ fn main() {
 
     let mut guests = Vec::new();
     for workspace in GUEST_WORKSPACES {
+        let lean: Vec<&str> = LEAN_CRATES
+            .iter()
+            .filter(|(w, _)| w == workspace)
+            .map(|(_, package)| *package)
+            .collect();
         let workspace = root.join(workspace);
-        let crates = member_crates(&workspace);
+        let crates = member_crates(&workspace, &lean);
         watch(&workspace.join("Cargo.toml"));
         watch(&workspace.join("Cargo.lock"));
         for guest in &crates {
@@ -68,7 +82,10 @@ fn main() {
             watch(&guest.dir.join("src"));
             watch(&guest.dir.join("waterspout.toml"));
         }
-        build_workspace(&cargo, &workspace);
+        build_workspace(&cargo, &workspace, WASM_TARGET, &[]);
+        if !lean.is_empty() {
+            build_workspace(&cargo, &workspace, LEAN_TARGET, &lean);
+        }
         for guest in &crates {
             if !guest.wasm.is_file() {
                 panic!(
@@ -117,8 +134,9 @@ fn watch(path: &Path) {
     }
 }
 
-/// The crates listed in `members = [...]` of a workspace's Cargo.toml.
-fn member_crates(workspace: &Path) -> Vec<GuestCrate> {
+/// The crates listed in `members = [...]` of a workspace's Cargo.toml; those
+/// named in `lean` are found in the lean build's target directory.
+fn member_crates(workspace: &Path, lean: &[&str]) -> Vec<GuestCrate> {
     let manifest = workspace.join("Cargo.toml");
     let text = read(&manifest);
     let members = text
@@ -132,9 +150,14 @@ fn member_crates(workspace: &Path) -> Vec<GuestCrate> {
         .map(|member| {
             let dir = workspace.join(&member);
             let name = package_name(&dir.join("Cargo.toml"));
+            let target = if lean.contains(&name.as_str()) {
+                LEAN_TARGET
+            } else {
+                WASM_TARGET
+            };
             let wasm = workspace
                 .join("target")
-                .join(WASM_TARGET)
+                .join(target)
                 .join("release")
                 .join(format!("{}.wasm", name.replace('-', "_")));
             GuestCrate { name, dir, wasm }
@@ -167,13 +190,17 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// Runs `cargo build --release --target wasm32-wasip2` in `workspace`, with
-/// the same cargo but none of the outer build's settings.
-fn build_workspace(cargo: &std::ffi::OsStr, workspace: &Path) {
+/// Runs `cargo build --release --target TARGET` in `workspace` (only
+/// `packages`, when some are named), with the same cargo but none of the
+/// outer build's settings.
+fn build_workspace(cargo: &std::ffi::OsStr, workspace: &Path, target: &str, packages: &[&str]) {
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["build", "--release", "--target", WASM_TARGET]);
+        .args(["build", "--release", "--target", target]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
     for (key, _) in env::vars_os() {
         if let Some(key) = key.to_str()
             && breaks_nested_cargo(key)
@@ -201,13 +228,13 @@ fn build_workspace(cargo: &std::ffi::OsStr, workspace: &Path) {
         || stderr.contains("can't find crate for `std`");
     if target_missing {
         panic!(
-            "building the guests in {} failed: the {WASM_TARGET} target is not installed; \
-             run `rustup target add {WASM_TARGET}` (or `make test`)",
+            "building the guests in {} failed: the {target} target is not installed; \
+             run `rustup target add {target}` (or `make test`)",
             workspace.display()
         );
     }
     panic!(
-        "`cargo build --release --target {WASM_TARGET}` failed in {} ({}); its output is above",
+        "`cargo build --release --target {target}` failed in {} ({}); its output is above",
         workspace.display(),
         output.status
     );

@@ -69,6 +69,35 @@ fn access_log_uses_tornado_format_and_guest_output_is_tagged_and_escaped() {
     assert!(!log.contains('\x1b'), "raw escape sequence in the log");
 }
 
+/// A lean guest (a core module; no stderr): its panic message reaches the
+/// log through the SDK's hook, std's missing clock fails only its own
+/// request with std's message in the log, and the next request is served.
+#[test]
+fn a_lean_guest_panic_is_logged_and_costs_only_its_request() {
+    let server = ServerProcess::on_own_store(guests::LEAN_APP, &[]);
+    let get = |path: &str| {
+        let r = reqwest::blocking::get(server.url(path)).unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(get("/"), (200, "Hello from a core module, lean".into()));
+    assert_eq!(get("/panic").0, 500);
+    let log = server.wait_for_log("the lean guest panics on purpose");
+    let line = log
+        .lines()
+        .find(|l| l.contains("the lean guest panics on purpose"))
+        .unwrap();
+    assert!(line.contains("waterspout::guest"), "{line}");
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("handler=\"lean\""), "{line}");
+    assert!(line.contains("panicked at"), "{line}");
+    assert_eq!(get("/clock").0, 500);
+    server.wait_for_log("time not implemented on this platform");
+    assert_eq!(
+        get("/?name=again"),
+        (200, "Hello from a core module, again".into())
+    );
+}
+
 /// `200 GET /log?x=1 (127.0.0.1) 0.52ms`, checked without a regex crate.
 fn regex_lite(line: &str) -> bool {
     let parts: Vec<&str> = line.split(' ').collect();

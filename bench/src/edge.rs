@@ -72,7 +72,7 @@ fn certificate(dir: &Path) -> anyhow::Result<Vec<u8>> {
 /// The app: the Rust hello on `/`, `static_path` the site's `static/`, with
 /// `[app.tls]` when `tls`.
 fn app(root: &Path, site: &Path, dir: &Path, tls: bool) -> anyhow::Result<()> {
-    let hello = root.join("examples/target/wasm32-wasip2/release/hello.wasm");
+    let hello = root.join("examples/target/wasm32-unknown-unknown/release/hello.wasm");
     anyhow::ensure!(
         hello.is_file(),
         "{} is missing (`make bench` builds it: `make bench-deps`)",

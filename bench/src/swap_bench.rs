@@ -100,7 +100,7 @@ fn ms(d: Duration) -> String {
 pub async fn run(root: &Path) -> anyhow::Result<String> {
     let version_a = guest(root, "tests/guests/target/wasm32-wasip2/release/version_a.wasm")?;
     let version_b = guest(root, "tests/guests/target/wasm32-wasip2/release/version_b.wasm")?;
-    let hello = guest(root, "examples/target/wasm32-wasip2/release/hello.wasm")?;
+    let hello = guest(root, "examples/target/wasm32-unknown-unknown/release/hello.wasm")?;
     let client = reqwest::Client::new();
     let mut out = String::from("# Hot swap: measurements\n\n");
     out.push_str(&format!(

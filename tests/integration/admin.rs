@@ -96,6 +96,26 @@ async fn upload_activates_the_new_version_and_lists_it() {
     server.shutdown().await;
 }
 
+/// A core module built lean (for wasm32-unknown-unknown, carrying its
+/// component type) is accepted as an upload: the server makes it a
+/// component, and it serves at once.
+#[tokio::test]
+async fn a_lean_core_module_upload_is_made_a_component_and_serves() {
+    let server = start_version_a(admin_config()).await;
+    let lean = read_wasm(guests::LEAN_WASM);
+    assert_eq!(lean[..8], *b"\0asm\x01\0\0\0", "the lean build is a core module");
+    let (status, info) = upload(&server, "version", lean.clone()).await;
+    assert_eq!(status, 201, "{info}");
+    assert_eq!(info["world"], "handler");
+    // The store keeps what was sent: its hash is the module's.
+    assert_eq!(info["sha256"], sha256_hex(&lean));
+    assert_eq!(
+        server.get_text("/?name=upload").await,
+        (200, "Hello from a core module, upload".into())
+    );
+    server.shutdown().await;
+}
+
 /// A component exporting an interface none of our worlds has.
 const FOREIGN_WORLD_WAT: &str = r#"
 (component

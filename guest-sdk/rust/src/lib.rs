@@ -23,6 +23,13 @@
 //! Build it with `cargo build --release --target wasm32-wasip2` (the crate
 //! needs `crate-type = ["cdylib"]`) and route it in `waterspout.toml`.
 //!
+//! A handler that needs nothing of std's WASI (clock, files, environment,
+//! stdout) can be built lean, for `wasm32-unknown-unknown`: a core module
+//! carrying its WIT, which Waterspout makes a component when it loads it,
+//! with only the imports the handler calls (fewer to wire at every fresh
+//! instance). There a panic's message goes to the host's log at `error`
+//! level, and `std::time::SystemTime::now()` panics.
+//!
 //! The lifecycle is Tornado's: `initialize(settings)` → `prepare` → the verb
 //! → `on_finish`, with `write_error` for error pages. WebSocket handlers
 //! implement [`WebSocketHandler`] and use [`export_websocket_handler!`].
@@ -58,6 +65,7 @@ mod handler;
 pub mod http_client;
 pub mod kv;
 pub mod log;
+mod panic_hook;
 pub mod pubsub;
 mod queue;
 mod request;

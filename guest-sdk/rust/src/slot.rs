@@ -12,6 +12,7 @@ thread_local! {
 /// Runs `f` on the current handler, making one with `Default` if the host
 /// did not call `initialize` first.
 pub(crate) fn with_handler<T: Default + 'static, R>(f: impl FnOnce(&mut T) -> R) -> R {
+    crate::panic_hook::install();
     HANDLER.with_borrow_mut(|slot| {
         if !slot.as_ref().is_some_and(|handler| handler.is::<T>()) {
             *slot = Some(Box::new(T::default()));
@@ -26,5 +27,6 @@ pub(crate) fn with_handler<T: Default + 'static, R>(f: impl FnOnce(&mut T) -> R)
 
 /// Installs the handler `initialize` made.
 pub(crate) fn set<T: 'static>(handler: T) {
+    crate::panic_hook::install();
     HANDLER.with_borrow_mut(|slot| *slot = Some(Box::new(handler)));
 }

@@ -98,15 +98,39 @@ pub enum ComponentError {
     )]
     Precompiled,
     #[error(
-        "this is a core WebAssembly module, not a component (build for wasm32-wasip2 or run `wasm-tools component new`)"
+        "this is a core WebAssembly module, not a component, and it carries no component type to make one from (build it with wit-bindgen for wasm32-wasip2 or wasm32-unknown-unknown, or run `wasm-tools component new`)"
     )]
     CoreModule,
+    #[error("this core WebAssembly module carries a component type, but it cannot be made a component")]
+    Componentize(#[source] Source),
     #[error(
         "the component exports none of the worlds served here (expected an export of `{HANDLER_EXPORT}`, `{WEBSOCKET_EXPORT}`, `{WORKER_EXPORT}`, `{WASI_HTTP_EXPORT}.x` or `{WASI_HTTP3_EXPORT}.x`; found: {0})"
     )]
     UnknownWorld(String),
     #[error("the component's imports cannot be satisfied")]
     Link(#[source] Source),
+}
+
+/// Makes a component of a core module that carries its component type: a
+/// guest built with wit-bindgen for `wasm32-unknown-unknown` (the Rust SDK's
+/// lean build), whose only imports are the WIT interfaces it calls: no WASI
+/// from a standard library, so fewer imports to wire at every instantiation.
+/// This is what `wasm-tools component new` does, by the same crate. A core
+/// module without a component type (a `wasm32-wasip1` command, a plain
+/// module) is refused, named as such.
+fn componentize(module: &[u8]) -> Result<Vec<u8>, ComponentError> {
+    let carries_type = wasmparser::Parser::new(0).parse_all(module).any(|payload| {
+        matches!(payload, Ok(wasmparser::Payload::CustomSection(section))
+            if section.name().starts_with("component-type"))
+    });
+    if !carries_type {
+        return Err(ComponentError::CoreModule);
+    }
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(module)
+        .and_then(|mut encoder| encoder.encode())
+        .map_err(|e| ComponentError::Componentize(e.into()))
 }
 
 /// The engine and the one linker every component is linked against.
@@ -135,9 +159,13 @@ impl Components {
         if Engine::detect_precompiled(bytes).is_some() || bytes.starts_with(b"\x7fELF") {
             return Err(ComponentError::Precompiled);
         }
-        if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
-            return Err(ComponentError::CoreModule);
-        }
+        let componentized;
+        let bytes = if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
+            componentized = componentize(bytes)?;
+            &componentized[..]
+        } else {
+            bytes
+        };
         if bytes.len() < 4 || bytes[..4] != *b"\0asm" {
             return Err(ComponentError::NotWasm);
         }
