@@ -46,7 +46,8 @@ mod head;
 mod logtail;
 #[doc(hidden)]
 pub mod manifest;
-mod metrics;
+#[doc(hidden)]
+pub mod metrics;
 mod registry;
 #[doc(hidden)]
 pub mod router;

@@ -41,6 +41,12 @@ const COMPILE_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// How often the recorder's histograms are drained. A histogram keeps every
+/// sample it is given until an upkeep folds them into its buckets; the
+/// exporter does that at a scrape, and without this a server nobody scrapes
+/// kept ~20 bytes per request, for ever (1.2 MB a second at 60k req/s).
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Installs the Prometheus recorder once per process; later calls are no-ops.
 /// Returns `None` when another recorder was installed first (an embedding
 /// program's own), in which case `/metrics` says so.
@@ -61,6 +67,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             match builder.map(PrometheusBuilder::install_recorder) {
                 Ok(Ok(handle)) => {
                     describe();
+                    spawn_upkeep(handle.clone());
                     Some(handle)
                 }
                 Ok(Err(e)) | Err(e) => {
@@ -70,6 +77,22 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// Drains the histograms every [`UPKEEP_EVERY`] on a thread of its own, for
+/// the life of the process (the recorder lives as long).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("waterspout-metrics".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("metrics upkeep thread not started ({e}): histograms are drained only at a scrape");
+    }
 }
 
 fn describe() {
