@@ -442,4 +442,42 @@ mod bad_manifests {
         let e = load(dir.path());
         assert!(e.contains("core WebAssembly module, not a component"), "{e}");
     }
+
+    /// A core module whose component type (the custom section wit-bindgen
+    /// writes) is garbage: refused as such, with the decoder's reason.
+    #[test]
+    fn core_module_with_a_broken_component_type() {
+        let (name, payload) = (b"component-type:broken", b"not a component type");
+        let mut section = vec![name.len() as u8];
+        section.extend_from_slice(name);
+        section.extend_from_slice(payload);
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        module.extend([0, section.len() as u8]);
+        module.extend(section);
+        let dir = app_with_manifest(&format!(
+            "[[route]]\npattern = \"/\"\nhandler = \"m\"\n\n{}",
+            handler("m", "m.wasm")
+        ));
+        std::fs::write(dir.path().join("m.wasm"), module).unwrap();
+        let error = match waterspout::App::load(dir.path(), ServerConfig::default()) {
+            Ok(_) => panic!("a broken core module loaded"),
+            Err(e) => e,
+        };
+        let mut chain = vec![error.to_string()];
+        let mut source = std::error::Error::source(&error);
+        while let Some(e) = source {
+            chain.push(e.to_string());
+            source = e.source();
+        }
+        let chain = chain.join(": ");
+        assert!(
+            chain.contains("waterspout.toml:")
+                && chain.contains("carries a component type, but it cannot be made a component"),
+            "{chain}"
+        );
+        assert!(
+            chain.contains("component-type"),
+            "the decoder's reason is missing: {chain}"
+        );
+    }
 }
