@@ -52,12 +52,34 @@ impl RedisServer {
         RedisServer::start_with(RedisOptions::default())
     }
 
-    /// [`RedisServer::start`] with a password or TLS.
+    /// [`RedisServer::start`] with a password or TLS. The free port is
+    /// found by binding port 0 and closing it, so another test's server may
+    /// take it first: then this one cannot bind, and the one answering is
+    /// not ours (a password-protected one answers a PING with NOAUTH). So
+    /// the server must be ours ([`RedisServer::try_restart`]), or it starts
+    /// again on another port.
     pub fn start_with(options: RedisOptions) -> RedisServer {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
+        let mut options = Some(options);
+        for _ in 0..5 {
+            let port = {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                listener.local_addr().unwrap().port()
+            };
+            let mut server = RedisServer::at(port, options.take().expect("options"));
+            match server.try_restart() {
+                Ok(()) => return server,
+                Err(e) => {
+                    eprintln!("redis-server on {port}: {e}; trying another port");
+                    server.kill();
+                    options = Some(std::mem::take(&mut server.options));
+                }
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports");
+    }
+
+    /// A server on `port`, not started.
+    fn at(port: u16, options: RedisOptions) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
         if let Some(tls) = &options.tls {
             let certificate = &tls.certificate;
@@ -69,14 +91,12 @@ impl RedisServer {
             )
             .unwrap();
         }
-        let mut server = RedisServer {
+        RedisServer {
             child: None,
             port,
             dir,
             options,
-        };
-        server.restart();
-        server
+        }
     }
 
     /// `redis://127.0.0.1:PORT`, `rediss://` with TLS, with `:PASSWORD@`
@@ -109,6 +129,14 @@ impl RedisServer {
 
     /// Starts it again on the same port and data (after [`RedisServer::kill`]).
     pub fn restart(&mut self) {
+        if let Err(e) = self.try_restart() {
+            panic!("redis-server on {}: {e}", self.port);
+        }
+    }
+
+    /// Starts it, and waits until it answers and is ours: the process
+    /// listening on the port is the child started here.
+    pub fn try_restart(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "redis-server is running");
         let mut command = Command::new("redis-server");
         let port = self.port.to_string();
@@ -139,15 +167,57 @@ impl RedisServer {
             .unwrap_or_else(|e| {
                 panic!("cannot start redis-server ({e}): install it with `make tools-redis`")
             });
+        let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.answers() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING on {}",
-                self.port
-            );
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Err(format!("it exited ({status}): the port is taken"));
+            }
+            if self.answers() {
+                // Over TLS this cannot be asked without a client; a TLS
+                // server that lost its port exits, which the loop sees.
+                match self.options.tls.is_some() || self.process_id() == Some(pid) {
+                    true => return Ok(()),
+                    false => return Err("another redis-server answers on its port".into()),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err("it did not answer PING within 20 s".into());
+            }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The `process_id` of `INFO server` of the redis answering on the
+    /// port (after `AUTH` when there is a password).
+    fn process_id(&self) -> Option<u32> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut request = String::new();
+        if let Some(password) = &self.options.password {
+            request.push_str(&format!(
+                "*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n",
+                password.len()
+            ));
+        }
+        request.push_str("*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n");
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&answer);
+            if let Some(rest) = text.split("process_id:").nth(1)
+                && let Some((pid, _)) = rest.split_once("\r\n")
+            {
+                return pid.trim().parse().ok();
+            }
+            let n = stream.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            answer.extend_from_slice(&chunk[..n]);
         }
     }
 
@@ -190,5 +260,29 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The race the cluster tests lost once (a test's plain redis "started"
+    /// on a port where another test's password-protected one already ran,
+    /// and its server got NOAUTH): a server that cannot bind its port is
+    /// never taken for started.
+    #[test]
+    fn a_port_taken_by_another_redis_is_not_taken_for_ours() {
+        let mut other = RedisServer::start_with(RedisOptions {
+            password: Some("secret".into()),
+            ..RedisOptions::default()
+        });
+        let mut ours = RedisServer::at(other.port, RedisOptions::default());
+        let error = ours.try_restart().expect_err("started on a port that was taken");
+        assert!(
+            error.contains("port is taken") || error.contains("another redis-server"),
+            "{error}"
+        );
+        other.kill();
     }
 }
