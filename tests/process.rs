@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use waterspout_tests::guests;
-use waterspout_tests::harness::{ADMIN_TOKEN, ServerProcess, serve_command};
+use waterspout_tests::harness::{ADMIN_TOKEN, ServerProcess, app_with_manifest, serve_command};
 
 /// Sends `signal` (`TERM`, …) to `server` with kill(1).
 fn signal(server: &ServerProcess, signal: &str) {
@@ -96,6 +96,27 @@ fn a_lean_guest_panic_is_logged_and_costs_only_its_request() {
         get("/?name=again"),
         (200, "Hello from a core module, again".into())
     );
+}
+
+/// At the largest pool (`--max-instances 20000`: the main engine's 20,480
+/// memory slots, ~81 TiB of address space) the concurrent engine's pool
+/// for WASI 0.3 components still fits beside it: both kinds serve. (Its own
+/// process: one test server's pool takes most of the address space.)
+#[test]
+fn at_the_largest_pool_a_wasi_http3_component_still_gets_its_engine() {
+    let app = app_with_manifest(&format!(
+        "[[route]]\npattern = \"/p3/.*\"\nhandler = \"p3\"\n\n\
+         [[route]]\npattern = \"/\"\nhandler = \"hello\"\n\n\
+         [handler.hello]\nwasm = {:?}\n\n[handler.p3]\nwasm = {:?}\n",
+        guests::HELLO_WASM,
+        guests::WASI_HELLO_P3_WASM,
+    ));
+    let server = ServerProcess::on_own_store(app.path().to_str().unwrap(), &["--max-instances", "20000"]);
+    for path in ["/", "/p3/x", "/"] {
+        let r = reqwest::blocking::get(server.url(path)).unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.text().unwrap(), "Hello, world", "{path}");
+    }
 }
 
 /// `200 GET /log?x=1 (127.0.0.1) 0.52ms`, checked without a regex crate.

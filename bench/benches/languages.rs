@@ -51,7 +51,7 @@ fn languages(c: &mut Criterion) {
         ..EngineConfig::default()
     })
     .unwrap();
-    let components = Components::new(wasm.engine.clone()).unwrap();
+    let components = Components::new(&wasm).unwrap();
 
     let mut group = c.benchmark_group("languages");
     group.sample_size(20);

@@ -41,7 +41,7 @@ fn request_path(c: &mut Criterion) {
 
     // The runtime alone, as the server builds it: engine, linker, component.
     let wasm = WasmEngine::new(&EngineConfig::default()).unwrap();
-    let components = Components::new(wasm.engine.clone()).unwrap();
+    let components = Components::new(&wasm).unwrap();
     let manifest = Manifest::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello")).unwrap();
     let bytes = std::fs::read(&manifest.handler("hello").expect("hello is declared").wasm).unwrap();
     let Ok((_, Prepared::Handler(pre))) = components.prepare(&bytes) else {

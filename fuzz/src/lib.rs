@@ -88,7 +88,7 @@ fn components() -> &'static waterspout::runtime::Components {
             cache_dir: None,
         };
         let engine = waterspout::runtime::WasmEngine::new(&config).expect("engine");
-        let components = waterspout::runtime::Components::new(engine.engine.clone()).expect("linker");
+        let components = waterspout::runtime::Components::new(&engine).expect("linker");
         (engine, components)
     });
     components

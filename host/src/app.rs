@@ -74,7 +74,7 @@ impl App {
         config.engine.max_memory_bytes = config.engine.max_memory_bytes.max(max_memory);
         let engine_error = |e: anyhow::Error| LoadError::Engine(e.into());
         let wasm = WasmEngine::new(&config.engine).map_err(engine_error)?;
-        let components = Components::new(wasm.engine.clone()).map_err(|e| engine_error(e.into()))?;
+        let components = Components::new(&wasm).map_err(|e| engine_error(e.into()))?;
         let versions = match &config.store_dir {
             Some(dir) => VersionStore::open(dir)?,
             None => VersionStore::in_memory(),
@@ -202,10 +202,6 @@ impl App {
 
     pub(crate) fn deployer(&self) -> &Arc<Deployer> {
         &self.deployer
-    }
-
-    pub(crate) fn engine(&self) -> &wasmtime::Engine {
-        &self.wasm.engine
     }
 
     pub(crate) fn services(&self) -> &Services {

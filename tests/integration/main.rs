@@ -6,6 +6,7 @@ mod c;
 mod console;
 mod console_browser;
 mod core;
+mod engines;
 mod examples;
 mod hot_swap;
 mod js;

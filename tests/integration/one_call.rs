@@ -36,7 +36,7 @@ fn dispatches(components: &Components, wasm: &Path) -> bool {
 #[test]
 fn every_sdk_exports_dispatch_and_the_old_shape_does_not() {
     let engine = WasmEngine::new(&Default::default()).unwrap();
-    let components = Components::new(engine.engine.clone()).unwrap();
+    let components = Components::new(&engine).unwrap();
     for app in [
         guests::HELLO_APP,
         guests::C_HELLO_APP,

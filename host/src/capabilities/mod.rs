@@ -91,10 +91,12 @@ pub trait HasCtx: WasiView + WasiHttpView + Send + 'static {
 /// The capability list: every host interface, linked once for every
 /// component whatever its world (a component that imports an interface its
 /// kind of instance does not serve gets an error value or a trap from it).
+/// WASI 0.3 ([`wasi_p3`]) is not in it: its host functions need wasmtime's
+/// concurrency support, which only the engine of WASI 0.3 components has;
+/// that engine's linker adds it.
 pub fn add_to_linker<T: HasCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasi::add_to_linker(linker)?;
     outbound_http::add_to_linker(linker)?;
-    wasi_p3::add_to_linker(linker)?;
     request::add_to_linker(linker, |t| request::RequestView(&mut t.capabilities().table))?;
     log::add_to_linker(linker, |t| &mut t.capabilities().tag)?;
     response::add_to_linker(linker, |t| &mut t.capabilities().response)?;

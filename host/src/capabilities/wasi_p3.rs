@@ -13,7 +13,8 @@ use wasmtime_wasi::WasiView;
 use wasmtime_wasi_http::WasiHttpView;
 
 /// Links every WASI 0.3 interface and wasi:http 0.3 (their versions differ
-/// from WASI 0.2's, so both live in the one linker).
+/// from WASI 0.2's, so both live in the concurrent engine's linker; the
+/// main engine, without concurrency support, cannot link these).
 pub fn add_to_linker<T: WasiView + WasiHttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasmtime_wasi::p3::add_to_linker(linker)?;
     wasmtime_wasi_http::p3::add_to_linker(linker)

@@ -2,7 +2,7 @@
 //! serving. The manifest is parsed by the same parser (its errors name file and
 //! line); every handler's component is compiled and linked by the same code as
 //! start-up and the admin upload (`runtime::Components::prepare_logged`: the
-//! world told by its exports, its imports against the one linker); then the
+//! world told by its exports, its imports against its engine's linker); then the
 //! app is assembled as `serve` assembles it (`App::with_manifest`, on a
 //! throw-away version store), which checks the rest (services, static files,
 //! routes). One line per handler; the exit status says whether all is well.
@@ -33,7 +33,7 @@ pub fn run(app: &Path, build: bool) -> anyhow::Result<()> {
     let mut engine_config = config.engine.clone();
     engine_config.max_memory_bytes = engine_config.max_memory_bytes.max(max_memory);
     let wasm = WasmEngine::new(&engine_config)?;
-    let components = Components::new(wasm.engine.clone())?;
+    let components = Components::new(&wasm)?;
 
     let mut problems = 0;
     for spec in &manifest.handlers {

@@ -69,7 +69,7 @@ pub(super) async fn serve(
         // What a parked wait got (for the next run), and how long it waited.
         let (mut woke, mut parked_for) = (None, Duration::ZERO);
         loop {
-            let admitted = Guest::admit_reusing(app.engine(), &slot, version.clone(), request_id).await;
+            let admitted = Guest::admit_reusing(&slot, version.clone(), request_id).await;
             let (mut guest, reused) = match admitted {
                 Ok(admitted) => admitted,
                 Err(fault) => return super::refuse(head_tx, &version, &fault, start),

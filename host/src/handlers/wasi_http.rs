@@ -44,14 +44,7 @@ async fn run(
 ) {
     let start = Instant::now();
     let Target { slot, version, .. } = target;
-    let admitted = Guest::admit(
-        app.engine(),
-        &slot,
-        version.clone(),
-        app.next_request_id(),
-        Admission::Wait,
-    )
-    .await;
+    let admitted = Guest::admit(&slot, version.clone(), app.next_request_id(), Admission::Wait).await;
     let mut guest = match admitted {
         Ok(guest) => guest,
         Err(fault) => return super::refuse(head_tx, &version, &fault, start),

@@ -73,7 +73,7 @@ async fn run(
     }
     let start = Instant::now();
     let Target { slot, version, .. } = target;
-    let admitted = Guest::admit_reusing(app.engine(), &slot, version.clone(), app.next_request_id()).await;
+    let admitted = Guest::admit_reusing(&slot, version.clone(), app.next_request_id()).await;
     let (mut guest, reused) = match admitted {
         Ok(admitted) => admitted,
         Err(fault) => return super::refuse(head_tx, &version, &fault, start),
@@ -209,7 +209,7 @@ async fn run_shared_job(
     pre: ServicePre<HostState>,
     job: Job,
 ) -> Result<Ended, Fault> {
-    crate::runtime::run_shared(app.engine(), slot, version, pre, app.next_request_id(), job).await
+    crate::runtime::run_shared(slot, version, pre, app.next_request_id(), job).await
 }
 
 /// Forwards the guest's answer: its head goes to hyper as soon as the guest

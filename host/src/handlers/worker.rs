@@ -144,7 +144,6 @@ impl Supervisor {
         };
         let pre = pre.clone();
         let admitted = Guest::admit(
-            self.app.engine(),
             &self.slot,
             version.clone(),
             self.app.next_request_id(),

@@ -1,8 +1,9 @@
 //! Components: validation, the world a component implements (told by its
-//! exports), linking against the one linker built from the capability list,
+//! exports), compiling for the engine that takes it and linking against that
+//! engine's linker, built from the capability list,
 //! and the compiled, linked result ready to instantiate.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use wasmtime::Engine;
@@ -14,7 +15,7 @@ use crate::capabilities::bindings::{WebsocketPre, WorkerPre};
 use crate::metrics::VersionMetrics;
 use crate::registry::{World, sha256_hex};
 use crate::runtime::idle::IdleInstances;
-use crate::runtime::{HandlerPre, HostState};
+use crate::runtime::{HandlerPre, HostState, WasmEngine};
 
 const HANDLER_EXPORT: &str = "waterspout:handler/request-handler@0.1.0";
 const WEBSOCKET_EXPORT: &str = "waterspout:handler/websocket-handler@0.1.0";
@@ -35,6 +36,20 @@ pub enum Prepared {
     WasiHttp(ProxyPre<HostState>),
     WasiHttp3(ServicePre<HostState>),
     Worker(WorkerPre<HostState>),
+}
+
+impl Prepared {
+    /// The engine the component was compiled for: its stores are made
+    /// there.
+    pub fn engine(&self) -> &Engine {
+        match self {
+            Prepared::Handler(pre) => pre.engine(),
+            Prepared::Websocket(pre) => pre.engine(),
+            Prepared::WasiHttp(pre) => pre.engine(),
+            Prepared::WasiHttp3(pre) => pre.engine(),
+            Prepared::Worker(pre) => pre.engine(),
+        }
+    }
 }
 
 /// One immutable version of a handler.
@@ -109,6 +124,10 @@ pub enum ComponentError {
     UnknownWorld(String),
     #[error("the component's imports cannot be satisfied")]
     Link(#[source] Source),
+    #[error(
+        "this component uses the component model's async ABI (WASI 0.3), and the engine for it cannot be set up: {0}"
+    )]
+    ConcurrentEngine(String),
 }
 
 /// Makes a component of a core module that carries its component type: a
@@ -133,26 +152,49 @@ fn componentize(module: &[u8]) -> Result<Vec<u8>, ComponentError> {
         .map_err(|e| ComponentError::Componentize(e.into()))
 }
 
-/// The engine and the one linker every component is linked against.
+/// The engines and their linkers, built from the capability list.
 pub struct Components {
-    engine: Engine,
+    wasm: WasmEngine,
+    /// The main engine's linker: every capability but WASI 0.3.
     linker: Linker<HostState>,
+    /// The concurrent engine's linker (WASI 0.3 added), built with it.
+    concurrent: OnceLock<Result<Linker<HostState>, String>>,
 }
 
 impl Components {
-    /// Builds the linker from the capability list.
-    pub fn new(engine: Engine) -> wasmtime::Result<Self> {
-        let mut linker = Linker::new(&engine);
+    /// Builds the main engine's linker from the capability list.
+    pub fn new(wasm: &WasmEngine) -> wasmtime::Result<Self> {
+        let mut linker = Linker::new(&wasm.engine);
         crate::capabilities::add_to_linker(&mut linker)?;
-        Ok(Components { engine, linker })
+        Ok(Components {
+            wasm: wasm.clone(),
+            linker,
+            concurrent: OnceLock::new(),
+        })
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The concurrent engine's linker, built (with the engine) on first use.
+    fn concurrent_linker(&self) -> Result<&Linker<HostState>, ComponentError> {
+        self.concurrent
+            .get_or_init(|| {
+                let engine = self.wasm.concurrent()?;
+                let mut linker = Linker::new(engine);
+                crate::capabilities::add_to_linker(&mut linker)
+                    .and_then(|()| crate::capabilities::wasi_p3::add_to_linker(&mut linker))
+                    .map_err(|e| format!("{e:#}"))?;
+                Ok(linker)
+            })
+            .as_ref()
+            .map_err(|e| ComponentError::ConcurrentEngine(e.clone()))
     }
 
     /// Compiles (or loads from the compile cache) and links `bytes`. Blocking:
     /// call it off the async runtime.
+    ///
+    /// A component is compiled for the main engine, which has wasmtime's
+    /// concurrency support off; one it refuses (the async ABI of a WASI 0.3
+    /// component) is compiled for the concurrent engine, whose verdict
+    /// stands.
     pub fn prepare(&self, bytes: &[u8]) -> Result<(World, Prepared), ComponentError> {
         // Native code from a client is never loaded: it would bypass the
         // sandbox's validation. Name it so the sender knows what to send.
@@ -169,15 +211,22 @@ impl Components {
         if bytes.len() < 4 || bytes[..4] != *b"\0asm" {
             return Err(ComponentError::NotWasm);
         }
-        let component =
-            Component::from_binary(&self.engine, bytes).map_err(|e| ComponentError::Invalid(source(e)))?;
+        let (component, linker) = match Component::from_binary(&self.wasm.engine, bytes) {
+            Ok(component) => (component, &self.linker),
+            Err(_) => {
+                let linker = self.concurrent_linker()?;
+                let component = Component::from_binary(linker.engine(), bytes)
+                    .map_err(|e| ComponentError::Invalid(source(e)))?;
+                (component, linker)
+            }
+        };
         let exports: Vec<String> = component
             .component_type()
-            .exports(&self.engine)
+            .exports(component.engine())
             .map(|(name, _)| name.to_owned())
             .collect();
         let link = |e: wasmtime::Error| ComponentError::Link(source(e));
-        let pre = |_| self.linker.instantiate_pre(&component).map_err(link);
+        let pre = |_| linker.instantiate_pre(&component).map_err(link);
         if exports.iter().any(|e| e == HANDLER_EXPORT) {
             let pre = HandlerPre::new(pre(())?).map_err(link)?;
             Ok((World::Handler, Prepared::Handler(pre)))

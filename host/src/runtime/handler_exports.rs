@@ -46,6 +46,11 @@ impl HandlerPre {
         self.dispatch.is_some()
     }
 
+    /// The engine the component was compiled for.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        self.pre.engine()
+    }
+
     /// A new instance in `store`. Only `dispatch` is looked up (and
     /// type-checked) now; `request-handler`'s eleven functions are looked
     /// up when a request first needs them (the four calls, the error path):

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use tokio::sync::OwnedSemaphorePermit;
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 
 use crate::capabilities::Ctx;
 use crate::capabilities::log::Tag;
@@ -93,19 +93,17 @@ impl Guest {
     /// what its kind of guest needs ([`Guest::ctx`]: its response, its
     /// connection, its outbound policy).
     pub async fn admit(
-        engine: &Engine,
         slot: &HandlerSlot<HandlerVersion>,
         version: Arc<HandlerVersion>,
         request_id: u64,
         admission: Admission,
     ) -> Result<Guest, Fault> {
         let permit = permit(slot, &version, admission).await?;
-        Ok(Guest::fresh(engine, slot, version, request_id, permit))
+        Ok(Guest::fresh(slot, version, request_id, permit))
     }
 
     /// A fresh store for a guest that holds `permit`.
     pub(super) fn fresh(
-        engine: &Engine,
         slot: &HandlerSlot<HandlerVersion>,
         version: Arc<HandlerVersion>,
         request_id: u64,
@@ -123,7 +121,8 @@ impl Guest {
             (limits.memory_limit_mb as usize) << 20,
             Instant::now() + timeout,
         );
-        let mut store = Store::new(engine, state);
+        // The engine the component was compiled for (see `engine.rs`).
+        let mut store = Store::new(version.prepared.engine(), state);
         configure_store(&mut store);
         store.data_mut().ctx.outbound_http = outbound_http(&limits.allowed_outbound_hosts);
         store.data_mut().ctx.waiting = Waiting::new(limits.wait_timeout());
@@ -143,7 +142,6 @@ impl Guest {
     /// handler, an idle instance of the version is taken when there is one
     /// (returned beside the guest; `None`: instantiate a fresh one).
     pub async fn admit_reusing(
-        engine: &Engine,
         slot: &HandlerSlot<HandlerVersion>,
         version: Arc<HandlerVersion>,
         request_id: u64,
@@ -174,7 +172,7 @@ impl Guest {
         }
 
         // One permit either way: a fresh instance takes the one waited for.
-        Ok((Guest::fresh(engine, slot, version, request_id, permit), None))
+        Ok((Guest::fresh(slot, version, request_id, permit), None))
     }
 
     /// The request ended well: `instance` waits for the next request of its

@@ -1,5 +1,5 @@
-//! The runtime: the wasmtime engine, components (validation, the world they
-//! implement, linking against the one linker the capability list builds),
+//! The runtime: the wasmtime engines, components (validation, the world they
+//! implement, linking against the linkers the capability list builds),
 //! per-instance state, and [`invoke`], the one place that runs a guest.
 //!
 //! **Rule:** the runtime knows wasmtime and the capabilities; never hyper,

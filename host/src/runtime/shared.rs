@@ -31,7 +31,6 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use http::StatusCode;
 use tokio::sync::{Notify, mpsc, oneshot};
-use wasmtime::Engine;
 use wasmtime::component::Accessor;
 use wasmtime_wasi_http::p3::bindings::{Service, ServicePre};
 
@@ -253,7 +252,6 @@ impl Lanes {
 /// limit (else [`Fault::Busy`]). The returned receiver tells how the request
 /// ended.
 pub async fn run_shared(
-    engine: &Engine,
     slot: &HandlerSlot<HandlerVersion>,
     version: Arc<HandlerVersion>,
     pre: ServicePre<HostState>,
@@ -292,7 +290,7 @@ pub async fn run_shared(
         }
     };
 
-    let mut guest = Guest::fresh(engine, slot, version.clone(), request_id, permit);
+    let mut guest = Guest::fresh(slot, version.clone(), request_id, permit);
     let clock = Arc::new(LaneClock::new(deadline));
     guest.store().data_mut().lane = Some(clock.clone());
     let (tx, rx) = mpsc::unbounded_channel();

@@ -116,14 +116,7 @@ async fn handshake(
     };
     let pre = pre.clone();
     // One live instance per connection, counted against `max_instances`.
-    let admitted = Guest::admit(
-        app.engine(),
-        &slot,
-        version.clone(),
-        app.next_request_id(),
-        Admission::NoWait,
-    )
-    .await;
+    let admitted = Guest::admit(&slot, version.clone(), app.next_request_id(), Admission::NoWait).await;
     let mut guest = match admitted {
         Ok(guest) => guest,
         Err(fault) => return page(fault.status(), None),
