@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use waterspout_tests::guests;
-use waterspout_tests::harness::{ADMIN_TOKEN, ServerProcess, app_with_manifest, serve_command};
+use waterspout_tests::harness::{ADMIN_TOKEN, ServerProcess, hello_and_wasi_http3_app, serve_command};
 
 /// Sends `signal` (`TERM`, …) to `server` with kill(1).
 fn signal(server: &ServerProcess, signal: &str) {
@@ -104,13 +104,7 @@ fn a_lean_guest_panic_is_logged_and_costs_only_its_request() {
 /// process: one test server's pool takes most of the address space.)
 #[test]
 fn at_the_largest_pool_a_wasi_http3_component_still_gets_its_engine() {
-    let app = app_with_manifest(&format!(
-        "[[route]]\npattern = \"/p3/.*\"\nhandler = \"p3\"\n\n\
-         [[route]]\npattern = \"/\"\nhandler = \"hello\"\n\n\
-         [handler.hello]\nwasm = {:?}\n\n[handler.p3]\nwasm = {:?}\n",
-        guests::HELLO_WASM,
-        guests::WASI_HELLO_P3_WASM,
-    ));
+    let app = hello_and_wasi_http3_app();
     let server = ServerProcess::on_own_store(app.path().to_str().unwrap(), &["--max-instances", "20000"]);
     for path in ["/", "/p3/x", "/"] {
         let r = reqwest::blocking::get(server.url(path)).unwrap();

@@ -14,6 +14,18 @@ pub fn app_with_manifest(manifest: &str) -> tempfile::TempDir {
     dir
 }
 
+/// A temporary app of the Rust hello (handler world, main engine) at `/`
+/// and the wasi:http 0.3 hello (concurrent engine) at `/p3/…`.
+pub fn hello_and_wasi_http3_app() -> tempfile::TempDir {
+    app_with_manifest(&format!(
+        "[[route]]\npattern = \"/p3/.*\"\nhandler = \"p3\"\n\n\
+         [[route]]\npattern = \"/\"\nhandler = \"hello\"\n\n\
+         [handler.hello]\nwasm = {:?}\n\n[handler.p3]\nwasm = {:?}\n",
+        crate::guests::HELLO_WASM,
+        crate::guests::WASI_HELLO_P3_WASM,
+    ))
+}
+
 /// A temporary app whose handler `version`, routed at `/`, is a copy of
 /// `wasm_file` beside the manifest (`version.wasm`), so a test may rewrite it
 /// or restart on it.

@@ -21,7 +21,7 @@ pub mod websocket;
 
 pub use self::{
     admin::{ADMIN_TOKEN, admin_call, admin_config, start_version_a},
-    apps::{app_copy, app_with_manifest, read_wasm, version_app},
+    apps::{app_copy, app_with_manifest, hello_and_wasi_http3_app, read_wasm, version_app},
     browser::Browser,
     certs::TestCertificate,
     measure::{measure_alone, own_rss_kib},

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use waterspout::runtime::{Components, WasmEngine};
 use waterspout_tests::guests;
-use waterspout_tests::harness::{TestServer, app_with_manifest};
+use waterspout_tests::harness::{TestServer, hello_and_wasi_http3_app};
 
 /// The component the app in `dir` serves at its first route.
 fn app_wasm(dir: &str) -> String {
@@ -67,13 +67,7 @@ fn only_components_with_the_async_abi_are_compiled_for_the_concurrent_engine() {
 /// on its own engine, and each answers.
 #[tokio::test]
 async fn a_handler_and_a_wasi_http3_component_serve_side_by_side() {
-    let app = app_with_manifest(&format!(
-        "[[route]]\npattern = \"/p3/.*\"\nhandler = \"p3\"\n\n\
-         [[route]]\npattern = \"/\"\nhandler = \"hello\"\n\n\
-         [handler.hello]\nwasm = {:?}\n\n[handler.p3]\nwasm = {:?}\n",
-        guests::HELLO_WASM,
-        guests::WASI_HELLO_P3_WASM,
-    ));
+    let app = hello_and_wasi_http3_app();
     let server = TestServer::start(app.path().to_str().unwrap()).await;
     for _ in 0..3 {
         assert_eq!(server.get_text("/").await, (200, "Hello, world".into()));
