@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -122,10 +122,23 @@ pub fn waterspout_serve(
     name: &str,
     log_level: Option<&str>,
 ) -> anyhow::Result<Waterspout> {
+    waterspout_serve_on(root, app, work, name, log_level, None)
+}
+
+/// [`waterspout_serve`] on the cores `cpus` (a `taskset -c` list) when
+/// given: its default worker count is then the number of those cores.
+fn waterspout_serve_on(
+    root: &Path,
+    app: &Path,
+    work: &Path,
+    name: &str,
+    log_level: Option<&str>,
+    cpus: Option<&str>,
+) -> anyhow::Result<Waterspout> {
     let bin = crate::profile_dir()?.join("waterspout");
     let port_file = work.join(format!("{name}.port"));
     let mut log = std::io::BufWriter::new(std::fs::File::create(work.join(format!("{name}.log")))?);
-    let mut command = Command::new(&bin);
+    let mut command = wrk::on_cpus(&bin, cpus);
     command
         .arg("serve")
         .arg(app)
@@ -171,10 +184,10 @@ pub fn waterspout_serve(
 }
 
 /// The plain hyper baseline: this binary with `--serve-baseline ADDR`.
-fn hyper_baseline() -> anyhow::Result<peers::Peer> {
+fn hyper_baseline(cpus: Option<&str>) -> anyhow::Result<peers::Peer> {
     let exe = std::env::current_exe()?;
     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let child = Command::new(exe)
+    let child = wrk::on_cpus(exe, cpus)
         .args(["--serve-baseline", &addr.to_string()])
         .stdout(Stdio::null())
         .spawn()
@@ -274,6 +287,19 @@ pub struct Results {
     pub handlers: Vec<(usize, HttpSample)>,
     /// Issue #16's must-reach, measured [`ROUNDS`] times at 64 connections.
     pub rounds: Vec<Round>,
+    /// The must-reach pair again with wrk on a core of its own.
+    pub pinned: Option<Pinned>,
+}
+
+/// Plain hyper and the hello, each in a process of its own on every core
+/// but the last, and wrk on the last: the load generator takes no CPU from
+/// the server and the scheduler does not move them around each other.
+pub struct Pinned {
+    /// The `taskset -c` lists: the servers', wrk's.
+    pub server_cpus: String,
+    pub wrk_cpus: String,
+    /// (hyper, hello) a round.
+    pub rounds: Vec<(WrkResult, WrkResult)>,
 }
 
 /// One round of the must-reach: plain hyper, then the Rust hello (log on)
@@ -328,7 +354,7 @@ pub fn run(
         Vec::new()
     };
 
-    let hyper = hyper_baseline()?;
+    let hyper = hyper_baseline(None)?;
     servers.push(Server {
         label: HYPER.into(),
         url: format!("http://{}", hyper.addr),
@@ -443,6 +469,7 @@ pub fn run(
         works: Vec::new(),
         handlers: Vec::new(),
         rounds: Vec::new(),
+        pinned: None,
     };
     // Concurrency by concurrency, every server back to back (the others
     // idle), so the numbers a ratio compares are seconds apart.
@@ -484,6 +511,14 @@ pub fn run(
                 hello: result,
                 inside,
             });
+        }
+    }
+    if servers.iter().any(|s| s.label == RUST) {
+        match pinned_rounds(root, work.path(), duration) {
+            Ok(pinned) => results.pinned = pinned,
+            Err(e) => notes.push(format!(
+                "the rounds with wrk on a core of its own were skipped: {e:#}"
+            )),
         }
     }
     for &w in &bigger {
@@ -552,6 +587,57 @@ fn sample(server: &str, connections: u32, result: WrkResult) -> HttpSample {
         connections,
         result,
     }
+}
+
+/// The must-reach pair with wrk on the last core and each server, started
+/// anew, on the others (`None` on a machine of one core).
+fn pinned_rounds(root: &Path, work: &Path, duration: u64) -> anyhow::Result<Option<Pinned>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 {
+        return Ok(None);
+    }
+    let server_cpus = if cores == 2 {
+        "0".to_owned()
+    } else {
+        format!("0-{}", cores - 2)
+    };
+    let wrk_cpus = (cores - 1).to_string();
+    let hyper = hyper_baseline(Some(&server_cpus))?;
+    let hello = waterspout_serve_on(
+        root,
+        &root.join("examples/hello"),
+        work,
+        "hello-pinned",
+        None,
+        Some(&server_cpus),
+    )?;
+    let (hyper_url, hello_url) = (
+        format!("http://{}/", hyper.addr),
+        format!("http://127.0.0.1:{}/", hello.port),
+    );
+    let mut rounds = Vec::new();
+    for round in 1..=ROUNDS {
+        let run = |label: &str, url: &str, pid: u32| -> anyhow::Result<WrkResult> {
+            let result = wrk::measure_on(url, 64, duration, None, Some(pid), Some(&wrk_cpus))?;
+            eprintln!(
+                "{:>46} c=64   {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  {:>6.1} µs CPU/req",
+                format!("pinned round {round}: {label}"),
+                result.rps,
+                result.p50_ms,
+                result.p99_ms,
+                result.cpu_us
+            );
+            Ok(result)
+        };
+        let h = run(HYPER, &hyper_url, hyper.pid())?;
+        let w = run(RUST, &hello_url, hello.child.id())?;
+        rounds.push((h, w));
+    }
+    Ok(Some(Pinned {
+        server_cpus,
+        wrk_cpus,
+        rounds,
+    }))
 }
 
 fn measure(
@@ -726,6 +812,35 @@ pub fn section(results: &Results, notes: &[String], duration: u64) -> anyhow::Re
                 r.hello.p99_ms,
                 num(r.hyper.cpu_us, 1),
                 num(r.hello.cpu_us, 1),
+            )?;
+        }
+    }
+
+    if let Some(pinned) = &results.pinned {
+        writeln!(
+            out,
+            "\n### The must-reach pair with wrk on a core of its own (64 connections)\n\nThe same plain hyper and Rust hello (fresh instance per request, access log on), each started anew on core(s) {} (`taskset`; so the hello has one worker thread a core), and wrk on core {}: the load generator takes no CPU from the server. The rounds above share every core with wrk, and there the tail of both servers is mostly the scheduler's; here it is the server's own. By Little's law the mean latency is 64 / req/s, so the p99 follows throughput: with a p99 about twice the mean, a p99 of 2 ms needs about 64,000 req/s.\n",
+            pinned.server_cpus, pinned.wrk_cpus
+        )?;
+        writeln!(
+            out,
+            "| round | hyper req/s | hyper p50 / p99 ms | hello req/s | share of hyper | hello p50 / p99 ms | server CPU µs/req, hyper / hello |"
+        )?;
+        writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |")?;
+        for (i, (h, w)) in pinned.rounds.iter().enumerate() {
+            writeln!(
+                out,
+                "| {} | {:.0} | {:.3} / {:.3} | {:.0} | {:.1}% | {:.3} / {:.3} | {} / {} |",
+                i + 1,
+                h.rps,
+                h.p50_ms,
+                h.p99_ms,
+                w.rps,
+                100.0 * w.rps / h.rps,
+                w.p50_ms,
+                w.p99_ms,
+                num(h.cpu_us, 1),
+                num(w.cpu_us, 1),
             )?;
         }
     }

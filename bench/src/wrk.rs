@@ -50,7 +50,20 @@ pub fn measure_server(
     script: Option<&Path>,
     server: Option<u32>,
 ) -> anyhow::Result<WrkResult> {
-    run(url, connections, 1, script)?;
+    measure_on(url, connections, secs, script, server, None)
+}
+
+/// [`measure_server`] with wrk on the cores `cpus` (a `taskset -c` list)
+/// when given.
+pub fn measure_on(
+    url: &str,
+    connections: u32,
+    secs: u64,
+    script: Option<&Path>,
+    server: Option<u32>,
+    cpus: Option<&str>,
+) -> anyhow::Result<WrkResult> {
+    run(url, connections, 1, script, cpus)?;
     let pids = server.map(procstat::tree).unwrap_or_default();
     let cpu_before = procstat::cpu_seconds(&pids);
     let stop = Arc::new(AtomicBool::new(false));
@@ -65,7 +78,7 @@ pub fn measure_server(
             max
         })
     };
-    let out = run(url, connections, secs, script);
+    let out = run(url, connections, secs, script, cpus);
     let cpu = procstat::cpu_seconds(&pids) - cpu_before;
     stop.store(true, Ordering::Relaxed);
     let rss_mib = sampler.join().unwrap_or(f64::NAN);
@@ -88,9 +101,15 @@ pub fn measure_server(
     })
 }
 
-fn run(url: &str, connections: u32, secs: u64, script: Option<&Path>) -> anyhow::Result<String> {
+fn run(
+    url: &str,
+    connections: u32,
+    secs: u64,
+    script: Option<&Path>,
+    cpus: Option<&str>,
+) -> anyhow::Result<String> {
     // One wrk thread: the machine has two cores and the server needs the other.
-    let mut wrk = Command::new("wrk");
+    let mut wrk = on_cpus("wrk", cpus);
     wrk.args([
         "-t1",
         &format!("-c{connections}"),
@@ -106,6 +125,19 @@ fn run(url: &str, connections: u32, secs: u64, script: Option<&Path>) -> anyhow:
     }
     std::thread::sleep(Duration::from_millis(300));
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `program`, on the cores `cpus` (a `taskset -c` list) when given:
+/// `taskset` execs it, so the child's pid is the program's.
+pub fn on_cpus(program: impl AsRef<std::ffi::OsStr>, cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", cpus]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
 }
 
 fn field(out: &str, name: &str) -> Option<f64> {
