@@ -589,19 +589,37 @@ fn sample(server: &str, connections: u32, result: WrkResult) -> HttpSample {
     }
 }
 
-/// The must-reach pair with wrk on the last core and each server, started
-/// anew, on the others (`None` on a machine of one core).
-fn pinned_rounds(root: &Path, work: &Path, duration: u64) -> anyhow::Result<Option<Pinned>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores < 2 {
-        return Ok(None);
+/// The cores this process may run on (`Cpus_allowed_list` of
+/// /proc/self/status: `0-3,8,10-11`), in order.
+fn allowed_cpus() -> anyhow::Result<Vec<u32>> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .context("no Cpus_allowed_list in /proc/self/status")?;
+    parse_cpu_list(list.trim())
+}
+
+/// `0-3,8,10-11` → 0, 1, 2, 3, 8, 10, 11.
+fn parse_cpu_list(list: &str) -> anyhow::Result<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let (first, last): (u32, u32) = (first.parse()?, last.parse()?);
+        cpus.extend(first..=last);
     }
-    let server_cpus = if cores == 2 {
-        "0".to_owned()
-    } else {
-        format!("0-{}", cores - 2)
+    Ok(cpus)
+}
+
+/// The must-reach pair with wrk on the last core this process may use and
+/// each server, started anew, on the others (`None` with one core).
+fn pinned_rounds(root: &Path, work: &Path, duration: u64) -> anyhow::Result<Option<Pinned>> {
+    let cpus = allowed_cpus()?;
+    let Some((wrk_cpu, server)) = cpus.split_last().filter(|(_, server)| !server.is_empty()) else {
+        return Ok(None);
     };
-    let wrk_cpus = (cores - 1).to_string();
+    let server_cpus = server.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let wrk_cpus = wrk_cpu.to_string();
     let hyper = hyper_baseline(Some(&server_cpus))?;
     let hello = waterspout_serve_on(
         root,
@@ -920,6 +938,19 @@ pub fn section(results: &Results, notes: &[String], duration: u64) -> anyhow::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_lists_are_read_as_the_kernel_writes_them() {
+        assert_eq!(parse_cpu_list("0-1").unwrap(), vec![0, 1]);
+        assert_eq!(
+            parse_cpu_list("0-3,8,10-11").unwrap(),
+            vec![0, 1, 2, 3, 8, 10, 11]
+        );
+        assert_eq!(parse_cpu_list("5").unwrap(), vec![5]);
+        assert!(parse_cpu_list("0-x").is_err());
+        // This machine's own list names at least the core this test runs on.
+        assert!(!allowed_cpus().unwrap().is_empty());
+    }
 
     #[test]
     fn access_times_come_from_the_access_lines_after_the_offset() {
