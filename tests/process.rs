@@ -143,6 +143,56 @@ fn write_calls(pid: u32) -> u64 {
         .expect("syscw in /proc/PID/io")
 }
 
+/// Context switches of the server's epoch ticker thread so far (each tick
+/// sleeps once).
+fn epoch_ticker_switches(pid: u32) -> u64 {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        // The kernel keeps 15 bytes of a thread's name.
+        if comm.trim() != "waterspout-epoc" {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.join("status")).unwrap();
+        return status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .map(|l| l.split(':').nth(1).unwrap().trim().parse::<u64>().unwrap())
+            .sum();
+    }
+    panic!("no waterspout-epoch thread in process {pid}");
+}
+
+/// An idle server's epoch ticker sleeps (it woke 500 times a second, on a
+/// core other processes were using) and the next guest call wakes it: an
+/// endless loop entered after an idle spell is still stopped at its limit.
+#[test]
+fn the_epoch_ticker_sleeps_while_no_guest_runs_and_wakes_for_the_next() {
+    let server = ServerProcess::on_own_store(guests::FAULTS_APP, &[]);
+    let client = reqwest::blocking::Client::new();
+    let status = client.get(server.url("/spin?ms=10")).send().unwrap().status();
+    assert_eq!(status, 200);
+    let pid = server.child.id();
+    // Past the ticker's idle spell (100 ms).
+    std::thread::sleep(Duration::from_millis(500));
+    let before = epoch_ticker_switches(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = epoch_ticker_switches(pid) - before;
+    assert!(idle <= 5, "the epoch ticker woke {idle} times in an idle second");
+
+    // The `loop` handler's time limit is 1000 ms.
+    let start = Instant::now();
+    let status = client.get(server.url("/loop")).send().unwrap().status();
+    let took = start.elapsed();
+    assert_eq!(status, 503);
+    assert!(took < Duration::from_secs(5), "the endless loop ran {took:?}");
+    let ticks = epoch_ticker_switches(pid) - before - idle;
+    assert!(
+        ticks >= 100,
+        "the ticker ticked {ticks} times during a 1 s endless loop"
+    );
+}
+
 #[test]
 fn access_lines_are_written_in_batches_in_order_and_none_is_lost_at_exit() {
     let mut server = ServerProcess::on_own_store(guests::FAULTS_APP, &[]);

@@ -48,7 +48,7 @@ pub struct App {
     statics: Option<Arc<Statics>>,
     /// The service backends (kv, …) every guest's capabilities use.
     services: Services,
-    // Dropped last: stops the epoch ticker.
+    // Dropped last: the ticker forgets its engines.
     wasm: WasmEngine,
 }
 

@@ -1,5 +1,5 @@
 //! The wasmtime engines: component model, pooling allocator, epoch
-//! interruption driven by a ticker thread, and the on-disk compile cache.
+//! interruption (advanced by `ticker.rs`), and the on-disk compile cache.
 //!
 //! There are two. [`WasmEngine::engine`] serves every component that does
 //! not use the component model's async ABI (the handler, WebSocket and
@@ -10,17 +10,13 @@
 //! futures); it is built the first time such a component is compiled, so
 //! a server without one reserves no second pool.
 
-use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::EngineConfig;
-
-/// How often the epoch advances. A running guest yields to the event loop at
-/// every tick, so a CPU-bound handler never holds a worker thread longer.
-pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+use crate::runtime::ticker::ticker;
 
 /// Linear-memory slots in the main engine's pool at most. The pool reserves
 /// them in one mapping, ~4 GiB of address space each (not resident), and
@@ -36,9 +32,9 @@ const MAX_MEMORIES: u32 = 20_480;
 /// mappings a process when the main pool has 20,000 of its own.
 const MAX_CONCURRENT_INSTANCES: u32 = 2_048;
 
-/// The engines and the thread that advances their epoch. Cloning is cheap
-/// (the concurrent engine is shared); the ticker stops when the last clone
-/// is dropped.
+/// The engines, their epoch advanced by the process's ticker
+/// (`ticker.rs`) while they live. Cloning is cheap (the concurrent engine
+/// is shared).
 #[derive(Clone)]
 pub struct WasmEngine {
     /// Concurrency support off: every component without the async ABI.
@@ -56,26 +52,11 @@ struct Shared {
 impl WasmEngine {
     pub fn new(cfg: &EngineConfig) -> anyhow::Result<Self> {
         let engine = build(cfg, false)?;
+        ticker()?.register(&engine);
         let shared = Arc::new(Shared {
             config: cfg.clone(),
             concurrent: OnceLock::new(),
         });
-        let weak_engine = engine.weak();
-        let weak_shared: Weak<Shared> = Arc::downgrade(&shared);
-        std::thread::Builder::new()
-            .name("waterspout-epoch".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(EPOCH_TICK);
-                    let (Some(engine), Some(shared)) = (weak_engine.upgrade(), weak_shared.upgrade()) else {
-                        break;
-                    };
-                    engine.increment_epoch();
-                    if let Some(Ok(concurrent)) = shared.concurrent.get() {
-                        concurrent.increment_epoch();
-                    }
-                }
-            })?;
         Ok(WasmEngine { engine, shared })
     }
 
@@ -84,7 +65,11 @@ impl WasmEngine {
     pub fn concurrent(&self) -> Result<&Engine, &str> {
         self.shared
             .concurrent
-            .get_or_init(|| build(&self.shared.config, true).map_err(|e| format!("{e:#}")))
+            .get_or_init(|| {
+                let engine = build(&self.shared.config, true).map_err(|e| format!("{e:#}"))?;
+                ticker().map_err(|e| format!("{e:#}"))?.register(&engine);
+                Ok(engine)
+            })
             .as_ref()
             .map_err(String::as_str)
     }

@@ -23,7 +23,7 @@ use crate::metrics::InstanceGuard;
 use crate::registry::HandlerSlot;
 use crate::runtime::idle::{Idle, Warm};
 use crate::runtime::shared::LaneClock;
-use crate::runtime::{HandlerVersion, HostState};
+use crate::runtime::{HandlerVersion, HostState, Running};
 
 /// How a guest run ended, when it did not end well.
 #[derive(Debug)]
@@ -239,6 +239,7 @@ impl Guest {
         data.ctx.waiting.reset();
         let wall = self.timeout + data.ctx.waiting.limit();
         self.store.set_epoch_deadline(1);
+        let _running = Running::enter();
         let result = tokio::time::timeout(wall, call(&mut self.store)).await;
         self.classify(what, result.map_err(|_elapsed| ()))
     }
@@ -257,6 +258,7 @@ impl Guest {
     ) -> Result<T, Fault> {
         self.store.data_mut().timed_out = false;
         self.store.set_epoch_deadline(1);
+        let _running = Running::enter();
         let result = tokio::select! {
             biased;
             result = call(&mut self.store) => Ok(result),
@@ -287,6 +289,7 @@ impl Guest {
         data.deadline = Instant::now() + Duration::from_secs(10 * 365 * 86_400);
         data.timed_out = false;
         self.store.set_epoch_deadline(1);
+        let _running = Running::enter();
         let watchdog = async {
             loop {
                 match clock.deadline() {

@@ -12,11 +12,13 @@ mod idle;
 mod invoke;
 mod shared;
 mod state;
+mod ticker;
 
 pub use self::component::{ComponentError, Components, HandlerVersion, Prepared};
-pub use self::engine::{EPOCH_TICK, WasmEngine};
+pub use self::engine::WasmEngine;
 pub use self::handler_exports::{HandlerInstance, HandlerPre};
 pub use self::idle::{IdleInstances, Warm};
 pub use self::invoke::{Admission, Fault, Guest, configure_store};
 pub use self::shared::{Ended, Job, job, run_shared};
 pub use self::state::{HostState, Limiter};
+pub use self::ticker::{EPOCH_TICK, Running};
