@@ -52,7 +52,7 @@ struct Shared {
 impl WasmEngine {
     pub fn new(cfg: &EngineConfig) -> anyhow::Result<Self> {
         let engine = build(cfg, false)?;
-        ticker()?.register(&engine);
+        ticker().map_err(anyhow::Error::msg)?.register(&engine);
         let shared = Arc::new(Shared {
             config: cfg.clone(),
             concurrent: OnceLock::new(),
@@ -67,7 +67,7 @@ impl WasmEngine {
             .concurrent
             .get_or_init(|| {
                 let engine = build(&self.shared.config, true).map_err(|e| format!("{e:#}"))?;
-                ticker().map_err(|e| format!("{e:#}"))?.register(&engine);
+                ticker()?.register(&engine);
                 Ok(engine)
             })
             .as_ref()

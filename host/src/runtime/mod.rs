@@ -21,4 +21,5 @@ pub use self::idle::{IdleInstances, Warm};
 pub use self::invoke::{Admission, Fault, Guest, configure_store};
 pub use self::shared::{Ended, Job, job, run_shared};
 pub use self::state::{HostState, Limiter};
-pub use self::ticker::{EPOCH_TICK, Running};
+pub use self::ticker::EPOCH_TICK;
+pub(crate) use self::ticker::Running;

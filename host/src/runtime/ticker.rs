@@ -42,29 +42,33 @@ pub(crate) struct Ticker {
     thread: Thread,
 }
 
-static TICKER: OnceLock<Ticker> = OnceLock::new();
+/// A failure to start the thread is kept: the next engine would meet it
+/// again.
+static TICKER: OnceLock<Result<Ticker, String>> = OnceLock::new();
 
 /// The ticker, started on first use.
-pub(crate) fn ticker() -> std::io::Result<&'static Ticker> {
-    static START: Mutex<()> = Mutex::new(());
-    if let Some(ticker) = TICKER.get() {
-        return Ok(ticker);
-    }
-    let _once = START.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(ticker) = TICKER.get() {
-        return Ok(ticker);
-    }
-    let handle = std::thread::Builder::new()
-        .name("waterspout-epoch".into())
-        .spawn(|| run(TICKER.wait()))?;
-    let ticker = Ticker {
-        engines: Mutex::new(Vec::new()),
-        running: AtomicUsize::new(0),
-        entered: AtomicU64::new(0),
-        parked: AtomicBool::new(false),
-        thread: handle.thread().clone(),
-    };
-    Ok(TICKER.get_or_init(|| ticker))
+pub(crate) fn ticker() -> Result<&'static Ticker, &'static str> {
+    TICKER
+        .get_or_init(|| {
+            // The thread waits for this initialisation to end.
+            let handle = std::thread::Builder::new()
+                .name("waterspout-epoch".into())
+                .spawn(|| {
+                    if let Ok(ticker) = TICKER.wait() {
+                        run(ticker);
+                    }
+                })
+                .map_err(|e| format!("starting the epoch ticker thread: {e}"))?;
+            Ok(Ticker {
+                engines: Mutex::new(Vec::new()),
+                running: AtomicUsize::new(0),
+                entered: AtomicU64::new(0),
+                parked: AtomicBool::new(false),
+                thread: handle.thread().clone(),
+            })
+        })
+        .as_ref()
+        .map_err(String::as_str)
 }
 
 impl Ticker {
@@ -128,7 +132,7 @@ pub struct Running(Option<&'static Ticker>);
 
 impl Running {
     pub fn enter() -> Running {
-        let ticker = TICKER.get();
+        let ticker = TICKER.get().and_then(|started| started.as_ref().ok());
         if let Some(ticker) = ticker {
             ticker.entered.fetch_add(1, Ordering::SeqCst);
             ticker.running.fetch_add(1, Ordering::SeqCst);
