@@ -6,8 +6,9 @@
 //! Plain data and std only: this is the bottom layer.
 
 use std::collections::HashMap;
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -31,11 +32,12 @@ pub enum Refused {
     NotFound,
 }
 
-/// A file found under the root: where it is and its metadata (as it was when
-/// resolved).
+/// A file found under the root: where it is, the file itself (open for
+/// reading) and its metadata (as it was when opened).
 #[derive(Debug)]
 pub struct Found {
     pub path: PathBuf,
+    pub file: File,
     pub metadata: Metadata,
 }
 
@@ -151,20 +153,36 @@ impl Statics {
             return Err(Refused::Forbidden);
         }
         let joined = self.root.join(&relative);
-        let path = match joined.canonicalize() {
-            Ok(path) => path,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Refused::NotFound),
-            Err(_) => return Err(Refused::Forbidden),
+        // The root is canonical, so a path under it with no symlink on the
+        // way is its own canonical path: one `openat2` decides. Anything
+        // else (a symlink, an error other than a missing file, no
+        // `openat2`) takes the full walk, which decides as it always has.
+        let (path, file) = match open_without_symlinks(&joined) {
+            Some(Ok(file)) => (joined, file),
+            Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => return Err(Refused::NotFound),
+            _ => {
+                let path = match joined.canonicalize() {
+                    Ok(path) => path,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Refused::NotFound),
+                    Err(_) => return Err(Refused::Forbidden),
+                };
+                // A symlink may point anywhere: only what ends up under the root is served.
+                if !path.starts_with(&self.root) {
+                    return Err(Refused::Forbidden);
+                }
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(OPEN_FLAGS.bits() as i32)
+                    .open(&path)
+                    .map_err(|_| Refused::NotFound)?;
+                (path, file)
+            }
         };
-        // A symlink may point anywhere: only what ends up under the root is served.
-        if !path.starts_with(&self.root) {
-            return Err(Refused::Forbidden);
-        }
-        let metadata = std::fs::metadata(&path).map_err(|_| Refused::NotFound)?;
+        let metadata = file.metadata().map_err(|_| Refused::NotFound)?;
         if !metadata.is_file() {
             return Err(Refused::Forbidden);
         }
-        Ok(Found { path, metadata })
+        Ok(Found { path, file, metadata })
     }
 
     /// The content hash of a found file (hex SHA-512, as Tornado's
@@ -179,9 +197,21 @@ impl Statics {
         {
             return Ok(v.hash.clone());
         }
-        let mut file = std::fs::File::open(&found.path)?;
         let mut hasher = Sha512::new();
-        io::copy(&mut file, &mut hasher)?;
+        // Read at offsets: the file's position stays where the server wants it.
+        let mut buf = vec![0; 64 << 10];
+        let mut offset = 0;
+        loop {
+            match found.file.read_at(&mut buf, offset) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         let hash: Arc<str> = hex::encode(hasher.finalize()).into();
         self.versions.lock().expect("versions lock").insert(
             found.path.clone(),
@@ -193,6 +223,38 @@ impl Statics {
         );
         Ok(hash)
     }
+}
+
+/// How a static file is opened besides read-only and close-on-exec: a FIFO
+/// or a terminal under the root must neither block the worker nor become
+/// its controlling terminal before `fstat` refuses it.
+const OPEN_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::NONBLOCK.union(rustix::fs::OFlags::NOCTTY);
+
+/// `path` opened for reading if no component of it is a symlink (Linux's
+/// `openat2` with `RESOLVE_NO_SYMLINKS`: one system call, where the full
+/// walk is a `readlink` per component and an `open`); `None` where
+/// `openat2` does not exist.
+#[cfg(target_os = "linux")]
+fn open_without_symlinks(path: &Path) -> Option<io::Result<File>> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OPEN_FLAGS;
+    match rustix::fs::openat2(
+        rustix::fs::CWD,
+        path,
+        flags,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS,
+    ) {
+        Ok(fd) => Some(Ok(File::from(fd))),
+        // Kernels before 5.6, and sandboxes that filter the call.
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => None,
+        Err(e) => Some(Err(e.into())),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_without_symlinks(_path: &Path) -> Option<io::Result<File>> {
+    None
 }
 
 #[cfg(test)]
@@ -237,6 +299,51 @@ mod tests {
             Refused::NotFound
         );
         assert_eq!(statics.resolve("nope.css").unwrap_err(), Refused::NotFound);
+    }
+
+    #[test]
+    fn symlinks_are_followed_only_while_they_stay_under_the_root() {
+        let (dir, statics) = statics();
+        let root = dir.path().join("static");
+        std::os::unix::fs::symlink("css/site.css", root.join("relative.css")).unwrap();
+        std::os::unix::fs::symlink(root.join("css/site.css"), root.join("absolute.css")).unwrap();
+        std::os::unix::fs::symlink("css", root.join("styles")).unwrap();
+        std::os::unix::fs::symlink("../secret.txt", root.join("escape.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("abs-escape.txt")).unwrap();
+        std::os::unix::fs::symlink("missing.css", root.join("dangling.css")).unwrap();
+        let canonical = root.canonicalize().unwrap().join("css/site.css");
+        for inside in ["relative.css", "absolute.css", "styles/site.css", "css/site.css"] {
+            let found = statics
+                .resolve(inside)
+                .unwrap_or_else(|e| panic!("{inside}: {e:?}"));
+            assert_eq!(found.path, canonical, "{inside}");
+            assert_eq!(found.metadata.len(), 6, "{inside}");
+        }
+        assert_eq!(statics.resolve("escape.txt").unwrap_err(), Refused::Forbidden);
+        assert_eq!(statics.resolve("abs-escape.txt").unwrap_err(), Refused::Forbidden);
+        assert_eq!(statics.resolve("dangling.css").unwrap_err(), Refused::NotFound);
+        assert_eq!(statics.resolve("css/site.css/x").unwrap_err(), Refused::Forbidden);
+    }
+
+    #[test]
+    fn a_fifo_under_the_root_is_refused_without_blocking() {
+        let (dir, statics) = statics();
+        let fifo = dir.path().join("static/pipe.css");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        // Opened without O_NONBLOCK, a FIFO with no writer blocks for ever.
+        assert_eq!(statics.resolve("pipe.css").unwrap_err(), Refused::Forbidden);
+    }
+
+    #[test]
+    fn the_version_is_read_without_moving_the_file() {
+        use std::io::Read;
+        let (_dir, statics) = statics();
+        let mut found = statics.resolve("css/site.css").unwrap();
+        statics.version(&found).unwrap();
+        let mut body = String::new();
+        found.file.read_to_string(&mut body).unwrap();
+        assert_eq!(body, "body{}");
     }
 
     #[test]

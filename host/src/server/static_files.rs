@@ -11,6 +11,11 @@
 //! tower-http's `ServeDir` gives no `ETag`, answers a whole-file range with
 //! 206, and follows symlinks out of its root.
 //!
+//! A file is opened once per request (by `openat2` when no symlink is on
+//! its path: [`Statics::resolve`]), `fstat`ed, and read from that
+//! descriptor; a body of one read (64 KiB) is read before the head is sent
+//! and goes out as one frame with its length known.
+//!
 //! The file system calls (resolve, stat, open, read) run on the worker
 //! thread, as Tornado's `StaticFileHandler` and nginx (without `aio
 //! threads`) do theirs on their event loops: a hop to tokio's blocking pool
@@ -20,6 +25,7 @@
 //! other connections meanwhile.
 
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -29,7 +35,7 @@ use http::{Method, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
-use crate::body::{Body, empty, error_page};
+use crate::body::{Body, empty, error_page, full};
 use crate::statics::{Refused, Statics};
 
 /// Tornado's `CACHE_MAX_AGE`: ten years, for versioned URLs.
@@ -51,10 +57,9 @@ pub(super) async fn serve(
     }
     let looked_up = statics.resolve(name).and_then(|found| {
         let version = statics.version(&found).map_err(|_| Refused::NotFound)?;
-        let file = std::fs::File::open(&found.path).map_err(|_| Refused::NotFound)?;
-        Ok((found, version, file))
+        Ok((found, version))
     });
-    let (found, version, file) = match looked_up {
+    let (found, version) = match looked_up {
         Ok(found) => found,
         Err(Refused::Forbidden) => return error_page(StatusCode::FORBIDDEN),
         Err(Refused::NotFound) => return error_page(StatusCode::NOT_FOUND),
@@ -124,7 +129,21 @@ pub(super) async fn serve(
     if method == Method::HEAD || len == 0 {
         return response;
     }
-    let mut file = file;
+    // A body of one read is read now and sent whole: its length known to
+    // hyper, so over HTTP/2 the one DATA frame ends the stream (a streamed
+    // body costs an empty DATA frame more, and a poll per frame).
+    if len <= CHUNK as u64 {
+        let mut buf = BytesMut::zeroed(len as usize);
+        return match found.file.read_exact_at(&mut buf, start) {
+            Ok(()) => {
+                *response.body_mut() = full(buf.freeze());
+                response
+            }
+            // The file shrank since `fstat`: nothing is sent yet.
+            Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR),
+        };
+    }
+    let mut file = found.file;
     if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
         return error_page(StatusCode::INTERNAL_SERVER_ERROR);
     }
