@@ -24,12 +24,12 @@
 //! system that blocks for long (a network mount) would stall the worker's
 //! other connections meanwhile.
 
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
+use std::fs::File;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
@@ -133,22 +133,18 @@ pub(super) async fn serve(
     // hyper, so over HTTP/2 the one DATA frame ends the stream (a streamed
     // body costs an empty DATA frame more, and a poll per frame).
     if len <= CHUNK as u64 {
-        let mut buf = BytesMut::zeroed(len as usize);
-        return match found.file.read_exact_at(&mut buf, start) {
-            Ok(()) => {
-                *response.body_mut() = full(buf.freeze());
+        return match read_at(&found.file, start, len as usize) {
+            Ok(bytes) => {
+                *response.body_mut() = full(bytes);
                 response
             }
             // The file shrank since `fstat`: nothing is sent yet.
             Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR),
         };
     }
-    let mut file = found.file;
-    if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
-        return error_page(StatusCode::INTERNAL_SERVER_ERROR);
-    }
     let chunks = Chunks {
-        file: file.take(len),
+        file: found.file,
+        offset: start,
         left: len,
     };
     let body = StreamBody::new(futures_util::stream::iter(chunks));
@@ -156,11 +152,30 @@ pub(super) async fn serve(
     response
 }
 
+/// `len` bytes of `file` from `offset`, read (`pread`) into a buffer that
+/// is not zeroed first; the file ending before them is an error.
+fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank")),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The capacity may exceed `len`, and so may a read.
+    buf.truncate(len);
+    Ok(Bytes::from(buf))
+}
+
 /// A file's body: up to [`CHUNK`] bytes read per frame, when hyper asks for
 /// the next one (so no more is read than the connection takes); a read
 /// error ends the body with it (hyper then drops the connection).
 struct Chunks {
-    file: std::io::Take<std::fs::File>,
+    file: File,
+    offset: u64,
     left: u64,
 }
 
@@ -172,18 +187,15 @@ impl Iterator for Chunks {
             return None;
         }
         let want = CHUNK.min(usize::try_from(self.left).unwrap_or(CHUNK));
-        let mut buf = BytesMut::zeroed(want);
-        let read = match self.file.read(&mut buf) {
-            Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank")),
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-            Err(e) => Err(e),
-        };
-        Some(read.map(|n| {
-            self.left -= n as u64;
-            buf.truncate(n);
-            Frame::data(buf.freeze())
-        }))
+        let read = read_at(&self.file, self.offset, want);
+        if read.is_err() {
+            // The body ends with the error: nothing more is read.
+            self.left = 0;
+        } else {
+            self.offset += want as u64;
+            self.left -= want as u64;
+        }
+        Some(read.map(Frame::data))
     }
 }
 
@@ -265,6 +277,23 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::RANGE, HeaderValue::from_static(value));
         requested_range(&headers, size).map_err(|_| ())
+    }
+
+    #[test]
+    fn read_at_reads_the_range_whole_or_fails() {
+        let mut file = tempfile::tempfile().unwrap();
+        io::Write::write_all(&mut file, b"0123456789").unwrap();
+        assert_eq!(read_at(&file, 0, 10).unwrap(), &b"0123456789"[..]);
+        assert_eq!(read_at(&file, 3, 4).unwrap(), &b"3456"[..]);
+        let short = read_at(&file, 5, 10).unwrap_err();
+        assert_eq!(short.kind(), io::ErrorKind::UnexpectedEof);
+        let mut chunks = Chunks {
+            file,
+            offset: 8,
+            left: 5,
+        };
+        assert!(chunks.next().unwrap().is_err(), "a file shorter than its fstat");
+        assert!(chunks.next().is_none(), "the body ends with its error");
     }
 
     #[test]
