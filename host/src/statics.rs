@@ -170,6 +170,12 @@ impl Statics {
                 if !path.starts_with(&self.root) {
                     return Err(Refused::Forbidden);
                 }
+                // What cannot be opened is refused as before `openat2`:
+                // 403 if it is no regular file, 404 otherwise.
+                let metadata = std::fs::metadata(&path).map_err(|_| Refused::NotFound)?;
+                if !metadata.is_file() {
+                    return Err(Refused::Forbidden);
+                }
                 let file = std::fs::OpenOptions::new()
                     .read(true)
                     .custom_flags(OPEN_FLAGS.bits() as i32)
@@ -323,6 +329,11 @@ mod tests {
         assert_eq!(statics.resolve("abs-escape.txt").unwrap_err(), Refused::Forbidden);
         assert_eq!(statics.resolve("dangling.css").unwrap_err(), Refused::NotFound);
         assert_eq!(statics.resolve("css/site.css/x").unwrap_err(), Refused::Forbidden);
+        assert_eq!(
+            statics.resolve("styles").unwrap_err(),
+            Refused::Forbidden,
+            "a directory"
+        );
     }
 
     #[test]
