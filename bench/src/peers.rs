@@ -31,11 +31,24 @@ impl Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        // Children first (Tornado's forked workers), then the parent, which
-        // would otherwise restart them.
-        for pid in crate::procstat::tree(self.child.id()).into_iter().skip(1) {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        }
+        // A parent that restarts its children (nginx's master, Tornado's
+        // `fork_processes`) is stopped first, then everything it started,
+        // so that none can start a replacement between the kills: killing
+        // the children of a running parent first left a freshly started
+        // nginx worker behind now and then.
+        let signal = |signal: &str, pids: &[u32]| {
+            if !pids.is_empty() {
+                let _ = Command::new("kill")
+                    .arg(signal)
+                    .args(pids.iter().map(u32::to_string))
+                    .status();
+            }
+        };
+        let parent = self.child.id();
+        signal("-STOP", &[parent]);
+        let tree = crate::procstat::tree(parent);
+        signal("-STOP", &tree[1..]);
+        signal("-KILL", &tree[1..]);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -281,4 +294,55 @@ pub fn nginx(dir: &Path, http: &str, addr: SocketAddr) -> anyhow::Result<(Peer, 
         bail!("{e}:\n{log}");
     }
     Ok((Peer { child, addr }, version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Processes whose command line has `needle` as an argument.
+    fn running_with(needle: &str) -> Vec<u32> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if cmdline.split(|b| *b == 0).any(|arg| arg == needle.as_bytes()) {
+                found.push(pid);
+            }
+        }
+        found
+    }
+
+    /// A parent that starts a new child whenever its child dies, as nginx's
+    /// master does: dropping its Peer leaves no child behind, orphaned or
+    /// not. (Killing the children before the parent left one now and then.)
+    #[test]
+    fn a_peer_that_restarts_its_children_leaves_none_behind() {
+        for round in 0..10 {
+            // A duration no other process uses, to find the children by.
+            let marker = format!("4242.{}{round}", std::process::id());
+            let child = Command::new("sh")
+                .args(["-c", &format!("while true; do sleep {marker} & wait; done")])
+                .spawn()
+                .unwrap();
+            let peer = Peer {
+                child,
+                addr: "127.0.0.1:9".parse().unwrap(),
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while running_with(&marker).is_empty() {
+                assert!(Instant::now() < deadline, "the shell started no child");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            drop(peer);
+            std::thread::sleep(Duration::from_millis(50));
+            let left = running_with(&marker);
+            for pid in &left {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+            assert!(left.is_empty(), "round {round}: left behind {left:?}");
+        }
+    }
 }
