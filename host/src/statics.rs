@@ -172,15 +172,14 @@ impl Statics {
                 }
                 // What cannot be opened is refused as before `openat2`:
                 // 403 if it is no regular file, 404 otherwise.
-                let metadata = std::fs::metadata(&path).map_err(|_| Refused::NotFound)?;
-                if !metadata.is_file() {
-                    return Err(Refused::Forbidden);
-                }
                 let file = std::fs::OpenOptions::new()
                     .read(true)
                     .custom_flags(OPEN_FLAGS.bits() as i32)
                     .open(&path)
-                    .map_err(|_| Refused::NotFound)?;
+                    .map_err(|_| match std::fs::metadata(&path) {
+                        Ok(metadata) if !metadata.is_file() => Refused::Forbidden,
+                        _ => Refused::NotFound,
+                    })?;
                 (path, file)
             }
         };
