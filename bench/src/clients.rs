@@ -30,6 +30,23 @@ pub const SPARE_FILES: u64 = 100;
 /// Connections this process has made so far.
 static MADE: AtomicUsize = AtomicUsize::new(0);
 
+/// Sets aside the source addresses of `count` connections for another
+/// process (scenario j's client processes) and returns the number of the
+/// first: that process starts there ([`start_at`]).
+pub fn reserve(count: usize) -> usize {
+    // Whole addresses, so no two processes bind ports of the same one.
+    let count = count.div_ceil(PER_ADDRESS) * PER_ADDRESS;
+    let made = MADE.load(Ordering::Relaxed).div_ceil(PER_ADDRESS) * PER_ADDRESS;
+    MADE.store(made + count, Ordering::Relaxed);
+    made
+}
+
+/// This process's connections come from the addresses [`reserve`]d for it,
+/// from connection number `first` on.
+pub fn start_at(first: usize) {
+    MADE.store(first, Ordering::Relaxed);
+}
+
 /// The source address of the `n`-th connection this process makes.
 fn source(n: usize) -> IpAddr {
     let host = 2 + n / PER_ADDRESS;

@@ -21,8 +21,8 @@ use anyhow::{Context, bail};
 
 const TOKEN: &str = "bench-token";
 
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -48,7 +48,7 @@ fn wait_port(addr: SocketAddr, child: &mut Child, what: &str) -> anyhow::Result<
     Ok(())
 }
 
-fn redis() -> anyhow::Result<(Proc, String)> {
+pub(crate) fn redis() -> anyhow::Result<(Proc, String)> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let mut child = Command::new("redis-server")

@@ -22,7 +22,9 @@
 //! group members), g (kv calls from a Rust and a Python guest vs their
 //! hellos), i (edge.rs: static files, full TLS handshakes per second and
 //! HTTP/2 streams, against Debian's nginx on the same files and
-//! certificate). A scenario is a function
+//! certificate), j (spread.rs: 100,000 waiting connections over the nodes
+//! of one cluster on Redis: group members, held and parked long polls).
+//! A scenario is a function
 //! returning markdown; new ones slot into `main`. A run replaces only the
 //! sections of the scenarios it ran (`--scenarios e` keeps a–d).
 
@@ -48,6 +50,7 @@ mod peers;
 mod procstat;
 mod pubsub;
 mod report;
+mod spread;
 mod swap;
 mod swap_bench;
 mod variants;
@@ -105,6 +108,10 @@ struct Args {
     /// is a socket in the server and one in this process).
     #[arg(long, value_name = "N")]
     many: Option<usize>,
+    /// Scenario j: connections spread over the nodes of one cluster (as
+    /// many nodes as this machine's per-process limits ask for).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    spread: usize,
     /// Skip the peers that must be installed (wasmtime serve, Tornado).
     #[arg(long)]
     no_peers: bool,
@@ -121,6 +128,9 @@ struct Args {
     /// (scenario a runs it as a process of its own).
     #[arg(long, hide = true, value_name = "ADDR")]
     serve_baseline: Option<String>,
+    /// Internal: be one of scenario j's client processes (its orders in JSON).
+    #[arg(long, hide = true, value_name = "JSON")]
+    clients: Option<String>,
 }
 
 /// One scenario-a measurement.
@@ -153,6 +163,9 @@ fn main() -> anyhow::Result<()> {
         loop {
             std::thread::park();
         }
+    }
+    if let Some(spec) = &args.clients {
+        return spread::clients(spec);
     }
     if args.quick {
         args.duration = 2;
@@ -218,7 +231,8 @@ fn main() -> anyhow::Result<()> {
             "g" => kv::scenario_g(&runtime, &root, args.duration, &args.language_connections)?,
             "h" => cluster::scenario_h(&runtime, &root)?,
             "i" => edge::scenario_i(&runtime, &root, args.duration)?,
-            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, f, g, h, i)"),
+            "j" => spread::scenario_j(&root, args.spread)?,
+            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, f, g, h, i, j)"),
         };
         println!("{section}");
         sections.push((scenario.clone(), report::stamped(&section, &date, &commit)));

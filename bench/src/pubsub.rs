@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib: u64 = status
         .lines()
@@ -41,7 +41,7 @@ fn open_files_limit(pid: u32) -> anyhow::Result<u64> {
 
 /// Waits until the server's RSS has not grown for 2 s (every connection
 /// admitted and its instance suspended), at most `limit`; the RSS then.
-async fn settled_rss(pid: u32, limit: Duration) -> anyhow::Result<f64> {
+pub(crate) async fn settled_rss(pid: u32, limit: Duration) -> anyhow::Result<f64> {
     let deadline = Instant::now() + limit;
     let mut last = rss_mib(pid)?;
     let mut steady = 0;
@@ -77,17 +77,21 @@ impl Guest {
     /// Pool slots per instance: a componentize-py component has many core
     /// instances (CPython and its libraries), and the pool's totals are
     /// counted from `--max-instances` for a few per component.
-    fn slots_per_instance(self) -> usize {
+    pub(crate) fn slots_per_instance(self) -> usize {
         match self {
             Guest::PythonChat => 4,
             Guest::Rust | Guest::RustParked => 1,
         }
     }
 
-    /// The app directory to serve (a generated one for the Rust guests).
-    fn app(self, root: &Path) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    /// The app directory to serve (a generated one for the Rust guests),
+    /// with `cluster`'s services on that Redis when it is given.
+    fn app(self, root: &Path, cluster: Option<&str>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
         match self {
-            Guest::PythonChat => Ok((root.join("examples/python/chat"), None)),
+            Guest::PythonChat => {
+                anyhow::ensure!(cluster.is_none(), "the chat example is measured on one node");
+                Ok((root.join("examples/python/chat"), None))
+            }
             Guest::Rust | Guest::RustParked => {
                 let park = self == Guest::RustParked;
                 let built = root.join("tests/guests/target/wasm32-wasip2/release");
@@ -100,6 +104,9 @@ impl Guest {
                     );
                 }
                 let dir = tempfile::tempdir()?;
+                let cluster = cluster
+                    .map(|url| format!("\n[cluster]\nredis = {url:?}\nprefix = \"spread\"\n"))
+                    .unwrap_or_default();
                 std::fs::write(
                     dir.path().join("waterspout.toml"),
                     format!(
@@ -107,7 +114,7 @@ impl Guest {
                          [[route]]\npattern = \"/.*\"\nhandler = \"pubsub\"\n\n\
                          [handler.pubsub]\nwasm = {pubsub:?}\nwait_timeout_ms = 300000\n\
                          pubsub_topics = [\"news\"]\ngroups = [\"lobby\"]\nmax_instances = 20000\npark_waits = {park}\n\n\
-                         [handler.members]\nwasm = {members:?}\ngroups = [\"lobby\"]\nmax_instances = 20000\n"
+                         [handler.members]\nwasm = {members:?}\ngroups = [\"lobby\"]\nmax_instances = 20000\n{cluster}"
                     ),
                 )?;
                 Ok((dir.path().to_owned(), Some(dir)))
@@ -116,18 +123,18 @@ impl Guest {
     }
 }
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
     /// The admin API (token [`ADMIN_TOKEN`]), for `/metrics`.
-    admin: SocketAddr,
+    pub(crate) admin: SocketAddr,
     _app: Option<tempfile::TempDir>,
 }
 
 const ADMIN_TOKEN: &str = "bench";
 
 /// Requests parked now (`waterspout_parked_requests`, every handler).
-async fn parked(admin: SocketAddr) -> anyhow::Result<f64> {
+pub(crate) async fn parked(admin: SocketAddr) -> anyhow::Result<f64> {
     let text = reqwest::Client::new()
         .get(format!("http://{admin}/metrics"))
         .bearer_auth(ADMIN_TOKEN)
@@ -156,7 +163,18 @@ impl Drop for Server {
 
 /// Serves `guest` for `connections` clients, `held` of them holding an instance at once.
 fn serve(root: &Path, guest: Guest, connections: usize, held: usize) -> anyhow::Result<Server> {
-    let (dir, app) = guest.app(root)?;
+    serve_node(root, guest, connections, held, None)
+}
+
+/// [`serve`], as a node of the cluster on Redis `cluster` when it is given.
+pub(crate) fn serve_node(
+    root: &Path,
+    guest: Guest,
+    connections: usize,
+    held: usize,
+    cluster: Option<&str>,
+) -> anyhow::Result<Server> {
+    let (dir, app) = guest.app(root, cluster)?;
     let bin = crate::profile_dir()?.join("waterspout");
     let (addr, admin) = (free_addr()?, free_addr()?);
     let instances = (held + 200) * guest.slots_per_instance();
@@ -204,7 +222,7 @@ fn serve(root: &Path, guest: Guest, connections: usize, held: usize) -> anyhow::
 }
 
 /// Publishes one message: a chat post, or a publish on topic `news`.
-async fn publish(guest: Guest, addr: SocketAddr, body: &str) -> anyhow::Result<String> {
+pub(crate) async fn publish(guest: Guest, addr: SocketAddr, body: &str) -> anyhow::Result<String> {
     let client = reqwest::Client::new();
     match guest {
         Guest::PythonChat => {
@@ -233,7 +251,7 @@ async fn publish(guest: Guest, addr: SocketAddr, body: &str) -> anyhow::Result<S
 
 /// Broadcasts one message to the members: a chat post (it broadcasts to
 /// group `chat`), or `/broadcast` to group `lobby`.
-async fn broadcast_one(guest: Guest, addr: SocketAddr) -> anyhow::Result<()> {
+pub(crate) async fn broadcast_one(guest: Guest, addr: SocketAddr) -> anyhow::Result<()> {
     match guest {
         Guest::PythonChat => publish(guest, addr, "to everyone").await.map(|_| ()),
         Guest::Rust | Guest::RustParked => {
@@ -249,7 +267,7 @@ async fn broadcast_one(guest: Guest, addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// The raw request of one long poll waiting after the newest message.
-async fn poll_request(guest: Guest, addr: SocketAddr) -> anyhow::Result<String> {
+pub(crate) async fn poll_request(guest: Guest, addr: SocketAddr) -> anyhow::Result<String> {
     let cursor = publish(guest, addr, "start").await?;
     Ok(match guest {
         Guest::PythonChat => {
@@ -266,7 +284,7 @@ async fn poll_request(guest: Guest, addr: SocketAddr) -> anyhow::Result<String> 
 }
 
 /// Reads until the response's body has its `messages` (the poll answered).
-async fn answered(socket: &mut TcpStream) -> anyhow::Result<()> {
+pub(crate) async fn answered(socket: &mut TcpStream) -> anyhow::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while !buf.windows(8).any(|w| w == b"messages") {
@@ -365,7 +383,7 @@ pub struct Broadcast {
 }
 
 /// A group member's read buffer in this process (see [`broadcast`]).
-const MEMBER_READ_BUFFER: usize = 4096;
+pub(crate) const MEMBER_READ_BUFFER: usize = 4096;
 
 /// `n` WebSockets, members of one group, then one broadcast reaches them all.
 pub fn broadcast(root: &Path, guest: Guest, n: usize) -> anyhow::Result<Broadcast> {
