@@ -351,16 +351,27 @@ pub fn long_polls(root: &Path, guest: Guest, n: usize) -> anyhow::Result<LongPol
         let parked_now = parked(server.admin).await.unwrap_or(0.0) as usize;
         let tasks: Vec<_> = sockets
             .into_iter()
-            .map(|mut s| tokio::spawn(async move { answered(&mut s).await }))
+            .map(|mut s| {
+                tokio::spawn(async move {
+                    answered(&mut s).await?;
+                    anyhow::Ok(s)
+                })
+            })
             .collect();
         let start = Instant::now();
         publish(guest, addr, "wake up").await?;
+        // Every answered poll stays open until the last is answered: a
+        // closing connection's work on the server is not the answer's.
+        let mut open = Vec::with_capacity(n);
         for task in tasks {
-            tokio::time::timeout(Duration::from_secs(120), task)
-                .await
-                .context("a poll never answered")???;
+            open.push(
+                tokio::time::timeout(Duration::from_secs(120), task)
+                    .await
+                    .context("a poll never answered")???,
+            );
         }
         let answer_all = start.elapsed();
+        drop(open);
         drop(server);
         Ok(LongPolls {
             polls: n,
@@ -419,22 +430,26 @@ pub fn broadcast(root: &Path, guest: Guest, n: usize) -> anyhow::Result<Broadcas
             .into_iter()
             .map(|mut ws| {
                 tokio::spawn(async move {
-                    ws.next()
-                        .await
-                        .context("closed")?
-                        .map(|_| ())
-                        .map_err(anyhow::Error::from)
+                    ws.next().await.context("closed")??;
+                    anyhow::Ok(ws)
                 })
             })
             .collect();
         let start = Instant::now();
         broadcast_one(guest, addr).await?;
+        // Members stay until the last is reached: a member leaving runs
+        // its guest's `on_close` and frees its instance, work that is not
+        // the broadcast's.
+        let mut open = Vec::with_capacity(n);
         for task in tasks {
-            tokio::time::timeout(Duration::from_secs(120), task)
-                .await
-                .context("a member never got it")???;
+            open.push(
+                tokio::time::timeout(Duration::from_secs(120), task)
+                    .await
+                    .context("a member never got it")???,
+            );
         }
         let reach_all = start.elapsed();
+        drop(open);
         drop(server);
         Ok(Broadcast {
             members: n,

@@ -35,6 +35,9 @@ enum Kind {
     Member,
 }
 
+/// A connection kept open after its answer (only to be dropped).
+type Open = Box<dyn Send>;
+
 /// A client process's orders (`--clients JSON`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Spec {
@@ -82,7 +85,7 @@ pub fn clients(spec: &str) -> anyhow::Result<()> {
                 for mut socket in sockets {
                     waits.push(tokio::spawn(async move {
                         pubsub::answered(&mut socket).await?;
-                        anyhow::Ok(SystemTime::now())
+                        anyhow::Ok((SystemTime::now(), Box::new(socket) as Open))
                     }));
                 }
             }
@@ -104,20 +107,26 @@ pub fn clients(spec: &str) -> anyhow::Result<()> {
                 for mut ws in members {
                     waits.push(tokio::spawn(async move {
                         ws.next().await.context("closed")??;
-                        anyhow::Ok(SystemTime::now())
+                        anyhow::Ok((SystemTime::now(), Box::new(ws) as Open))
                     }));
                 }
             }
         }
         println!("open {}", opening.elapsed().as_secs_f64());
+        // Every connection stays open until the last has its answer: one
+        // closing (a member's `on_close`, its instance freed) is work on
+        // its node that is not the answer's.
         let mut last = UNIX_EPOCH;
+        let mut open = Vec::with_capacity(waits.len());
         for wait in waits {
-            let at = tokio::time::timeout(Duration::from_secs(300), wait)
+            let (at, conn) = tokio::time::timeout(Duration::from_secs(300), wait)
                 .await
                 .context("a client never had its answer")???;
             last = last.max(at);
+            open.push(conn);
         }
         println!("done {}", last.duration_since(UNIX_EPOCH)?.as_nanos());
+        drop(open);
         Ok(())
     })
 }
@@ -268,6 +277,7 @@ fn run(root: &Path, guest: Guest, kind: Kind, total: usize) -> anyhow::Result<Sp
         }
         n as usize
     });
+    eprintln!("j: {total} waiting on {nodes} nodes, publishing");
     let start = SystemTime::now();
     runtime.block_on(async {
         match kind {
@@ -276,10 +286,14 @@ fn run(root: &Path, guest: Guest, kind: Kind, total: usize) -> anyhow::Result<Sp
         }
     })?;
     let mut last = start;
+    let mut each = Vec::with_capacity(nodes);
     for p in &mut procs {
         let nanos: u64 = p.expect("done", Duration::from_secs(330))?.parse()?;
-        last = last.max(UNIX_EPOCH + Duration::from_nanos(nanos));
+        let at = UNIX_EPOCH + Duration::from_nanos(nanos);
+        each.push(format!("{:.0}", at.duration_since(start)?.as_secs_f64() * 1e3));
+        last = last.max(at);
     }
+    eprintln!("j: each node's last answer (ms): {}", each.join(", "));
     let redis_rss = pubsub::rss_mib(redis.child.id())?;
     Ok(Spread {
         total,
