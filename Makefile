@@ -58,6 +58,8 @@ layers:
 # `make bench BENCH_ARGS=--scenarios=e` (the other sections are kept).
 # Scenario a alone takes ~10 min (44 wrk runs of 10 s: the hellos at 1, 64,
 # 256 and 1024 connections, the bigger requests, 1/10/100 handlers).
+# Scenario j (not in the default run: `BENCH_ARGS="--scenarios j"`) holds
+# 100,000 waiting clients over up to 10 local nodes: ~10 GiB and minutes.
 BENCH_LANGUAGE_APPS = examples/c/hello examples/python/hello examples/js/hello
 bench: setup tools-c tools-js tools-python bench-deps
 	$(CARGO) build --release --workspace --bins --bench request_path
@@ -72,10 +74,11 @@ bench-quick: bench-deps
 	$(TARGET_DIR)/debug/waterspout-bench --quick
 
 # wrk, and for scenario i nginx (tools-nginx: Debian's nginx-light pulls in
-# nginx, with ssl and http2) and h2load (nghttp2-client), from apt; the
+# nginx, with ssl and http2) and h2load (nghttp2-client), from apt; for the
+# clusters of scenarios h and j a redis-server (tools-redis); the
 # guests the benchmark serves, where it looks for them (--target-dir: not in
 # $CARGO_TARGET_DIR).
-bench-deps: tools-nginx
+bench-deps: tools-nginx tools-redis
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	command -v h2load >/dev/null || (apt-get update -qq && apt-get install -y -qq nghttp2-client)
 	cd examples && $(CARGO) build --release --target wasm32-wasip2 --target-dir target

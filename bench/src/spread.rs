@@ -56,7 +56,7 @@ pub struct Spec {
 
 /// A client process: opens `spec.count` connections, says `open SECONDS`,
 /// then `done UNIX_NANOS` when the last of them has its answer (a poll's
-/// response, a member's message).
+/// response, a member's message), and holds them until it is killed.
 pub fn clients(spec: &str) -> anyhow::Result<()> {
     let spec: Spec = serde_json::from_str(spec).context("--clients")?;
     crate::clients::check_open_files(spec.count)?;
@@ -113,9 +113,10 @@ pub fn clients(spec: &str) -> anyhow::Result<()> {
             }
         }
         println!("open {}", opening.elapsed().as_secs_f64());
-        // Every connection stays open until the last has its answer: one
-        // closing (a member's `on_close`, its instance freed) is work on
-        // its node that is not the answer's.
+        // Every connection stays open until this process is killed, after
+        // every process's last answer: one closing (a member's `on_close`,
+        // its instance freed; hyper shutting a socket down) is work on the
+        // machine's two cores that is not the answer's.
         let mut last = UNIX_EPOCH;
         let mut open = Vec::with_capacity(waits.len());
         for wait in waits {
@@ -126,6 +127,7 @@ pub fn clients(spec: &str) -> anyhow::Result<()> {
             open.push(conn);
         }
         println!("done {}", last.duration_since(UNIX_EPOCH)?.as_nanos());
+        std::future::pending::<()>().await;
         drop(open);
         Ok(())
     })
