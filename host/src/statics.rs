@@ -1,18 +1,29 @@
 //! Static files: the part both the server (which serves them) and the
 //! capabilities (templates' `static_url`) need. Resolving a request path
-//! safely under the app's `static_path`, and the content-hash version cache
-//! behind Tornado's `static_url(path)` (`/static/site.css?v=…`).
+//! safely under the app's `static_path`, and the cache behind Tornado's
+//! `static_url(path)` (`/static/site.css?v=…`) and the `ETag`: each file's
+//! content hash and, for a small file, its content.
+//!
+//! A cached entry is used while the file is the same: same device, inode,
+//! length, mtime and ctime (the kernel sets ctime at every change and no
+//! call can set it back). And it is kept only for a file whose ctime was
+//! at least [`SETTLED`] in the past when it was read: the file-system
+//! clock ticks coarsely (a few ms), so a file changed twice within one tick
+//! keeps its ctime, and a read between the two would otherwise be served
+//! for ever. A file changed less than a second ago is read (and hashed)
+//! again at every request until it settles.
 //!
 //! Plain data and std only: this is the bottom layer.
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use sha2::{Digest, Sha512};
 
 /// Tornado's `static_url_prefix` default.
@@ -32,6 +43,17 @@ pub enum Refused {
     NotFound,
 }
 
+/// The largest file whose content is cached (and read in one piece).
+pub const SMALL_FILE: u64 = 64 << 10;
+
+/// The most content bytes cached per static directory; beyond it files are
+/// read at every request (their hashes are still cached).
+const CACHED_BYTES: usize = 32 << 20;
+
+/// How long ago a file must have changed for its hash or content to be
+/// cached: well over the file-system clock's tick.
+const SETTLED: Duration = Duration::from_secs(1);
+
 /// A file found under the root: where it is, the file itself (open for
 /// reading) and its metadata (as it was when opened).
 #[derive(Debug)]
@@ -48,15 +70,54 @@ pub struct Statics {
     /// Canonical (symlinks resolved): every served file must lie under it.
     root: PathBuf,
     prefix: String,
-    /// Content hash per file, kept while the file's mtime and length stay.
-    versions: Mutex<HashMap<PathBuf, Version>>,
+    cache: Mutex<Cache>,
 }
 
+/// A file's content hash (hex SHA-512, as Tornado's `get_content_version`)
+/// and, for a file of at most [`SMALL_FILE`] bytes, its whole content.
 #[derive(Debug, Clone)]
-struct Version {
-    modified: Option<SystemTime>,
+pub struct Content {
+    pub hash: Arc<str>,
+    pub body: Option<Bytes>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    entries: HashMap<PathBuf, (Identity, Content)>,
+    /// Content bytes held by `entries`.
+    bytes: usize,
+}
+
+/// What tells one state of a file from another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
     len: u64,
-    hash: Arc<str>,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    fn of(metadata: &Metadata) -> Identity {
+        Identity {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+            len: metadata.len(),
+            mtime: (metadata.mtime(), metadata.mtime_nsec()),
+            ctime: (metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
+
+    /// Whether the file last changed at least [`SETTLED`] before `now`.
+    fn settled(&self, now: SystemTime) -> bool {
+        let (secs, nanos) = self.ctime;
+        let Ok(secs) = u64::try_from(secs) else {
+            return false;
+        };
+        let changed = UNIX_EPOCH + Duration::new(secs, u32::try_from(nanos).unwrap_or(0));
+        now.duration_since(changed).is_ok_and(|ago| ago >= SETTLED)
+    }
 }
 
 impl Statics {
@@ -73,7 +134,7 @@ impl Statics {
         Ok(Statics {
             root,
             prefix: prefix.to_owned(),
-            versions: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
         })
     }
 
@@ -191,43 +252,94 @@ impl Statics {
     }
 
     /// The content hash of a found file (hex SHA-512, as Tornado's
-    /// `get_content_version`), cached until its mtime or length changes.
-    /// Reads the file on a miss: blocking.
+    /// `get_content_version`). Reads the file unless cached: blocking.
     pub fn version(&self, found: &Found) -> io::Result<Arc<str>> {
-        let modified = found.metadata.modified().ok();
-        let len = found.metadata.len();
-        if let Some(v) = self.versions.lock().expect("versions lock").get(&found.path)
-            && v.modified == modified
-            && v.len == len
-        {
-            return Ok(v.hash.clone());
-        }
-        let mut hasher = Sha512::new();
-        // Read at offsets: the file's position stays where the server wants it.
-        let mut buf = vec![0; 64 << 10];
-        let mut offset = 0;
-        loop {
-            match found.file.read_at(&mut buf, offset) {
-                Ok(0) => break,
-                Ok(n) => {
-                    hasher.update(&buf[..n]);
-                    offset += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let hash: Arc<str> = hex::encode(hasher.finalize()).into();
-        self.versions.lock().expect("versions lock").insert(
-            found.path.clone(),
-            Version {
-                modified,
-                len,
-                hash: hash.clone(),
-            },
-        );
-        Ok(hash)
+        self.content(found).map(|content| content.hash)
     }
+
+    /// The content hash of a found file and, if it is small, its content:
+    /// from the cache while the file is unchanged, else read (from its
+    /// descriptor, at offsets: the file's position stays). Blocking.
+    pub fn content(&self, found: &Found) -> io::Result<Content> {
+        let identity = Identity::of(&found.metadata);
+        if let Some((cached, content)) = self
+            .cache
+            .lock()
+            .expect("static cache lock")
+            .entries
+            .get(&found.path)
+            && *cached == identity
+        {
+            return Ok(content.clone());
+        }
+        let content = if identity.len <= SMALL_FILE {
+            let body = read_at(&found.file, 0, identity.len as usize)?;
+            let hash = hex::encode(Sha512::digest(&body)).into();
+            Content {
+                hash,
+                body: Some(body),
+            }
+        } else {
+            Content {
+                hash: hash_file(&found.file)?,
+                body: None,
+            }
+        };
+        // What was kept of an earlier state goes, whether or not this one
+        // is kept.
+        let mut cache = self.cache.lock().expect("static cache lock");
+        let cache = &mut *cache;
+        if let Some((_, old)) = cache.entries.remove(&found.path) {
+            cache.bytes -= old.body.map_or(0, |body| body.len());
+        }
+        if identity.settled(SystemTime::now()) {
+            let mut kept = content.clone();
+            let len = kept.body.as_ref().map_or(0, Bytes::len);
+            if cache.bytes + len > CACHED_BYTES {
+                kept.body = None;
+            }
+            cache.bytes += kept.body.as_ref().map_or(0, Bytes::len);
+            cache.entries.insert(found.path.clone(), (identity, kept));
+        }
+        Ok(content)
+    }
+}
+
+/// `len` bytes of `file` from `offset`, read (`pread`) into a buffer that
+/// is not zeroed first; the file ending before them is an error.
+pub fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank")),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The capacity may exceed `len`, and so may a read.
+    buf.truncate(len);
+    Ok(Bytes::from(buf))
+}
+
+/// The hex SHA-512 of a whole file, read at offsets.
+fn hash_file(file: &File) -> io::Result<Arc<str>> {
+    let mut hasher = Sha512::new();
+    let mut buf = vec![0; SMALL_FILE as usize];
+    let mut offset = 0;
+    loop {
+        match file.read_at(&mut buf, offset) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hex::encode(hasher.finalize()).into())
 }
 
 /// How a static file is opened besides read-only and close-on-exec: a FIFO
@@ -354,6 +466,109 @@ mod tests {
         let mut body = String::new();
         found.file.read_to_string(&mut body).unwrap();
         assert_eq!(body, "body{}");
+    }
+
+    /// Rewrites `path` with `text` of the same length and gives it back
+    /// its mtime: only ctime tells the two contents apart.
+    fn rewrite_keeping_mtime(path: &Path, text: &str) {
+        let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+        assert_eq!(std::fs::metadata(path).unwrap().len(), text.len() as u64);
+        std::fs::write(path, text).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        assert_eq!(std::fs::metadata(path).unwrap().modified().unwrap(), modified);
+    }
+
+    #[test]
+    fn a_file_rewritten_with_its_length_and_mtime_gets_a_new_version() {
+        let (dir, statics) = statics();
+        let path = dir.path().join("static/css/site.css");
+        let first = statics
+            .version(&statics.resolve("css/site.css").unwrap())
+            .unwrap();
+        rewrite_keeping_mtime(&path, "BODY{}");
+        let found = statics.resolve("css/site.css").unwrap();
+        let content = statics.content(&found).unwrap();
+        assert_ne!(content.hash, first, "the version of the old content");
+        assert_eq!(content.body.as_deref(), Some(&b"BODY{}"[..]));
+    }
+
+    #[test]
+    fn a_settled_file_is_cached_until_it_changes() {
+        let (dir, statics) = statics();
+        let path = dir.path().join("static/css/site.css");
+        let cached = |statics: &Statics| {
+            let cache = statics.cache.lock().unwrap();
+            cache
+                .entries
+                .values()
+                .filter_map(|(_, c)| c.body.clone())
+                .collect::<Vec<_>>()
+        };
+        // Just written: read at every request, nothing kept.
+        statics
+            .content(&statics.resolve("css/site.css").unwrap())
+            .unwrap();
+        assert!(cached(&statics).is_empty());
+        std::thread::sleep(SETTLED + Duration::from_millis(100));
+        let first = statics
+            .content(&statics.resolve("css/site.css").unwrap())
+            .unwrap();
+        assert_eq!(cached(&statics), vec![Bytes::from_static(b"body{}")]);
+        // Served from the cache: the descriptor is not read (it is at its end).
+        let mut found = statics.resolve("css/site.css").unwrap();
+        std::io::Read::read_to_end(&mut found.file, &mut Vec::new()).unwrap();
+        assert_eq!(statics.content(&found).unwrap().hash, first.hash);
+
+        rewrite_keeping_mtime(&path, "BODY{}");
+        let second = statics
+            .content(&statics.resolve("css/site.css").unwrap())
+            .unwrap();
+        assert_ne!(second.hash, first.hash);
+        assert_eq!(second.body.as_deref(), Some(&b"BODY{}"[..]));
+        assert!(cached(&statics).is_empty(), "a file changed just now is not kept");
+    }
+
+    #[test]
+    fn the_cached_content_is_bounded_and_larger_files_keep_only_their_hash() {
+        let (dir, statics) = statics();
+        let root = dir.path().join("static");
+        let small = vec![b'x'; SMALL_FILE as usize];
+        let count = CACHED_BYTES / small.len() + 2;
+        for i in 0..count {
+            std::fs::write(root.join(format!("{i}.bin")), &small).unwrap();
+        }
+        std::fs::write(root.join("big.bin"), vec![b'y'; SMALL_FILE as usize + 1]).unwrap();
+        std::thread::sleep(SETTLED + Duration::from_millis(100));
+        for i in 0..count {
+            let content = statics
+                .content(&statics.resolve(&format!("{i}.bin")).unwrap())
+                .unwrap();
+            assert_eq!(content.body.as_deref(), Some(&small[..]), "{i}.bin");
+        }
+        let big = statics.content(&statics.resolve("big.bin").unwrap()).unwrap();
+        assert!(big.body.is_none());
+        assert_eq!(
+            &*big.hash,
+            hex::encode(Sha512::digest(vec![b'y'; SMALL_FILE as usize + 1]))
+        );
+        let cache = statics.cache.lock().unwrap();
+        assert_eq!(cache.entries.len(), count + 1, "every hash is kept");
+        let held: usize = cache
+            .entries
+            .values()
+            .filter_map(|(_, c)| c.body.as_ref())
+            .map(Bytes::len)
+            .sum();
+        assert_eq!(held, cache.bytes);
+        assert!(
+            held <= CACHED_BYTES && held > CACHED_BYTES - small.len(),
+            "{held}"
+        );
     }
 
     #[test]

@@ -170,6 +170,57 @@ async fn static_files_larger_than_one_read_come_whole_and_in_ranges() {
     server.shutdown().await;
 }
 
+/// A small file is kept in memory with its hash once it has not changed
+/// for a second; rewritten in place with the same size and its old mtime
+/// (as `cp -p`, `touch -r` or tar leave it), it is served anew: new body,
+/// new ETag, and no 304 for the old ETag. Before, the hash was kept by
+/// mtime and size alone, and the old ETag still got a 304.
+#[tokio::test]
+async fn a_small_static_file_changed_in_place_is_served_anew() {
+    let dir = web_app("");
+    let path = dir.path().join("static/hello.txt");
+    let server = start(dir.path(), ServerConfig::default()).await;
+    let url = server.url("/static/hello.txt");
+    // Settled: kept in memory from the next request on.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut etags = Vec::new();
+    for _ in 0..2 {
+        let r = server.client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        etags.push(header(&r, "etag").expect("an ETag"));
+        assert_eq!(r.text().await.unwrap(), text(2000));
+    }
+    assert_eq!(etags[0], etags[1]);
+    let r = server
+        .client
+        .get(&url)
+        .header("range", "bytes=100-109")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.text().await.unwrap(), text(2000)[100..110]);
+
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let changed = text(2000).to_uppercase();
+    std::fs::write(&path, &changed).unwrap();
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(modified).unwrap();
+    drop(file);
+
+    let r = server
+        .client
+        .get(&url)
+        .header("if-none-match", &etags[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the old ETag must not match the new content");
+    assert_ne!(header(&r, "etag").as_ref(), Some(&etags[0]));
+    assert_eq!(r.text().await.unwrap(), changed);
+    server.shutdown().await;
+}
+
 // Raw requests: a polite client would normalize these paths before sending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_static_path_leaves_the_root() {

@@ -12,9 +12,10 @@
 //! 206, and follows symlinks out of its root.
 //!
 //! A file is opened once per request (by `openat2` when no symlink is on
-//! its path: [`Statics::resolve`]), `fstat`ed, and read from that
-//! descriptor; a body of one read (64 KiB) is read before the head is sent
-//! and goes out as one frame with its length known.
+//! its path: [`Statics::resolve`]) and `fstat`ed. A file of up to 64 KiB
+//! comes with its hash from [`Statics::content`] (cached while the file is
+//! unchanged, so not read again) and goes out as one frame with its length
+//! known; a larger one is read from that descriptor as hyper asks.
 //!
 //! The file system calls (resolve, stat, open, read) run on the worker
 //! thread, as Tornado's `StaticFileHandler` and nginx (without `aio
@@ -36,13 +37,13 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
 use crate::body::{Body, empty, error_page, full};
-use crate::statics::{Refused, Statics};
+use crate::statics::{Refused, Statics, read_at};
 
 /// Tornado's `CACHE_MAX_AGE`: ten years, for versioned URLs.
 const CACHE_MAX_AGE: Duration = Duration::from_secs(86400 * 365 * 10);
 
 /// Read size of a file body.
-const CHUNK: usize = 64 << 10;
+const CHUNK: usize = crate::statics::SMALL_FILE as usize;
 
 /// Serves the static file `name` (what follows the prefix, as sent).
 pub(super) async fn serve(
@@ -55,18 +56,22 @@ pub(super) async fn serve(
     if method != Method::GET && method != Method::HEAD {
         return error_page(StatusCode::METHOD_NOT_ALLOWED);
     }
-    let looked_up = statics.resolve(name).and_then(|found| {
-        let version = statics.version(&found).map_err(|_| Refused::NotFound)?;
-        Ok((found, version))
-    });
-    let (found, version) = match looked_up {
+    let found = match statics.resolve(name) {
         Ok(found) => found,
         Err(Refused::Forbidden) => return error_page(StatusCode::FORBIDDEN),
         Err(Refused::NotFound) => return error_page(StatusCode::NOT_FOUND),
     };
+    let content = match statics.content(&found) {
+        Ok(content) => content,
+        // A small file shrank since `fstat`: nothing is sent yet.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        Err(_) => return error_page(StatusCode::NOT_FOUND),
+    };
     let size = found.metadata.len();
     let modified = found.metadata.modified().ok();
-    let etag = format!("\"{version}\"");
+    let etag = format!("\"{}\"", content.hash);
 
     let mut response = http::Response::new(empty());
     let h = response.headers_mut();
@@ -129,6 +134,12 @@ pub(super) async fn serve(
     if method == Method::HEAD || len == 0 {
         return response;
     }
+    // A small file's content came with its hash (cached, or read once for
+    // both): sent whole, as one frame.
+    if let Some(body) = content.body {
+        *response.body_mut() = full(body.slice(start as usize..end as usize));
+        return response;
+    }
     // A body of one read is read now and sent whole: its length known to
     // hyper, so over HTTP/2 the one DATA frame ends the stream (a streamed
     // body costs an empty DATA frame more, and a poll per frame).
@@ -150,24 +161,6 @@ pub(super) async fn serve(
     let body = StreamBody::new(futures_util::stream::iter(chunks));
     *response.body_mut() = BodyExt::boxed_unsync(body);
     response
-}
-
-/// `len` bytes of `file` from `offset`, read (`pread`) into a buffer that
-/// is not zeroed first; the file ending before them is an error.
-fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
-    let mut buf = Vec::with_capacity(len);
-    while buf.len() < len {
-        let at = offset + buf.len() as u64;
-        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank")),
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // The capacity may exceed `len`, and so may a read.
-    buf.truncate(len);
-    Ok(Bytes::from(buf))
 }
 
 /// A file's body: up to [`CHUNK`] bytes read per frame, when hyper asks for
