@@ -595,7 +595,11 @@ async fn read_limited(req: Request<Incoming>, limit: u64) -> Result<Vec<u8>, Api
         })?;
         if let Ok(data) = frame.into_data() {
             if (bytes.len() + data.len()) as u64 > limit {
-                return Err(too_large(None, limit));
+                // As above: the rest is read and dropped, or the client,
+                // still sending, may get a broken pipe instead of the 413.
+                let mut refused = too_large(None, limit);
+                refused.close = !drain(body).await;
+                return Err(refused);
             }
             bytes.extend_from_slice(&data);
         }
