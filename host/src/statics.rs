@@ -2,7 +2,7 @@
 //! capabilities (templates' `static_url`) need. Resolving a request path
 //! safely under the app's `static_path`, and the cache behind Tornado's
 //! `static_url(path)` (`/static/site.css?v=…`) and the `ETag`: each file's
-//! content hash and, for a small file, its content.
+//! content hash and, for a file of up to 1 MiB, its content.
 //!
 //! A cached entry is used while the file is the same: same device, inode,
 //! length, mtime and ctime (the kernel sets ctime at every change and no
@@ -43,8 +43,12 @@ pub enum Refused {
     NotFound,
 }
 
-/// The largest file whose content is cached (and read in one piece).
+/// The largest file read in one piece at every request when its content
+/// is not cached (a larger one is streamed in pieces of this size).
 pub const SMALL_FILE: u64 = 64 << 10;
+
+/// The largest file whose content is cached.
+const CACHED_FILE: u64 = 1 << 20;
 
 /// The most content bytes cached per static directory; beyond it files are
 /// read at every request (their hashes are still cached).
@@ -74,7 +78,8 @@ pub struct Statics {
 }
 
 /// A file's content hash (hex SHA-512, as Tornado's `get_content_version`)
-/// and, for a file of at most [`SMALL_FILE`] bytes, its whole content.
+/// and, for a file of at most [`SMALL_FILE`] bytes or a cached one, its
+/// whole content.
 #[derive(Debug, Clone)]
 pub struct Content {
     pub hash: Arc<str>,
@@ -84,7 +89,8 @@ pub struct Content {
 #[derive(Debug, Default)]
 struct Cache {
     entries: HashMap<PathBuf, (Identity, Content)>,
-    /// Content bytes held by `entries`.
+    /// Content bytes held by `entries`, and held for a moment by requests
+    /// reading a file larger than [`SMALL_FILE`] to cache it.
     bytes: usize,
 }
 
@@ -257,42 +263,53 @@ impl Statics {
         self.content(found).map(|content| content.hash)
     }
 
-    /// The content hash of a found file and, if it is small, its content:
-    /// from the cache while the file is unchanged, else read (from its
-    /// descriptor, at offsets: the file's position stays). Blocking.
+    /// The content hash of a found file and, if it is small or cached, its
+    /// content: from the cache while the file is unchanged, else read (from
+    /// its descriptor, at offsets: the file's position stays). Blocking.
+    ///
+    /// A file of up to [`CACHED_FILE`] bytes is cached whole once it has
+    /// settled, while the directory's [`CACHED_BYTES`] allow. One larger
+    /// than [`SMALL_FILE`] is read whole only to be cached, its bytes
+    /// counted against that budget from before the read: so many requests
+    /// missing it at once hold at most the budget between them, and the
+    /// rest get only the hash (their bodies are streamed).
     pub fn content(&self, found: &Found) -> io::Result<Content> {
         let identity = Identity::of(&found.metadata);
-        if let Some((cached, content)) = self
-            .cache
-            .lock()
-            .expect("static cache lock")
-            .entries
-            .get(&found.path)
-            && *cached == identity
-        {
-            return Ok(content.clone());
-        }
-        let content = if identity.len <= SMALL_FILE {
-            let body = read_at(&found.file, 0, identity.len as usize)?;
-            let hash = hex::encode(Sha512::digest(&body)).into();
-            Content {
-                hash,
-                body: Some(body),
+        let settled = identity.settled(SystemTime::now());
+        let reserved = {
+            let mut cache = self.cache.lock().expect("static cache lock");
+            if let Some((cached, content)) = cache.entries.get(&found.path)
+                && *cached == identity
+            {
+                return Ok(content.clone());
             }
-        } else {
-            Content {
-                hash: hash_file(&found.file)?,
-                body: None,
+            let len = identity.len as usize;
+            let large = identity.len > SMALL_FILE && identity.len <= CACHED_FILE;
+            if large && settled && cache.bytes + len <= CACHED_BYTES {
+                cache.bytes += len;
+                len
+            } else {
+                0
             }
         };
-        // What was kept of an earlier state goes, whether or not this one
-        // is kept.
+        let read = if identity.len <= SMALL_FILE || reserved > 0 {
+            read_at(&found.file, 0, identity.len as usize).map(|body| Content {
+                hash: hex::encode(Sha512::digest(&body)).into(),
+                body: Some(body),
+            })
+        } else {
+            hash_file(&found.file).map(|hash| Content { hash, body: None })
+        };
         let mut cache = self.cache.lock().expect("static cache lock");
         let cache = &mut *cache;
+        cache.bytes -= reserved;
+        let content = read?;
+        // What was kept of an earlier state goes, whether or not this one
+        // is kept.
         if let Some((_, old)) = cache.entries.remove(&found.path) {
             cache.bytes -= old.body.map_or(0, |body| body.len());
         }
-        if identity.settled(SystemTime::now()) {
+        if settled {
             let mut kept = content.clone();
             let len = kept.body.as_ref().map_or(0, Bytes::len);
             if cache.bytes + len > CACHED_BYTES {
@@ -534,7 +551,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cached_content_is_bounded_and_larger_files_keep_only_their_hash() {
+    fn the_cached_content_is_bounded_and_past_it_files_keep_only_their_hash() {
         let (dir, statics) = statics();
         let root = dir.path().join("static");
         let small = vec![b'x'; SMALL_FILE as usize];
@@ -569,6 +586,60 @@ mod tests {
             held <= CACHED_BYTES && held > CACHED_BYTES - small.len(),
             "{held}"
         );
+    }
+
+    #[test]
+    fn a_settled_file_of_up_to_a_mib_is_cached_whole_and_a_larger_one_only_hashed() {
+        let (dir, statics) = statics();
+        let root = dir.path().join("static");
+        let body = |len: u64, seed: u8| -> Vec<u8> { (0..len).map(|i| (i % 251) as u8 ^ seed).collect() };
+        std::fs::write(root.join("large.bin"), body(CACHED_FILE, 1)).unwrap();
+        std::fs::write(root.join("larger.bin"), body(CACHED_FILE + 1, 2)).unwrap();
+        // Changed just now: only hashed, its body to be streamed (a request
+        // does not read a large file whole unless it is to be kept).
+        let fresh = statics.content(&statics.resolve("large.bin").unwrap()).unwrap();
+        assert!(fresh.body.is_none());
+        assert_eq!(statics.cache.lock().unwrap().bytes, 0);
+
+        std::thread::sleep(SETTLED + Duration::from_millis(100));
+        let first = statics.content(&statics.resolve("large.bin").unwrap()).unwrap();
+        assert_eq!(first.hash, fresh.hash);
+        assert!(first.body.as_deref() == Some(&body(CACHED_FILE, 1)[..]));
+        assert_eq!(statics.cache.lock().unwrap().bytes, CACHED_FILE as usize);
+        // From the cache: the descriptor is at its end and is not read.
+        let mut found = statics.resolve("large.bin").unwrap();
+        std::io::Read::read_to_end(&mut found.file, &mut Vec::new()).unwrap();
+        let again = statics.content(&found).unwrap();
+        assert!(again.body == first.body);
+
+        let larger = statics.content(&statics.resolve("larger.bin").unwrap()).unwrap();
+        assert!(larger.body.is_none());
+        assert_eq!(
+            &*larger.hash,
+            hex::encode(Sha512::digest(body(CACHED_FILE + 1, 2)))
+        );
+        assert_eq!(statics.cache.lock().unwrap().bytes, CACHED_FILE as usize);
+    }
+
+    #[test]
+    fn a_large_file_that_shrank_before_its_read_is_an_error_and_holds_nothing() {
+        let (dir, statics) = statics();
+        let path = dir.path().join("static/large.bin");
+        std::fs::write(&path, vec![b'z'; CACHED_FILE as usize]).unwrap();
+        std::thread::sleep(SETTLED + Duration::from_millis(100));
+        // Found (and `fstat`ed) at its full length, then cut short.
+        let found = statics.resolve("large.bin").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        let err = statics.content(&found).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let cache = statics.cache.lock().unwrap();
+        assert_eq!(cache.bytes, 0, "the bytes set aside for the read are given back");
+        assert!(cache.entries.is_empty());
     }
 
     #[test]

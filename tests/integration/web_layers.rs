@@ -139,34 +139,52 @@ async fn static_files_answer_conditional_and_range_requests_as_tornado() {
 
 /// A file of several reads (the server reads 64 KiB at a time, on its
 /// worker thread): whole, and a range starting inside one read and ending
-/// inside another.
+/// inside another. Then, once it has not changed for a second, the same
+/// from memory (a file of up to 1 MiB is kept: read whole once, then
+/// served without reading it); and one of over 1 MiB, still streamed.
 #[tokio::test]
 async fn static_files_larger_than_one_read_come_whole_and_in_ranges() {
     let dir = web_app("");
     let big: Vec<u8> = (0..300_001u32).map(|i| (i % 251) as u8).collect();
+    let bigger: Vec<u8> = (0..(1 << 20) + 1u32).map(|i| (i % 241) as u8).collect();
     std::fs::write(dir.path().join("static/big.bin"), &big).unwrap();
+    std::fs::write(dir.path().join("static/bigger.bin"), &bigger).unwrap();
     let server = start(dir.path(), ServerConfig::default()).await;
-    let url = server.url("/static/big.bin");
-    let r = server.client.get(&url).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(header(&r, "content-length").as_deref(), Some("300001"));
-    assert!(r.bytes().await.unwrap() == big, "the whole file, byte for byte");
-    let r = server
-        .client
-        .get(&url)
-        .header("range", "bytes=70000-200000")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 206);
-    assert_eq!(
-        header(&r, "content-range").as_deref(),
-        Some("bytes 70000-200000/300001")
-    );
-    assert!(
-        r.bytes().await.unwrap() == big[70000..=200000],
-        "the range, byte for byte"
-    );
+    let check = async |name: &str, file: &[u8]| {
+        let url = server.url(&format!("/static/{name}"));
+        let r = server.client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let len = file.len().to_string();
+        assert_eq!(header(&r, "content-length").as_deref(), Some(&*len));
+        let etag = header(&r, "etag").expect("an ETag");
+        assert!(r.bytes().await.unwrap() == file, "{name} whole, byte for byte");
+        let r = server
+            .client
+            .get(&url)
+            .header("range", "bytes=70000-200000")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 206);
+        assert_eq!(
+            header(&r, "content-range"),
+            Some(format!("bytes 70000-200000/{len}"))
+        );
+        assert!(
+            r.bytes().await.unwrap() == file[70000..=200000],
+            "{name}: the range, byte for byte"
+        );
+        etag
+    };
+    // Just written: streamed.
+    let streamed = check("big.bin", &big).await;
+    check("bigger.bin", &bigger).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Settled: read whole and kept at the first request, then from memory.
+    for _ in 0..2 {
+        assert_eq!(check("big.bin", &big).await, streamed);
+        check("bigger.bin", &bigger).await;
+    }
     server.shutdown().await;
 }
 

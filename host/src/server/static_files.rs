@@ -12,10 +12,10 @@
 //! 206, and follows symlinks out of its root.
 //!
 //! A file is opened once per request (by `openat2` when no symlink is on
-//! its path: [`Statics::resolve`]) and `fstat`ed. A file of up to 64 KiB
-//! comes with its hash from [`Statics::content`] (cached while the file is
-//! unchanged, so not read again) and goes out as one frame with its length
-//! known; a larger one is read from that descriptor as hyper asks.
+//! its path: [`Statics::resolve`]) and `fstat`ed. A file whose content is
+//! cached (up to 1 MiB, while unchanged) or of up to 64 KiB comes with its
+//! hash from [`Statics::content`] and goes out as one frame with its length
+//! known; another is read from that descriptor, 64 KiB as hyper asks.
 //!
 //! The file system calls (resolve, stat, open, read) run on the worker
 //! thread, as Tornado's `StaticFileHandler` and nginx (without `aio
@@ -134,7 +134,7 @@ pub(super) async fn serve(
     if method == Method::HEAD || len == 0 {
         return response;
     }
-    // A small file's content came with its hash (cached, or read once for
+    // A cached or small file's content came with its hash (read once for
     // both): sent whole, as one frame.
     if let Some(body) = content.body {
         *response.body_mut() = full(body.slice(start as usize..end as usize));
