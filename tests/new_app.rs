@@ -117,6 +117,13 @@ fn new_rust_app_passes_its_own_cargo_test() {
     let _one = ONE_APP_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let parent = tempfile::tempdir().unwrap();
     let dir = new_app(parent.path(), "hello-rs", &["--lang", "rust", "--websocket"]);
+    // Built with 1 MiB of initial heap, so a request's allocations do not
+    // grow the fresh instance's memory (docs/guests.md, "Initial heap").
+    let config = std::fs::read_to_string(dir.join(".cargo/config.toml")).unwrap();
+    assert!(
+        config.contains("[target.wasm32-wasip2]") && config.contains("link-arg=--initial-heap=1048576"),
+        "{config}"
+    );
     // The host-side build (the harness and its clients) in a target directory
     // of its own beside the shared one, kept between runs; the component is
     // built into the app's own target/ by its manifest's build line.

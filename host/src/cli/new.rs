@@ -68,6 +68,7 @@ const RUST: &[File] = &[
     file("tests/app.rs", include_str!("new/rust/app_test.rs")),
     file("waterspout.toml", include_str!("new/rust/waterspout.toml")),
     file(".gitignore", include_str!("new/rust/gitignore")),
+    file(".cargo/config.toml", include_str!("new/rust/cargo_config.toml")),
     ws_file("echo/Cargo.toml", include_str!("new/rust/echo.Cargo.toml.tmpl")),
     ws_file("echo/src/lib.rs", include_str!("new/rust/echo.rs")),
 ];
