@@ -66,6 +66,17 @@ pub mod http_client;
 pub mod kv;
 pub mod log;
 mod panic_hook;
+
+/// The lean build's allocator (feature `lean-allocator`, on by default):
+/// dlmalloc, as std has it on `wasm32-unknown-unknown`, but in the version
+/// that first uses the free heap the linker left in the initial memory
+/// (`--initial-heap`, set in `.cargo/config.toml`). std's grows memory at
+/// its first allocation, so every request on a fresh instance grew it, and
+/// each growth costs the host two `mprotect`s and a TLB shootdown
+/// (docs/guests.md, "Initial heap").
+#[cfg(all(target_family = "wasm", target_os = "unknown", feature = "lean-allocator"))]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 pub mod pubsub;
 mod queue;
 mod request;
