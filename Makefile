@@ -50,7 +50,8 @@ lint: setup layers
 layers:
 	scripts/layers.sh
 
-# The full benchmark (minutes): scenarios a–e and i, writes BENCHMARKS.md and bench/chart.svg.
+# The full benchmark (about an hour): scenarios a–j, writes BENCHMARKS.md and
+# bench/chart.svg (rewritten after each scenario, so a failure keeps the ones before).
 # One release build of all it runs: the bench, the server it starts and
 # scenario b's criterion bench (`cargo bench --workspace`). Scenario e serves
 # the hello of each guest language, built here from source by the `build`
@@ -58,8 +59,8 @@ layers:
 # `make bench BENCH_ARGS=--scenarios=e` (the other sections are kept).
 # Scenario a alone takes ~10 min (44 wrk runs of 10 s: the hellos at 1, 64,
 # 256 and 1024 connections, the bigger requests, 1/10/100 handlers).
-# Scenario j (not in the default run: `BENCH_ARGS="--scenarios j"`) holds
-# 100,000 waiting clients over up to 10 local nodes: ~10 GiB and minutes.
+# Scenario j holds 100,000 waiting clients over up to 10 local nodes:
+# ~10 GiB and minutes (without it: `BENCH_ARGS=--scenarios=a,b,c,d,e,f,g,h,i`).
 BENCH_LANGUAGE_APPS = examples/c/hello examples/python/hello examples/js/hello
 bench: setup tools-c tools-js tools-python bench-deps
 	$(CARGO) build --release --workspace --bins --bench request_path

@@ -26,7 +26,8 @@
 //! of one cluster on Redis: group members, held and parked long polls).
 //! A scenario is a function
 //! returning markdown; new ones slot into `main`. A run replaces only the
-//! sections of the scenarios it ran (`--scenarios e` keeps a–d).
+//! sections of the scenarios it ran (`--scenarios e` keeps the others),
+//! and writes the report after each scenario.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,9 @@ mod variants;
 mod wrk;
 mod ws;
 
+/// The scenarios, in the order of the report.
+const SCENARIOS: [&str; 10] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+
 #[derive(Debug, Parser)]
 struct Args {
     /// One short pass of scenario a (CI smoke test): 2 s, 64 connections,
@@ -64,7 +68,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run.
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,i")]
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,f,g,h,i,j")]
     scenarios: Vec<String>,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
@@ -192,7 +196,19 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // A misspelt scenario is refused before an hour of measuring, not after.
+    check_scenarios(&args.scenarios)?;
     let (header, date, commit) = header(&root)?;
+    let (out, svg) = match &args.out {
+        Some(out) => (out.clone(), out.with_extension("svg")),
+        None => (root.join("BENCHMARKS.md"), root.join("bench/chart.svg")),
+    };
+    // The chart's link, relative to the report.
+    let chart_link = report::relative_link(&out, &svg);
+    // What profiling found and what was tried: kept by hand in bench/NOTES.md.
+    let notes = std::fs::read_to_string(root.join("bench/NOTES.md")).unwrap_or_default();
+    // The sections of the scenarios not run this time stay as they were.
+    let old = std::fs::read_to_string(&out).ok();
     let mut http_results: Option<http::Results> = None;
     let mut sections = Vec::new();
     for scenario in &args.scenarios {
@@ -232,10 +248,24 @@ fn main() -> anyhow::Result<()> {
             "h" => cluster::scenario_h(&runtime, &root)?,
             "i" => edge::scenario_i(&runtime, &root, args.duration)?,
             "j" => spread::scenario_j(&root, args.spread)?,
-            other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, f, g, h, i, j)"),
+            other => unreachable!("scenario {other:?} was checked above"),
         };
         println!("{section}");
         sections.push((scenario.clone(), report::stamped(&section, &date, &commit)));
+        if args.quick {
+            continue;
+        }
+        // Written after every scenario: one that fails later (or a run cut
+        // short) keeps what was measured before it.
+        if scenario == "a"
+            && let Some(results) = &http_results
+        {
+            chart::http_chart(results, &svg)?;
+            eprintln!("chart written to {}", svg.display());
+        }
+        let report = report::merge(old.as_deref(), &header, &sections, &notes, &chart_link);
+        std::fs::write(&out, report)?;
+        eprintln!("{} written to {}", section_title(&section), out.display());
     }
     if args.quick {
         // A smoke test: it must have measured something, and nothing failed.
@@ -259,27 +289,20 @@ fn main() -> anyhow::Result<()> {
         println!("bench: 1 passed, 0 failed");
         return Ok(());
     }
-    let (out, svg) = match args.out {
-        Some(out) => {
-            let svg = out.with_extension("svg");
-            (out, svg)
-        }
-        None => (root.join("BENCHMARKS.md"), root.join("bench/chart.svg")),
-    };
-    // The chart's link, relative to the report.
-    let chart_link = report::relative_link(&out, &svg);
-    if let Some(results) = &http_results {
-        chart::http_chart(results, &svg)?;
-        eprintln!("chart written to {}", svg.display());
-    }
-    // What profiling found and what was tried: kept by hand in bench/NOTES.md.
-    let notes = std::fs::read_to_string(root.join("bench/NOTES.md")).unwrap_or_default();
-    // The sections of the scenarios not run this time stay as they were.
-    let old = std::fs::read_to_string(&out).ok();
-    let report = report::merge(old.as_deref(), &header, &sections, &notes, &chart_link);
-    std::fs::write(&out, report)?;
-    eprintln!("written to {}", out.display());
     Ok(())
+}
+
+/// Every name one of [`SCENARIOS`].
+fn check_scenarios(names: &[String]) -> anyhow::Result<()> {
+    match names.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+        Some(other) => anyhow::bail!("unknown scenario {other:?} (one of {})", SCENARIOS.join(", ")),
+        None => Ok(()),
+    }
+}
+
+/// A section's heading without its `## `.
+fn section_title(section: &str) -> &str {
+    section.lines().next().unwrap_or("").trim_start_matches("## ")
 }
 
 /// The report's header (machine, toolchain, last run), and this run's date
@@ -472,4 +495,22 @@ fn scenario_c(runtime: &tokio::runtime::Runtime, root: &Path, args: &Args) -> an
         Err(e) => writeln!(out, "Idle WebSockets: failed: {e:#}\n")?,
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_scenario_is_refused_by_name_and_the_default_run_is_every_scenario() {
+        let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let err = check_scenarios(&names(&["a", "e", "k"])).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown scenario \"k\" (one of a, b, c, d, e, f, g, h, i, j)"
+        );
+        let default = Args::parse_from(["waterspout-bench"]).scenarios;
+        assert_eq!(default, names(&SCENARIOS));
+        check_scenarios(&default).unwrap();
+    }
 }
