@@ -902,6 +902,9 @@ pub fn section(results: &Results, notes: &[String], duration: u64) -> anyhow::Re
             )?;
         }
     }
+    if let Some(split) = split_note(results, &tornado_n) {
+        writeln!(out, "\n{split}")?;
+    }
     if !results.handlers.is_empty() {
         writeln!(
             out,
@@ -935,9 +938,78 @@ pub fn section(results: &Results, notes: &[String], duration: u64) -> anyhow::Re
     Ok(out)
 }
 
+/// How Tornado's processes shared each run: with one listening socket
+/// shared by `fork_processes`, which process accepts each of wrk's
+/// connections is the kernel's choice, and one may take nearly all of
+/// them; the rows of that server are then about one process's rate.
+fn split_note(results: &Results, tornado_n: &str) -> Option<String> {
+    let share = |s: &HttpSample| {
+        (s.server == tornado_n && !s.result.busiest_share.is_nan())
+            .then(|| format!("{:.0}%", s.result.busiest_share * 100.0))
+    };
+    let runs: Vec<String> = results
+        .hello
+        .iter()
+        .filter_map(|s| Some(format!("hello c={} {}", s.connections, share(s)?)))
+        .chain(
+            results
+                .works
+                .iter()
+                .filter_map(|(w, s)| Some(format!("{} {}", w.label(), share(s)?))),
+        )
+        .collect();
+    (!runs.is_empty()).then(|| {
+        format!(
+            "How {tornado_n} shared the work: the busiest process's share of the CPU its processes used in each run (50% is an even split between two; near 100%, one process served nearly every connection, since with one listening socket shared by `fork_processes` the kernel decides which process accepts each of wrk's connections, and that row is then about one process's rate): {}.",
+            runs.join(", ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn result(rps: f64, busiest_share: f64) -> WrkResult {
+        WrkResult {
+            rps,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            errors: 0,
+            requests: (rps * 10.0) as u64,
+            cpu_us: 100.0,
+            rss_mib: 30.0,
+            busiest_share,
+        }
+    }
+
+    #[test]
+    fn the_section_says_how_tornados_processes_shared_each_run() {
+        let two = "Tornado, 2 processes";
+        let results = Results {
+            hello: vec![
+                sample(TORNADO_ONE, 64, result(7000.0, f64::NAN)),
+                sample(two, 64, result(12000.0, 0.52)),
+                sample(two, 256, result(7100.0, 0.99)),
+            ],
+            works: vec![],
+            handlers: vec![],
+            rounds: vec![],
+            pinned: None,
+        };
+        let section = section(&results, &[], 10).unwrap();
+        assert!(section.contains("hello c=64 52%, hello c=256 99%."), "{section}");
+        // One process has no split to tell.
+        let one = Results {
+            hello: vec![sample(TORNADO_ONE, 64, result(7000.0, f64::NAN))],
+            ..results
+        };
+        assert!(!section_of(&one).contains("shared the work"));
+    }
+
+    fn section_of(results: &Results) -> String {
+        section(results, &[], 10).unwrap()
+    }
 
     #[test]
     fn cpu_lists_are_read_as_the_kernel_writes_them() {

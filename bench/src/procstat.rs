@@ -54,15 +54,35 @@ pub fn tree(pid: u32) -> Vec<u32> {
 
 /// Seconds of CPU (user + system) the processes have used so far.
 pub fn cpu_seconds(pids: &[u32]) -> f64 {
-    let ticks: u64 = pids
-        .iter()
-        .filter_map(|&pid| {
-            let f = stat_fields(pid)?;
-            // Fields 14 and 15: utime, stime.
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    cpu_seconds_each(pids).iter().sum()
+}
+
+/// [`cpu_seconds`] of each process in `pids`, in order (0 for one that is
+/// gone).
+pub fn cpu_seconds_each(pids: &[u32]) -> Vec<f64> {
+    pids.iter()
+        .map(|&pid| {
+            stat_fields(pid)
+                .and_then(|f| {
+                    // Fields 14 and 15: utime, stime.
+                    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+                })
+                .unwrap_or(0) as f64
+                / ticks_per_second()
         })
-        .sum();
-    ticks as f64 / ticks_per_second()
+        .collect()
+}
+
+/// The busiest process's share of the CPU the processes used (`used`: each
+/// one's seconds over a run): 0.5 when two split the work evenly, 1 when
+/// one did it all. NaN for a server that is one process, or that used no
+/// CPU at all.
+pub fn busiest_share(used: &[f64]) -> f64 {
+    let total: f64 = used.iter().sum();
+    if used.len() < 2 || total <= 0.0 {
+        return f64::NAN;
+    }
+    used.iter().copied().fold(0.0, f64::max) / total
 }
 
 /// Resident memory of the processes, MiB.
@@ -97,5 +117,23 @@ mod tests {
         assert!(cpu_seconds(&[me]) > before, "no CPU time counted");
         assert!(rss_mib(&[me]) > 0.0);
         assert!(tree(me).contains(&me));
+        assert_eq!(cpu_seconds_each(&[me, u32::MAX]).len(), 2);
+        assert_eq!(
+            cpu_seconds_each(&[u32::MAX]),
+            vec![0.0],
+            "a process that is gone used nothing"
+        );
+    }
+
+    #[test]
+    fn the_busiest_share_tells_an_even_split_from_one_process_doing_it_all() {
+        // Tornado's `fork_processes`: the parent waits, its children serve.
+        assert_eq!(busiest_share(&[0.0, 2.0, 2.0]), 0.5);
+        assert_eq!(busiest_share(&[0.01, 0.0, 3.99]), 0.9975);
+        assert_eq!(busiest_share(&[0.0, 4.0, 0.0]), 1.0);
+        // One process, or nothing used: no split to tell.
+        assert!(busiest_share(&[3.0]).is_nan());
+        assert!(busiest_share(&[0.0, 0.0, 0.0]).is_nan());
+        assert!(busiest_share(&[]).is_nan());
     }
 }

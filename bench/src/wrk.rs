@@ -26,6 +26,10 @@ pub struct WrkResult {
     /// The server's largest RSS sampled during the run (every 200 ms),
     /// MiB; NaN when not watched.
     pub rss_mib: f64,
+    /// For a server of several processes (Tornado's `fork_processes`), the
+    /// busiest one's share of the CPU they used over the run
+    /// ([`procstat::busiest_share`]); NaN for one process.
+    pub busiest_share: f64,
 }
 
 pub fn check_installed() -> anyhow::Result<()> {
@@ -65,7 +69,7 @@ pub fn measure_on(
 ) -> anyhow::Result<WrkResult> {
     run(url, connections, 1, script, cpus)?;
     let pids = server.map(procstat::tree).unwrap_or_default();
-    let cpu_before = procstat::cpu_seconds(&pids);
+    let cpu_before = procstat::cpu_seconds_each(&pids);
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (pids, stop) = (pids.clone(), stop.clone());
@@ -79,7 +83,12 @@ pub fn measure_on(
         })
     };
     let out = run(url, connections, secs, script, cpus);
-    let cpu = procstat::cpu_seconds(&pids) - cpu_before;
+    let used: Vec<f64> = procstat::cpu_seconds_each(&pids)
+        .iter()
+        .zip(&cpu_before)
+        .map(|(after, before)| after - before)
+        .collect();
+    let cpu: f64 = used.iter().sum();
     stop.store(true, Ordering::Relaxed);
     let rss_mib = sampler.join().unwrap_or(f64::NAN);
     let out = out?;
@@ -98,6 +107,7 @@ pub fn measure_on(
             cpu * 1e6 / requests as f64
         },
         rss_mib,
+        busiest_share: procstat::busiest_share(&used),
     })
 }
 
