@@ -958,9 +958,15 @@ fn split_note(results: &Results, tornado_n: &str) -> Option<String> {
                 .filter_map(|(w, s)| Some(format!("{} {}", w.label(), share(s)?))),
         )
         .collect();
+    split_sentence(tornado_n, &runs)
+}
+
+/// The sentence of [`split_note`] for `server`'s `runs` ("c=64 52%", …);
+/// none when there are none.
+pub fn split_sentence(server: &str, runs: &[String]) -> Option<String> {
     (!runs.is_empty()).then(|| {
         format!(
-            "How {tornado_n} shared the work: the busiest process's share of the CPU its processes used in each run (50% is an even split between two; near 100%, one process served nearly every connection, since with one listening socket shared by `fork_processes` the kernel decides which process accepts each of wrk's connections, and that row is then about one process's rate): {}.",
+            "How {server} shared the work: the busiest process's share of the CPU its processes used in each run (50% is an even split between two; near 100%, one process served nearly every connection, since with one listening socket shared by `fork_processes` the kernel decides which process accepts each of wrk's connections, and that row is then about one process's rate): {}.",
             runs.join(", ")
         )
     })

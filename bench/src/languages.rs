@@ -54,6 +54,8 @@ struct Server {
     size_mb: f64,
     baseline: Option<Baseline>,
     url: String,
+    /// Watched for how its processes share the work (Tornado per core).
+    pid: Option<u32>,
 }
 
 fn size_mb(path: &Path) -> f64 {
@@ -103,6 +105,8 @@ pub fn scenario_e(
             size_mb: size_mb(&v.wasm),
             baseline: None,
             url: format!("http://{}/{}", server.local_addr(), v.handler),
+            // In this process: its CPU would be the tool's too.
+            pid: None,
         })
         .collect();
     let mut notes = Vec::new();
@@ -121,6 +125,7 @@ pub fn scenario_e(
                     size_mb: size_mb(&p3.wasm),
                     baseline: Some(Baseline::WasmtimeServe),
                     url: format!("http://{}/", peer.addr),
+                    pid: None,
                 });
                 peers.push(peer);
             }
@@ -145,6 +150,7 @@ pub fn scenario_e(
                         size_mb: f64::NAN,
                         baseline: Some(baseline),
                         url: format!("http://{}/", peer.addr),
+                        pid: (processes != 1).then(|| peer.pid()),
                     });
                     peers.push(peer);
                 }
@@ -168,7 +174,7 @@ pub fn scenario_e(
     let mut samples = Vec::new();
     for &c in connections {
         for s in &servers {
-            let result = wrk::measure(&s.url, c, duration)?;
+            let result = wrk::measure_server(&s.url, c, duration, None, s.pid)?;
             eprintln!(
                 "{:>34} reuse {:<11} c={c:<4} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
                 s.server, s.reuse, result.rps, result.p50_ms, result.p99_ms, result.errors
@@ -240,6 +246,18 @@ fn report(samples: &[Sample], duration: u64, reuse: u32, notes: &[String]) -> an
             ratio(s.result.rps, base(Baseline::TornadoPerCore, s.connections)),
             ratio(s.result.rps, base(Baseline::WasmtimeServe, s.connections)),
         )?;
+    }
+    let split = |s: &Sample| {
+        (s.baseline == Some(Baseline::TornadoPerCore) && !s.result.busiest_share.is_nan())
+            .then(|| format!("c={} {:.0}%", s.connections, s.result.busiest_share * 100.0))
+    };
+    let runs: Vec<String> = samples.iter().filter_map(split).collect();
+    if let Some(per_core) = samples
+        .iter()
+        .find(|s| s.baseline == Some(Baseline::TornadoPerCore))
+        && let Some(sentence) = crate::http::split_sentence(&per_core.server, &runs)
+    {
+        writeln!(out, "\n{sentence}")?;
     }
     // The targets, from the rows above.
     // `Shared`: the row with requests served at once on one instance.
@@ -420,5 +438,50 @@ mod manifest_tests {
         let b = parsed.handler("python-hello-b").expect("declared");
         assert_eq!(b.limits.reuse, 1000);
         assert_eq!(b.wasm, PathBuf::from("/nowhere/b \"q\".wasm"));
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    fn sample(server: &str, baseline: Option<Baseline>, c: u32, busiest_share: f64) -> Sample {
+        Sample {
+            server: server.into(),
+            language: "Python (CPython)".into(),
+            reuse: "–".into(),
+            size_mb: f64::NAN,
+            baseline,
+            connections: c,
+            result: wrk::WrkResult {
+                rps: 6000.0,
+                p50_ms: 1.0,
+                p99_ms: 2.0,
+                errors: 0,
+                requests: 60_000,
+                cpu_us: f64::NAN,
+                rss_mib: f64::NAN,
+                busiest_share,
+            },
+        }
+    }
+
+    #[test]
+    fn the_report_says_how_tornado_per_core_shared_each_run() {
+        let per_core = "Tornado per core 6.6.1, 2 processes";
+        let samples = [
+            sample("Tornado 6.6.1", Some(Baseline::Tornado), 64, f64::NAN),
+            sample(per_core, Some(Baseline::TornadoPerCore), 1, 0.51),
+            sample(per_core, Some(Baseline::TornadoPerCore), 64, 0.97),
+        ];
+        let text = report(&samples, 10, 1000, &[]).unwrap();
+        assert!(
+            text.contains(&format!("How {per_core} shared the work: "))
+                && text.contains(": c=1 51%, c=64 97%."),
+            "{text}"
+        );
+        // Without the per-core row (no peers), no sentence.
+        let text = report(&samples[..1], 10, 1000, &[]).unwrap();
+        assert!(!text.contains("shared the work"), "{text}");
     }
 }
