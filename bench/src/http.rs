@@ -944,8 +944,9 @@ pub fn section(results: &Results, notes: &[String], duration: u64) -> anyhow::Re
 /// them; the rows of that server are then about one process's rate.
 fn split_note(results: &Results, tornado_n: &str) -> Option<String> {
     let share = |s: &HttpSample| {
-        (s.server == tornado_n && !s.result.busiest_share.is_nan())
-            .then(|| format!("{:.0}%", s.result.busiest_share * 100.0))
+        (s.server == tornado_n)
+            .then(|| s.result.busiest_percent())
+            .flatten()
     };
     let runs: Vec<String> = results
         .hello
@@ -1013,6 +1014,7 @@ mod tests {
         assert!(!section_of(&one).contains("shared the work"));
     }
 
+    /// `section`, where a local of that name hides it.
     fn section_of(results: &Results) -> String {
         section(results, &[], 10).unwrap()
     }

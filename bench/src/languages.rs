@@ -247,15 +247,16 @@ fn report(samples: &[Sample], duration: u64, reuse: u32, notes: &[String]) -> an
             ratio(s.result.rps, base(Baseline::WasmtimeServe, s.connections)),
         )?;
     }
-    let split = |s: &Sample| {
-        (s.baseline == Some(Baseline::TornadoPerCore) && !s.result.busiest_share.is_nan())
-            .then(|| format!("c={} {:.0}%", s.connections, s.result.busiest_share * 100.0))
-    };
-    let runs: Vec<String> = samples.iter().filter_map(split).collect();
-    if let Some(per_core) = samples
+    let per_core: Vec<&Sample> = samples
         .iter()
-        .find(|s| s.baseline == Some(Baseline::TornadoPerCore))
-        && let Some(sentence) = crate::http::split_sentence(&per_core.server, &runs)
+        .filter(|s| s.baseline == Some(Baseline::TornadoPerCore))
+        .collect();
+    let runs: Vec<String> = per_core
+        .iter()
+        .filter_map(|s| Some(format!("c={} {}", s.connections, s.result.busiest_percent()?)))
+        .collect();
+    if let Some(first) = per_core.first()
+        && let Some(sentence) = crate::http::split_sentence(&first.server, &runs)
     {
         writeln!(out, "\n{sentence}")?;
     }

@@ -32,6 +32,14 @@ pub struct WrkResult {
     pub busiest_share: f64,
 }
 
+impl WrkResult {
+    /// [`WrkResult::busiest_share`] as a percentage ("52%"); none for a
+    /// server of one process.
+    pub fn busiest_percent(&self) -> Option<String> {
+        (!self.busiest_share.is_nan()).then(|| format!("{:.0}%", self.busiest_share * 100.0))
+    }
+}
+
 pub fn check_installed() -> anyhow::Result<()> {
     match Command::new("wrk").arg("--version").output() {
         Ok(_) => Ok(()),

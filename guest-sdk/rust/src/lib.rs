@@ -66,6 +66,16 @@ pub mod http_client;
 pub mod kv;
 pub mod log;
 mod panic_hook;
+pub mod pubsub;
+mod queue;
+mod request;
+mod settings;
+mod slot;
+mod status;
+pub mod timers;
+mod web;
+mod websocket;
+mod worker;
 
 /// The lean build's allocator (feature `lean-allocator`, on by default):
 /// dlmalloc, as std has it on `wasm32-unknown-unknown`, but in the version
@@ -77,16 +87,6 @@ mod panic_hook;
 #[cfg(all(target_family = "wasm", target_os = "unknown", feature = "lean-allocator"))]
 #[global_allocator]
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
-pub mod pubsub;
-mod queue;
-mod request;
-mod settings;
-mod slot;
-mod status;
-pub mod timers;
-mod web;
-mod websocket;
-mod worker;
 
 pub use self::{
     context::{Context, CookieOptions},
