@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use waterspout_tests::guests;
-use waterspout_tests::harness::{ADMIN_TOKEN, ServerProcess, hello_and_wasi_http3_app, serve_command};
+use waterspout_tests::harness::{
+    ADMIN_TOKEN, ServerProcess, app_with_manifest, hello_and_wasi_http3_app, serve_command,
+};
 
 /// Sends `signal` (`TERM`, …) to `server` with kill(1).
 fn signal(server: &ServerProcess, signal: &str) {
@@ -280,6 +282,65 @@ fn workers_flag_starts_that_many_event_loop_threads_that_all_serve() {
     for handle in handles {
         assert_eq!(handle.join().unwrap(), "ok");
     }
+}
+
+/// A burst of new connections while the server cannot accept (here: it is
+/// stopped) waits in the kernel's accept queue (`[app] backlog`, 1024 by
+/// default) and is served once it can. With std's listen backlog of 128,
+/// the 130th connection got no SYN-ACK (the kernel drops the SYN of a full
+/// queue) and its client would have retried a second later.
+#[test]
+fn a_burst_of_connections_waits_in_the_accept_queue_until_the_server_accepts() {
+    use std::io::{Read, Write};
+    const BURST: usize = 600;
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .map(|s| s.trim().parse().unwrap_or(0))
+        .unwrap_or(0);
+    assert!(
+        somaxconn > BURST,
+        "net.core.somaxconn is {somaxconn}: the kernel caps the backlog below this test's {BURST} connections"
+    );
+    let server = ServerProcess::on_own_store(guests::FAULTS_APP, &[]);
+    let connected = connect_while_stopped(&server, BURST);
+    assert_eq!(
+        connected.len(),
+        BURST,
+        "connection {} found the accept queue full",
+        connected.len() + 1
+    );
+    for (i, mut stream) in connected.into_iter().enumerate() {
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"),
+            "connection {i}: {answer:?}"
+        );
+    }
+
+    // `[app] backlog` sets the queue's length (the kernel takes one more).
+    let app = app_with_manifest(&format!(
+        "[app]\nbacklog = 100\n\n[[route]]\npattern = \"/\"\nhandler = \"hello\"\n\n[handler.hello]\nwasm = {:?}\n",
+        guests::HELLO_WASM
+    ));
+    let server = ServerProcess::on_own_store(app.path().to_str().unwrap(), &[]);
+    let connected = connect_while_stopped(&server, 200).len();
+    assert!((100..=101).contains(&connected), "{connected} connections queued");
+}
+
+/// Stops `server`, connects up to `n` times (each given 500 ms to be
+/// queued; stopping at the first that is not), and lets it go on.
+fn connect_while_stopped(server: &ServerProcess, n: usize) -> Vec<std::net::TcpStream> {
+    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+    signal(server, "STOP");
+    let connected = (0..n)
+        .map_while(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok())
+        .collect();
+    signal(server, "CONT");
+    connected
 }
 
 #[test]

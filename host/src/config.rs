@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Connections beyond this many are refused at accept.
     pub max_connections: usize,
+    /// Connections the kernel queues for `accept` (Tornado's `backlog`).
+    pub backlog: u32,
     /// How long graceful shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
     /// Threads serving HTTP, each with its own event loop (default: one per core).
@@ -76,6 +78,7 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             max_connections: 20_000,
+            backlog: crate::server::DEFAULT_BACKLOG,
             shutdown_grace: Duration::from_secs(30),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             engine: EngineConfig::default(),
@@ -111,6 +114,9 @@ impl ServerConfig {
         }
         if let Some(max) = manifest.app.max_connections {
             self.max_connections = max;
+        }
+        if let Some(backlog) = manifest.app.backlog {
+            self.backlog = backlog;
         }
         if let Some(secs) = manifest.app.shutdown_grace_secs {
             self.shutdown_grace = Duration::from_secs(secs);

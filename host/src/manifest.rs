@@ -46,6 +46,10 @@ pub struct AppSettings {
     pub workers: Option<std::num::NonZeroUsize>,
     /// Connections beyond this many are refused at accept (default 20,000).
     pub max_connections: Option<usize>,
+    /// Tornado's `backlog`: connections the kernel queues before the
+    /// server accepts them (default 1024; the kernel caps it at
+    /// `net.core.somaxconn`).
+    pub backlog: Option<u32>,
     /// Seconds graceful shutdown waits for requests in flight (default 30).
     pub shutdown_grace_secs: Option<u64>,
     /// Tornado's `static_path`: a directory (relative to the manifest) the

@@ -21,6 +21,26 @@ pub use self::edge::MAX_URI_LEN;
 pub use self::listener::ServerHandle;
 pub use self::tls::Tls;
 
+/// Connections the kernel queues for `accept` by default: a burst of new
+/// clients (a thousand long polls reconnecting at once) waits in the queue
+/// instead of having its SYNs dropped and retried a second later. Rust's
+/// std listens with 128, as Tornado does; tokio's `TcpListener::bind` with
+/// 1024.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+
+/// A listening socket on `addr` whose accept queue holds `backlog`
+/// connections (the kernel caps it at `net.core.somaxconn`). As std's
+/// `TcpListener::bind` otherwise: `SO_REUSEADDR`, so a restarted server
+/// binds while its old connections are in TIME_WAIT.
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
 /// Binds `listen` (port 0 picks a free port) and serves `app` in the background.
 ///
 /// Thread per core, as Tornado runs a process per core: `config.workers`
@@ -30,8 +50,8 @@ pub use self::tls::Tls;
 /// worker. A request never changes threads, so there are no cross-thread
 /// wake-ups and the instance pool's slots and caches stay warm on one core.
 pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerHandle> {
-    let listener = std::net::TcpListener::bind(listen)?;
     let config = app.config();
+    let listener = bind(listen, config.backlog)?;
     let settings = listener::Settings {
         name: "http",
         workers: config.workers,
