@@ -69,6 +69,13 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Connections the kernel queues for `accept` by default (`[app] backlog`):
+/// a burst of new clients (a thousand long polls reconnecting at once)
+/// waits in the queue instead of having its SYNs dropped and retried a
+/// second later. Rust's std listens with 128, as Tornado does; tokio's
+/// `TcpListener::bind` with 1024.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -78,7 +85,7 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             max_connections: 20_000,
-            backlog: crate::server::DEFAULT_BACKLOG,
+            backlog: DEFAULT_BACKLOG,
             shutdown_grace: Duration::from_secs(30),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             engine: EngineConfig::default(),

@@ -21,13 +21,6 @@ pub use self::edge::MAX_URI_LEN;
 pub use self::listener::ServerHandle;
 pub use self::tls::Tls;
 
-/// Connections the kernel queues for `accept` by default: a burst of new
-/// clients (a thousand long polls reconnecting at once) waits in the queue
-/// instead of having its SYNs dropped and retried a second later. Rust's
-/// std listens with 128, as Tornado does; tokio's `TcpListener::bind` with
-/// 1024.
-pub const DEFAULT_BACKLOG: u32 = 1024;
-
 /// A listening socket on `addr` whose accept queue holds `backlog`
 /// connections (the kernel caps it at `net.core.somaxconn`). As std's
 /// `TcpListener::bind` otherwise: `SO_REUSEADDR`, so a restarted server
