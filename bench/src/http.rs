@@ -944,9 +944,11 @@ pub fn section(results: &Results, notes: &[String], duration: u64) -> anyhow::Re
 /// them; the rows of that server are then about one process's rate.
 fn split_note(results: &Results, tornado_n: &str) -> Option<String> {
     let share = |s: &HttpSample| {
-        (s.server == tornado_n)
-            .then(|| s.result.busiest_percent())
-            .flatten()
+        if s.server == tornado_n {
+            s.result.busiest_percent()
+        } else {
+            None
+        }
     };
     let runs: Vec<String> = results
         .hello

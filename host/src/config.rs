@@ -74,7 +74,7 @@ pub struct TlsFiles {
 /// waits in the queue instead of having its SYNs dropped and retried a
 /// second later. Rust's std listens with 128, as Tornado does; tokio's
 /// `TcpListener::bind` with 1024.
-pub const DEFAULT_BACKLOG: u32 = 1024;
+const DEFAULT_BACKLOG: u32 = 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {

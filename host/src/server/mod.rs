@@ -25,7 +25,7 @@ pub use self::tls::Tls;
 /// connections (the kernel caps it at `net.core.somaxconn`). As std's
 /// `TcpListener::bind` otherwise: `SO_REUSEADDR`, so a restarted server
 /// binds while its old connections are in TIME_WAIT.
-pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
