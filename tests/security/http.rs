@@ -291,7 +291,15 @@ async fn too_many_or_too_large_headers_are_431() {
         200,
     )
     .await;
-    // The head buffer holds 64 KiB.
+    // A head holds 64 KiB, however the reads that bring it fall.
+    let under = "a".repeat(60 * 1024);
+    in_sync(
+        &server,
+        "one 60 KiB header",
+        &format!("GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: {under}\r\n\r\n"),
+        200,
+    )
+    .await;
     let big = "a".repeat(70 * 1024);
     refused(
         &server,
@@ -338,15 +346,21 @@ async fn long_uri_is_414() {
         200,
     )
     .await;
-    // Past hyper's 64 KiB head buffer the answer is 431 (the head is too large).
+    // Past 64 KiB hyper answers before the edge sees the request: 414 when
+    // the whole head is in (its own limit for a target is 65,534 bytes), 431
+    // when its read buffer fills first. Either way one answer, then close.
     let huge = format!("/ok?{}", "q".repeat(70 * 1024));
-    refused(
-        &server,
-        "70 KiB target",
-        &format!("GET {huge} HTTP/1.1\r\nHost: x\r\n\r\n"),
-        431,
-    )
-    .await;
+    let outcome = with_marker(&server, &format!("GET {huge} HTTP/1.1\r\nHost: x\r\n\r\n")).await;
+    assert!(
+        matches!(outcome.statuses()[..], [414] | [431]),
+        "70 KiB target: {}",
+        outcome.raw
+    );
+    assert!(
+        outcome.closed,
+        "70 KiB target: connection left open: {}",
+        outcome.raw
+    );
     server.shutdown().await;
 }
 

@@ -26,6 +26,13 @@ use crate::text::sanitize;
 /// hyper alone only stops at its 64 KiB head buffer (431).
 pub const MAX_URI_LEN: usize = 8 * 1024;
 
+/// The largest request head (request line and header lines) served; larger
+/// ones get 431. hyper refuses a head without an end once its read buffer
+/// holds this much (`max_buf_size`), but a whole head that arrives in fewer,
+/// larger reads parses first (its buffer grows by doubling, past the limit),
+/// so the edge counts too.
+pub(super) const MAX_HEAD_LEN: usize = 64 * 1024;
+
 /// The app as a listener's service.
 pub(super) struct Edge(pub(super) Arc<App>);
 
@@ -175,6 +182,9 @@ where
 /// `gzip, chunked` or `chunked, chunked` as plain chunked, which a proxy in
 /// front may read differently).
 fn refuse_head<B>(req: &http::Request<B>) -> Option<StatusCode> {
+    if head_len(req) > MAX_HEAD_LEN {
+        return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
     if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_LEN {
         return Some(StatusCode::URI_TOO_LONG);
     }
@@ -192,6 +202,23 @@ fn refuse_head<B>(req: &http::Request<B>) -> Option<StatusCode> {
         (Some(only), None) if only.trim_ascii().eq_ignore_ascii_case(b"chunked") => None,
         _ => Some(StatusCode::BAD_REQUEST),
     }
+}
+
+/// The request head's length as HTTP/1.1 sends it: `METHOD target
+/// HTTP/1.1`, each `name: value`, every line with its CRLF, and the empty
+/// line.
+fn head_len<B>(req: &http::Request<B>) -> usize {
+    let uri = req.uri();
+    let target = uri.scheme_str().map_or(0, |s| s.len() + "://".len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+    let line = req.method().as_str().len() + " ".len() + target + " HTTP/1.1\r\n".len();
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + ": ".len() + value.len() + "\r\n".len())
+        .sum();
+    line + headers + "\r\n".len()
 }
 
 /// What the access line says, kept until the response body is done.

@@ -21,7 +21,7 @@ use std::future::Future;
 use bytes::Bytes;
 use hyper::body::Incoming;
 
-use super::deadline::ConnDeadline;
+use super::deadline::{ConnDeadline, Protocol};
 use crate::client::Client;
 
 /// What a listener serves: one response per request, never an error.
@@ -347,7 +347,7 @@ impl<S: Service> Connection<S> {
     /// ends. Each request carries the [`Client`] it came from.
     fn serve<I>(self, io: I, tls: bool)
     where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Protocol + Unpin + Send + 'static,
     {
         let Connection {
             service,

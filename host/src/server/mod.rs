@@ -53,7 +53,7 @@ pub async fn start(app: Arc<App>, listen: SocketAddr) -> std::io::Result<ServerH
         idle_timeout: config.idle_timeout,
         shutdown_grace: config.shutdown_grace,
         gauges: true,
-        read_buffer: 64 << 10,
+        read_buffer: edge::MAX_HEAD_LEN,
         tls: config.tls.as_ref().map(Tls::load).transpose()?,
     };
     let scheme = if settings.tls.is_some() { "https" } else { "http" };
