@@ -23,7 +23,8 @@ use crate::client::Client;
 use crate::text::sanitize;
 
 /// The longest request target (path and query) served; longer ones get 414.
-/// hyper alone only stops at its 64 KiB head buffer (431).
+/// hyper alone only stops at 65,534 bytes (its own 414) or at the head limit
+/// below (431).
 pub const MAX_URI_LEN: usize = 8 * 1024;
 
 /// The largest request head (request line and header lines) served; larger
