@@ -57,22 +57,26 @@ impl Conn {
     }
 
     /// Calls the guest under a fresh deadline.
+    ///
+    /// The call's future (~1.7 KiB: wasmtime's call and the deadline) is
+    /// boxed, made only while a message is handled: unboxed it would be
+    /// part of the connection task's future, whose size every open
+    /// connection keeps allocated for its whole life, idle or not.
     async fn on_message(&mut self, message: WsMessage) -> Result<(), Fault> {
         let handler = self.world.waterspout_handler_websocket_handler();
-        self.guest
-            .call("websocket on-message", async |store| {
-                handler.call_on_message(store, &message).await
-            })
-            .await
+        Box::pin(self.guest.call("websocket on-message", async |store| {
+            handler.call_on_message(store, &message).await
+        }))
+        .await
     }
 
+    /// Boxed for the same reason as [`Conn::on_message`].
     async fn on_close(&mut self, code: Option<u16>, reason: Option<String>) -> Result<(), Fault> {
         let handler = self.world.waterspout_handler_websocket_handler();
-        self.guest
-            .call("websocket on-close", async |store| {
-                handler.call_on_close(store, code, reason.as_deref()).await
-            })
-            .await
+        Box::pin(self.guest.call("websocket on-close", async |store| {
+            handler.call_on_close(store, code, reason.as_deref()).await
+        }))
+        .await
     }
 
     /// The connection is over without a socket (the upgrade failed): still
@@ -320,7 +324,9 @@ async fn write_loop(
 /// destroy our close frame before the client read it.
 async fn linger(io: &mut TokioIo<Upgraded>) {
     let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
-    let mut buf = [0u8; 4096];
+    // On the heap, made only now: on the stack it would be 4 KiB of the
+    // connection task's future for the connection's whole life.
+    let mut buf = vec![0u8; 4096];
     let mut budget = 1usize << 20;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while budget > 0 {
