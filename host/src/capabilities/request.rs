@@ -126,6 +126,18 @@ impl RequestData {
 
     /// Parses form-urlencoded and multipart bodies into `body_arguments` and
     /// `files`, as Tornado's `parse_body_arguments` does.
+    /// The request's head and body in bytes of their own. hyper parses a
+    /// request in place: its URI, its header values and a small body are
+    /// slices of the connection's read buffer (8 KiB), and whatever keeps
+    /// them keeps that buffer while hyper reads on into a new one. A long
+    /// poll keeps its data for as long as it waits: copies, a few hundred
+    /// bytes, instead.
+    pub fn detach(&mut self) {
+        self.uri = crate::head::detached_uri(&self.uri);
+        self.headers = crate::head::detached_headers(&self.headers);
+        self.body = Bytes::copy_from_slice(&self.body);
+    }
+
     pub async fn parse_body(&mut self) -> Result<(), BodyError> {
         if self.body.is_empty() {
             return Ok(());
@@ -405,6 +417,29 @@ mod tests {
             vec![],
             vec![],
         )
+    }
+
+    #[test]
+    fn a_detached_request_keeps_none_of_the_buffer_it_was_parsed_from() {
+        // As hyper hands a request over: its URI, a header value and its
+        // body are slices of one buffer.
+        let wire = Bytes::copy_from_slice(b"/wait?topic=news|a=1; b=2|cursor=3");
+        let (mut parts, ()) = http::Request::builder().body(()).unwrap().into_parts();
+        parts.uri = http::Uri::from_maybe_shared(wire.slice(0..16)).unwrap();
+        let cookie = http::HeaderValue::from_maybe_shared(wire.slice(17..25)).unwrap();
+        parts.headers.insert(http::header::COOKIE, cookie);
+        let mut req = RequestData::new(parts, wire.slice(26..), [127, 0, 0, 1].into(), vec![], vec![]);
+        assert!(!wire.is_unique(), "the request's head and body share the buffer");
+
+        req.detach();
+        assert!(
+            wire.is_unique(),
+            "the detached request holds no slice of the buffer"
+        );
+        assert_eq!(req.uri, "/wait?topic=news");
+        assert_eq!(req.query_values("topic"), ["news"]);
+        assert_eq!(req.headers[http::header::COOKIE], "a=1; b=2");
+        assert_eq!(&req.body[..], b"cursor=3");
     }
 
     #[tokio::test]

@@ -55,8 +55,15 @@ pub(super) async fn serve(
         path_args,
         path_kwargs,
     } = target;
-    let web = web_ctx(&app, &parts.headers);
-    let data = RequestData::new(parts, body, remote.ip(), path_args, path_kwargs);
+    let mut data = RequestData::new(parts, body, remote.ip(), path_args, path_kwargs);
+    // A handler that may wait on pub/sub (long polls) gets its request in
+    // bytes of its own at once. Otherwise a waiting request keeps hyper's
+    // read buffer (its head is a slice of it), and hyper, reading on to
+    // notice a hang-up, fills a second one: 16 KiB a poll instead of 8.
+    if !slot.limits.pubsub_topics.is_empty() {
+        data.detach();
+    }
+    let web = web_ctx(&app, &data.headers);
     let (head_tx, mut head_rx) = oneshot::channel();
     let request_id = app.next_request_id();
     let (hangup, closed) = Hangup::new();

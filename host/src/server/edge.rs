@@ -78,7 +78,10 @@ where
     let compress = config.compress_response && req.method() != Method::HEAD;
     let line = AccessLine {
         method: req.method().clone(),
-        uri: req.uri().clone(),
+        // A copy, as the line's text: the URI's own bytes are a slice of
+        // hyper's read buffer, which a long request (a parked long poll)
+        // would otherwise keep for as long as it waits.
+        uri: req.uri().to_string(),
         remote,
         start: Instant::now(),
         status: 0,
@@ -226,7 +229,8 @@ fn head_len<B>(req: &http::Request<B>) -> usize {
 struct AccessLine {
     status: u16,
     method: Method,
-    uri: http::Uri,
+    /// The request target as the client sent it (not yet sanitized).
+    uri: String,
     remote: SocketAddr,
     start: Instant,
 }
@@ -237,7 +241,7 @@ impl AccessLine {
     fn write(&self) {
         let ms = self.start.elapsed().as_secs_f64() * 1000.0;
         let (status, method, ip) = (self.status, &self.method, self.remote.ip());
-        let uri = sanitize(&self.uri.to_string());
+        let uri = sanitize(&self.uri);
         if status >= 500 {
             tracing::error!(target: "waterspout::access", "{status} {method} {uri} ({ip}) {ms:.2}ms");
         } else if status >= 400 {
