@@ -124,8 +124,6 @@ impl RequestData {
             .unwrap_or_else(|| "127.0.0.1".to_owned())
     }
 
-    /// Parses form-urlencoded and multipart bodies into `body_arguments` and
-    /// `files`, as Tornado's `parse_body_arguments` does.
     /// The request's head and body in bytes of their own. hyper parses a
     /// request in place: its URI, its header values and a small body are
     /// slices of the connection's read buffer (8 KiB), and whatever keeps
@@ -138,6 +136,8 @@ impl RequestData {
         self.body = Bytes::copy_from_slice(&self.body);
     }
 
+    /// Parses form-urlencoded and multipart bodies into `body_arguments` and
+    /// `files`, as Tornado's `parse_body_arguments` does.
     pub async fn parse_body(&mut self) -> Result<(), BodyError> {
         if self.body.is_empty() {
             return Ok(());

@@ -59,7 +59,7 @@ pub(super) async fn serve(
     // A handler that may wait on pub/sub (long polls) gets its request in
     // bytes of its own at once. Otherwise a waiting request keeps hyper's
     // read buffer (its head is a slice of it), and hyper, reading on to
-    // notice a hang-up, fills a second one: 16 KiB a poll instead of 8.
+    // notice a hang-up, makes a second one: two 8 KiB buffers a poll.
     if !slot.limits.pubsub_topics.is_empty() {
         data.detach();
     }

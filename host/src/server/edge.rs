@@ -79,8 +79,8 @@ where
     let line = AccessLine {
         method: req.method().clone(),
         // A copy, as the line's text: the URI's own bytes are a slice of
-        // hyper's read buffer, which a long request (a parked long poll)
-        // would otherwise keep for as long as it waits.
+        // hyper's read buffer, which a long request (a long poll) would
+        // otherwise keep for as long as it waits.
         uri: req.uri().to_string(),
         remote,
         start: Instant::now(),
