@@ -133,7 +133,12 @@ impl RequestData {
     pub fn detach(&mut self) {
         self.uri = crate::head::detached_uri(&self.uri);
         self.headers = crate::head::detached_headers(&self.headers);
-        self.body = Bytes::copy_from_slice(&self.body);
+        // A body that came in one chunk is a slice of hyper's buffer; one
+        // collected from several is a buffer of its own already (an upload
+        // is not copied again).
+        if !self.body.is_unique() {
+            self.body = Bytes::copy_from_slice(&self.body);
+        }
     }
 
     /// Parses form-urlencoded and multipart bodies into `body_arguments` and
@@ -440,6 +445,14 @@ mod tests {
         assert_eq!(req.query_values("topic"), ["news"]);
         assert_eq!(req.headers[http::header::COOKIE], "a=1; b=2");
         assert_eq!(&req.body[..], b"cursor=3");
+
+        // A body in a buffer of its own stays where it is.
+        let own = Bytes::from(b"x".repeat(100_000));
+        let at = own.as_ptr();
+        let (parts, ()) = http::Request::builder().body(()).unwrap().into_parts();
+        let mut req = RequestData::new(parts, own, [127, 0, 0, 1].into(), vec![], vec![]);
+        req.detach();
+        assert_eq!(req.body.as_ptr(), at, "an unshared body is not copied");
     }
 
     #[tokio::test]
