@@ -105,7 +105,7 @@ async fn handshake(
         return page(StatusCode::BAD_REQUEST, Some("WebSocket needs HTTP/1.1"));
     };
     // The request stays as long as the connection: in copies, so that it
-    // does not keep hyper's read buffer (16 KiB) alive.
+    // does not keep hyper's read buffer (8 KiB) alive.
     parts.uri = crate::head::detached_uri(&parts.uri);
     parts.headers = crate::head::detached_headers(&parts.headers);
     let Some(registration) = app.connections().register() else {
